@@ -1,0 +1,21 @@
+//! portprobe: can this host be reached on every port an Apple product needs,
+//! and if not, which ports are blocked and by whom?
+//!
+//! The crate is laid out as the stages of one run:
+//!
+//! - [`catalog`]: the port catalog (built from Apple's article on well-known
+//!   TCP and UDP ports) and product lookup. Pure data.
+//! - [`port`]: transports, port ranges and the `--ports` language.
+//! - [`wire`]: one module per UDP protocol, building requests and recognising
+//!   replies as pure functions over bytes.
+//! - [`engine`]: resolving, scheduling, timeouts, retries and socket work.
+//!   Knows nothing of Apple or of terminals, and never prints.
+//! - [`report`]: turns results into text, JSON and exit codes. No network.
+//! - [`cli`]: the command line, wiring the others together.
+
+pub mod catalog;
+pub mod cli;
+pub mod engine;
+pub mod port;
+pub mod report;
+pub mod wire;
