@@ -1,1 +1,5 @@
-fn main() {}
+//! The `portprobe` binary: all the work is in the library.
+
+fn main() -> std::process::ExitCode {
+    portprobe::cli::main()
+}

@@ -1,0 +1,529 @@
+//! Parsing and strict validation of catalog files.
+//!
+//! Every error names the file, the entry or product (by position, line and
+//! id), and the field, so that a site maintaining its own catalog can find
+//! the mistake at once.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::{Catalog, Entry, Need, Product};
+use crate::port::{PortRange, Transport};
+
+/// What was wrong with a catalog file.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The file could not be read.
+    #[error("cannot read catalog {file}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or its top level is wrong.
+    #[error("{file}: {message}")]
+    Syntax {
+        /// The file.
+        file: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// One entry or product is invalid.
+    #[error("{file}: {item}: field `{field}`: {message}")]
+    Field {
+        /// The file.
+        file: String,
+        /// Which entry or product, e.g. `entry 3 (line 40, id "ssh")`.
+        item: String,
+        /// The field at fault.
+        field: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    entry: Vec<toml::Value>,
+    #[serde(default)]
+    product: Vec<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    id: String,
+    row: u32,
+    label: String,
+    table_port: String,
+    ports: Vec<String>,
+    table_protocol: String,
+    probe_protocols: Option<Vec<String>>,
+    probe_reason: Option<String>,
+    service: Option<String>,
+    rfc: Option<String>,
+    used_by: Option<String>,
+    #[serde(default)]
+    unregistered: bool,
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    name: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    includes: Vec<String>,
+    #[serde(default)]
+    needs: Vec<RawNeed>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeed {
+    entry: String,
+    protocols: Option<Vec<String>>,
+    why: Option<String>,
+}
+
+/// Identifies an entry or product in error messages.
+struct Item {
+    kind: &'static str,
+    index: usize,
+    line: Option<usize>,
+    name: Option<String>,
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.index + 1)?;
+        match (&self.line, &self.name) {
+            (Some(line), Some(name)) => write!(f, " (line {line}, {name})"),
+            (Some(line), None) => write!(f, " (line {line})"),
+            (None, Some(name)) => write!(f, " ({name})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Line numbers (from 1) of each `[[header]]` in the text, in order.
+fn header_lines(text: &str, header: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, item: &Item, field: &str, message: impl Into<String>) -> CatalogError {
+        CatalogError::Field {
+            file: self.file.to_string(),
+            item: item.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Turns a serde error for one table into a located error; serde names
+    /// unknown and missing fields in its message, which we lift into `field`.
+    fn serde_err(&self, item: &Item, e: toml::de::Error) -> CatalogError {
+        let message = e.message().trim().to_string();
+        let field = between_backticks(&message).unwrap_or("?").to_string();
+        self.err(item, &field, message)
+    }
+}
+
+fn between_backticks(s: &str) -> Option<&str> {
+    let start = s.find('`')? + 1;
+    let len = s[start..].find('`')?;
+    Some(&s[start..start + len])
+}
+
+/// Parses and validates a whole catalog.
+pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
+    let ctx = Ctx { file };
+    let raw: RawFile = toml::from_str(text).map_err(|e| CatalogError::Syntax {
+        file: file.to_string(),
+        message: syntax_message(text, &e),
+    })?;
+    let entry_lines = header_lines(text, "[[entry]]");
+    let product_lines = header_lines(text, "[[product]]");
+
+    let mut entries = Vec::with_capacity(raw.entry.len());
+    let mut ids: HashSet<String> = HashSet::new();
+    let mut rows: HashSet<u32> = HashSet::new();
+    for (index, value) in raw.entry.into_iter().enumerate() {
+        let mut item = Item {
+            kind: "entry",
+            index,
+            line: entry_lines.get(index).copied(),
+            name: value
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(|id| format!("id \"{id}\"")),
+        };
+        let raw = RawEntry::deserialize(value).map_err(|e| ctx.serde_err(&item, e))?;
+        item.name = Some(format!("id \"{}\"", raw.id));
+        let entry = validate_entry(&ctx, &item, raw)?;
+        if !ids.insert(entry.id.clone()) {
+            return Err(ctx.err(
+                &item,
+                "id",
+                format!(
+                    "id \"{}\" is used by an earlier entry (ids must be unique)",
+                    entry.id
+                ),
+            ));
+        }
+        if !rows.insert(entry.row) {
+            return Err(ctx.err(
+                &item,
+                "row",
+                format!(
+                    "row {} is used by an earlier entry (rows must be unique)",
+                    entry.row
+                ),
+            ));
+        }
+        entries.push(entry);
+    }
+
+    let mut products = Vec::with_capacity(raw.product.len());
+    let mut names: HashMap<String, String> = HashMap::new();
+    for (index, value) in raw.product.into_iter().enumerate() {
+        let mut item = Item {
+            kind: "product",
+            index,
+            line: product_lines.get(index).copied(),
+            name: value
+                .get("name")
+                .and_then(|v| v.as_str())
+                .map(|n| format!("\"{n}\"")),
+        };
+        let raw = RawProduct::deserialize(value).map_err(|e| ctx.serde_err(&item, e))?;
+        item.name = Some(format!("\"{}\"", raw.name));
+        let product = validate_product(&ctx, &item, raw, &entries)?;
+        for (field, name) in std::iter::once(("name", &product.name))
+            .chain(product.aliases.iter().map(|a| ("aliases", a)))
+        {
+            let key = super::lookup::normalise(name);
+            if key.is_empty() {
+                return Err(ctx.err(
+                    &item,
+                    field,
+                    format!("\"{name}\" has no letters or digits to match on"),
+                ));
+            }
+            if let Some(owner) = names.insert(key, product.name.clone()) {
+                if owner != product.name {
+                    return Err(ctx.err(&item, field, format!("\"{name}\" already names product \"{owner}\" (names and aliases must be unique, ignoring case, spaces and punctuation)")));
+                }
+            }
+        }
+        products.push((item, product));
+    }
+
+    for (item, product) in &products {
+        for name in &product.includes {
+            if !products.iter().any(|(_, p)| &p.name == name) {
+                let known: Vec<&str> = products.iter().map(|(_, p)| p.name.as_str()).collect();
+                return Err(ctx.err(
+                    item,
+                    "includes",
+                    format!(
+                        "no product named \"{name}\" ({})",
+                        closest_hint(name, &known)
+                    ),
+                ));
+            }
+        }
+    }
+    let products: Vec<Product> = products.into_iter().map(|(_, p)| p).collect();
+    if let Some(cycle) = include_cycle(&products) {
+        let index = products
+            .iter()
+            .position(|p| p.name == cycle[0])
+            .unwrap_or(0);
+        let item = Item {
+            kind: "product",
+            index,
+            line: product_lines.get(index).copied(),
+            name: Some(format!("\"{}\"", cycle[0])),
+        };
+        return Err(ctx.err(
+            &item,
+            "includes",
+            format!(
+                "products include each other in a cycle: {}",
+                cycle.join(" -> ")
+            ),
+        ));
+    }
+
+    Ok(Catalog {
+        origin: file.to_string(),
+        entries,
+        products,
+    })
+}
+
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
+}
+
+fn parse_transport(s: &str) -> Option<Transport> {
+    s.parse().ok()
+}
+
+fn validate_entry(ctx: &Ctx<'_>, item: &Item, raw: RawEntry) -> Result<Entry, CatalogError> {
+    if raw.id.trim().is_empty() {
+        return Err(ctx.err(item, "id", "must not be empty"));
+    }
+    if raw.row == 0 {
+        return Err(ctx.err(item, "row", "rows count from 1"));
+    }
+    if raw.label.trim().is_empty() {
+        return Err(ctx.err(item, "label", "must not be empty"));
+    }
+    if raw.ports.is_empty() {
+        return Err(ctx.err(
+            item,
+            "ports",
+            "lists no ports (expected e.g. [\"548\"] or [\"600-1023\"])",
+        ));
+    }
+    let mut ports = Vec::with_capacity(raw.ports.len());
+    for p in &raw.ports {
+        let range: PortRange = p
+            .parse()
+            .map_err(|e| ctx.err(item, "ports", format!("\"{p}\": {e}")))?;
+        ports.push(range);
+    }
+    let stated: Option<Vec<Transport>> =
+        match raw.table_protocol.trim().to_ascii_uppercase().as_str() {
+            "TCP" => Some(vec![Transport::Tcp]),
+            "UDP" => Some(vec![Transport::Udp]),
+            "TCP/UDP" | "UDP/TCP" => Some(vec![Transport::Tcp, Transport::Udp]),
+            "-" => None,
+            other => {
+                return Err(ctx.err(
+                item,
+                "table_protocol",
+                format!(
+                    "unknown protocol \"{other}\" (expected \"TCP\", \"UDP\", \"TCP/UDP\" or \"-\")"
+                ),
+            ));
+            }
+        };
+    let transports = match (stated, raw.probe_protocols) {
+        (Some(t), None) => t,
+        (Some(_), Some(_)) => {
+            return Err(ctx.err(
+                item,
+                "probe_protocols",
+                format!(
+                    "only for rows whose table_protocol is \"-\"; this row states \"{}\"",
+                    raw.table_protocol
+                ),
+            ));
+        }
+        (None, None) => {
+            return Err(ctx.err(item, "probe_protocols", "required when table_protocol is \"-\": say which of \"tcp\" and \"udp\" to probe, and why in probe_reason"));
+        }
+        (None, Some(list)) => {
+            if list.is_empty() {
+                return Err(ctx.err(
+                    item,
+                    "probe_protocols",
+                    "lists no protocol (expected \"tcp\", \"udp\" or both)",
+                ));
+            }
+            let mut out = Vec::new();
+            for p in &list {
+                let t = parse_transport(p).ok_or_else(|| {
+                    ctx.err(
+                        item,
+                        "probe_protocols",
+                        format!("unknown protocol \"{p}\" (expected \"tcp\" or \"udp\")"),
+                    )
+                })?;
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            if raw
+                .probe_reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+            {
+                return Err(ctx.err(item, "probe_reason", "required with probe_protocols: say why these protocols are probed when the table states none"));
+            }
+            out
+        }
+    };
+    Ok(Entry {
+        id: raw.id,
+        row: raw.row,
+        label: raw.label,
+        table_port: raw.table_port,
+        ports,
+        table_protocol: raw.table_protocol,
+        transports,
+        probe_reason: raw.probe_reason,
+        service: raw.service,
+        rfc: raw.rfc,
+        used_by: raw.used_by,
+        unregistered: raw.unregistered,
+        note: raw.note,
+    })
+}
+
+fn validate_product(
+    ctx: &Ctx<'_>,
+    item: &Item,
+    raw: RawProduct,
+    entries: &[Entry],
+) -> Result<Product, CatalogError> {
+    if raw.name.trim().is_empty() {
+        return Err(ctx.err(item, "name", "must not be empty"));
+    }
+    if raw.needs.is_empty() && raw.includes.is_empty() {
+        return Err(ctx.err(
+            item,
+            "needs",
+            "the product needs no ports and includes no product",
+        ));
+    }
+    let mut needs = Vec::with_capacity(raw.needs.len());
+    for (i, need) in raw.needs.into_iter().enumerate() {
+        let field = format!("needs[{i}].entry");
+        let Some(entry) = entries.iter().find(|e| e.id == need.entry) else {
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+            return Err(ctx.err(
+                item,
+                &field,
+                format!(
+                    "no entry with id \"{}\" ({})",
+                    need.entry,
+                    closest_hint(&need.entry, &ids)
+                ),
+            ));
+        };
+        let transports = match need.protocols {
+            None => None,
+            Some(list) => {
+                let field = format!("needs[{i}].protocols");
+                let mut out = Vec::new();
+                for p in &list {
+                    let t = parse_transport(p).ok_or_else(|| {
+                        ctx.err(
+                            item,
+                            &field,
+                            format!("unknown protocol \"{p}\" (expected \"tcp\" or \"udp\")"),
+                        )
+                    })?;
+                    if !entry.transports.contains(&t) {
+                        return Err(ctx.err(
+                            item,
+                            &field,
+                            format!(
+                                "entry \"{}\" has no {} port (it is {})",
+                                entry.id,
+                                t.label(),
+                                entry.table_protocol
+                            ),
+                        ));
+                    }
+                    out.push(t);
+                }
+                if out.is_empty() {
+                    return Err(ctx.err(
+                        item,
+                        &field,
+                        "lists no protocol (omit the field to need every protocol of the entry)",
+                    ));
+                }
+                Some(out)
+            }
+        };
+        needs.push(Need {
+            entry: need.entry,
+            transports,
+            why: need.why,
+        });
+    }
+    Ok(Product {
+        name: raw.name,
+        aliases: raw.aliases,
+        summary: raw.summary,
+        includes: raw.includes,
+        needs,
+    })
+}
+
+/// "closest: a, b, c" for a misspelt name.
+fn closest_hint(name: &str, known: &[&str]) -> String {
+    let close = super::lookup::closest(name, known.iter().copied(), 3);
+    if close.is_empty() {
+        "no similar name".to_string()
+    } else {
+        format!("closest: {}", close.join(", "))
+    }
+}
+
+/// A chain of product names that includes itself, if any.
+fn include_cycle(products: &[Product]) -> Option<Vec<String>> {
+    fn visit(
+        name: &str,
+        products: &[Product],
+        path: &mut Vec<String>,
+        done: &mut HashSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(pos) = path.iter().position(|p| p == name) {
+            let mut cycle = path[pos..].to_vec();
+            cycle.push(name.to_string());
+            return Some(cycle);
+        }
+        if done.contains(name) {
+            return None;
+        }
+        path.push(name.to_string());
+        let product = products.iter().find(|p| p.name == name)?;
+        for inc in &product.includes {
+            if let Some(cycle) = visit(inc, products, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(name.to_string());
+        None
+    }
+    let mut done = HashSet::new();
+    products
+        .iter()
+        .find_map(|p| visit(&p.name, products, &mut Vec::new(), &mut done))
+}

@@ -1,0 +1,576 @@
+//! Tests of the built-in catalog against the article's table, of product
+//! lookup, and of the validation of users' catalog files.
+
+use super::*;
+
+fn cat() -> Catalog {
+    Catalog::builtin()
+}
+
+fn entry<'a>(c: &'a Catalog, id: &str) -> &'a Entry {
+    c.entry(id).unwrap_or_else(|| panic!("no entry {id}"))
+}
+
+fn ranges(e: &Entry) -> Vec<String> {
+    e.ports.iter().map(|r| r.to_string()).collect()
+}
+
+#[test]
+fn every_row_of_the_table_is_present_in_order() {
+    let c = cat();
+    assert_eq!(c.entries().len(), 107);
+    let rows: Vec<u32> = c.entries().iter().map(|e| e.row).collect();
+    assert_eq!(rows, (1..=107).collect::<Vec<u32>>());
+    let first = &c.entries()[0];
+    assert_eq!(
+        (first.table_port.as_str(), first.table_protocol.as_str()),
+        ("7", "TCP/UDP")
+    );
+    let last = &c.entries()[106];
+    assert_eq!(
+        (last.table_port.as_str(), last.service.as_deref()),
+        ("50006", Some("FileMaker helper service"))
+    );
+}
+
+#[test]
+fn port_column_matches_parsed_ports_for_every_row() {
+    for e in cat().entries() {
+        let printed: Vec<String> = e
+            .table_port
+            .split('&')
+            .map(|p| p.trim().to_string())
+            .collect();
+        assert_eq!(printed, ranges(e), "row {}", e.row);
+    }
+}
+
+#[test]
+fn ranges_are_stored_as_ranges() {
+    let c = cat();
+    let expect = [
+        ("rpc-services", "600-1023", "TCP/UDP"),
+        ("xrdiags", "5897-5898", "UDP"),
+        ("qtss-rtp", "6970-9999", "UDP"),
+        ("web-8000", "8000-8999", "TCP"),
+        ("ichat-av-rtp", "16384-16403", "UDP"),
+        ("web-cache-24000", "24000-24999", "TCP"),
+        ("itunes-radio-streams", "42000-42999", "TCP"),
+        ("xsan", "49152-65535", "TCP"),
+    ];
+    for (id, range, proto) in expect {
+        let e = entry(&c, id);
+        assert_eq!(ranges(e), [range], "{id}");
+        assert_eq!(e.table_protocol, proto, "{id}");
+    }
+    assert_eq!(
+        entry(&c, "rpc-services").transports,
+        [Transport::Tcp, Transport::Udp]
+    );
+}
+
+#[test]
+fn rows_with_several_ports_keep_each_port() {
+    let c = cat();
+    let jboss = entry(&c, "jboss-rmi-iiop");
+    assert_eq!(jboss.table_port, "1099 & 8043");
+    assert_eq!(ranges(jboss), ["1099", "8043"]);
+    let tomcat = entry(&c, "tomcat-jboss-http");
+    assert_eq!(tomcat.table_port, "9006 & 8080 & 8443");
+    assert_eq!(ranges(tomcat), ["9006", "8080", "8443"]);
+}
+
+#[test]
+fn rows_without_a_protocol_say_so_and_why_tcp_is_probed() {
+    let c = cat();
+    for id in ["tomcat-jboss-http", "filemaker-server", "filemaker-helper"] {
+        let e = entry(&c, id);
+        assert_eq!(e.table_protocol, "-", "{id}");
+        assert_eq!(e.transports, [Transport::Tcp], "{id}");
+        let reason = e.probe_reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("states no protocol") && reason.contains("TCP"),
+            "{id}: {reason}"
+        );
+    }
+    let with_reason = c
+        .entries()
+        .iter()
+        .filter(|e| e.probe_reason.is_some())
+        .count();
+    assert_eq!(with_reason, 3);
+}
+
+#[test]
+fn same_port_with_different_services_per_protocol() {
+    let c = cat();
+    let by_port = |port: u16| -> Vec<(&str, Vec<Transport>)> {
+        c.entries()
+            .iter()
+            .filter(|e| e.ports.iter().any(|r| r.start() == port && r.end() == port))
+            .map(|e| (e.label.as_str(), e.transports.clone()))
+            .collect()
+    };
+    assert_eq!(
+        by_port(514),
+        [
+            ("Remote shell", vec![Transport::Tcp]),
+            ("Syslog", vec![Transport::Udp])
+        ]
+    );
+    assert_eq!(
+        by_port(626),
+        [
+            ("AppleShare IMAP Admin", vec![Transport::Tcp]),
+            ("serialnumberd", vec![Transport::Udp])
+        ]
+    );
+    let rtsp: Vec<_> = by_port(7070);
+    assert_eq!(rtsp.len(), 2);
+    assert_eq!(
+        entry(&c, "rtsp-alt-tcp").service.as_deref(),
+        Some(
+            "RTSP (Unregistered Use) Automatic Router Configuration Protocol (ARCP - Registered Use)"
+        )
+    );
+    assert_eq!(
+        entry(&c, "rtsp-alt-udp").service.as_deref(),
+        Some("RTSP alternate")
+    );
+}
+
+#[test]
+fn notes_under_the_table_qualify_their_rows() {
+    let c = cat();
+    let note = |id: &str| entry(&c, id).note.clone().unwrap_or_default();
+    assert!(note("web-performance-cache").contains("16080") && note("http").contains("cache"));
+    assert!(note("macos-server-admin").contains("10.3.9") && note("server-admin").contains("311"));
+    assert!(note("jabber").contains("5223"));
+    assert!(note("pptp").contains("IP protocol 47") && note("pptp").contains("no port probe"));
+    assert!(note("l2tp").contains("IP protocol 50"));
+    assert!(note("rpc-services").contains("portmap"));
+}
+
+#[test]
+fn unregistered_flags_follow_the_table() {
+    let c = cat();
+    let flagged: Vec<&str> = c
+        .entries()
+        .iter()
+        .filter(|e| e.unregistered)
+        .map(|e| e.id.as_str())
+        .collect();
+    let expected: Vec<&str> = c
+        .entries()
+        .iter()
+        .filter(|e| {
+            e.service
+                .as_deref()
+                .is_some_and(|s| s.contains("Unregistered Use"))
+        })
+        .map(|e| e.id.as_str())
+        .collect();
+    assert_eq!(flagged, expected);
+    assert!(
+        flagged.contains(&"vnc")
+            && flagged.contains(&"password-server")
+            && flagged.contains(&"airport-admin")
+    );
+}
+
+#[test]
+fn every_row_and_protocol_belongs_to_a_product_or_other_services() {
+    let c = cat();
+    let all: Vec<&Product> = c.products().iter().collect();
+    let claimed = c.requirements(&all);
+    for e in c.entries() {
+        for &t in &e.transports {
+            for &r in &e.ports {
+                assert!(
+                    claimed
+                        .iter()
+                        .any(|q| q.row == Some(e.row) && q.protocol == t && q.range() == r),
+                    "row {} ({}) {t} {r} belongs to no product",
+                    e.row,
+                    e.id
+                );
+            }
+        }
+    }
+    let others = c.find_product("other services").unwrap();
+    assert_eq!(others.name, "Other services");
+}
+
+#[test]
+fn required_products_exist() {
+    let c = cat();
+    for name in [
+        "Mac OS X Server",
+        "Mac OS X",
+        "Apple Remote Desktop",
+        "Xsan",
+        "iChat",
+        "iChat AV",
+        "QuickTime Streaming Server",
+        "MobileMe",
+        "Mail",
+        "Bonjour",
+        "AirPort",
+        "Final Cut Server",
+        "iTunes",
+        "iTunes Store",
+        "iTunes Radio",
+        "iTunes Music Sharing",
+        "VPN",
+        "Open Directory",
+        "Workgroup Manager",
+        "Server Admin",
+        "Back to My Mac",
+        "Printer Sharing",
+        "File Sharing",
+        "AFP",
+        "SMB",
+        "Screen Sharing",
+        "NetBoot",
+        "Podcast Capture",
+        "FileMaker",
+        "Software Update",
+        "Xgrid",
+        "Macintosh Manager",
+        "Password Server",
+    ] {
+        assert!(c.find_product(name).is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn apple_remote_desktop_needs_its_ports() {
+    let c = cat();
+    let ard = c.find_product("Apple Remote Desktop").unwrap();
+    let reqs = c.requirements(&[ard]);
+    let has = |t: Transport, p: u16| {
+        reqs.iter()
+            .any(|r| r.protocol == t && r.range().contains(p))
+    };
+    assert!(has(Transport::Tcp, 3283) && has(Transport::Udp, 3283));
+    assert!(has(Transport::Tcp, 5900) && has(Transport::Tcp, 5988));
+    assert!(reqs.iter().all(|r| r.products == ["Apple Remote Desktop"]));
+}
+
+#[test]
+fn mac_os_x_server_includes_its_parts() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    let reqs = c.requirements(&[server]);
+    let has = |t: Transport, p: u16| {
+        reqs.iter()
+            .any(|r| r.protocol == t && r.range().contains(p))
+    };
+    // VPN, Password Server, Open Directory, Workgroup Manager, Server Admin.
+    for (t, p) in [
+        (Transport::Udp, 500),
+        (Transport::Udp, 1701),
+        (Transport::Tcp, 1723),
+        (Transport::Udp, 4500),
+        (Transport::Tcp, 106),
+        (Transport::Tcp, 3659),
+        (Transport::Tcp, 389),
+        (Transport::Tcp, 88),
+        (Transport::Tcp, 625),
+        (Transport::Tcp, 311),
+        (Transport::Tcp, 660),
+        (Transport::Udp, 626),
+    ] {
+        assert!(has(t, p), "{t} {p}");
+    }
+    // Reached through an include, the port still names the product asked for.
+    assert!(reqs.iter().all(|r| r.products == ["Mac OS X Server"]));
+}
+
+#[test]
+fn requirements_merge_products_and_reasons() {
+    let c = cat();
+    let mail = c.find_product("Mail").unwrap();
+    let mobileme = c.find_product("MobileMe").unwrap();
+    let reqs = c.requirements(&[mail, mobileme]);
+    let smtp = reqs.iter().find(|r| r.port_start == 25).unwrap();
+    assert_eq!(smtp.products, ["Mail", "MobileMe"]);
+    assert_eq!(smtp.why, ["sending email", "MobileMe Mail sending"]);
+    let pop3s: Vec<_> = reqs.iter().filter(|r| r.port_start == 995).collect();
+    assert_eq!(pop3s.len(), 1, "Mail needs only TCP 995");
+    assert_eq!(pop3s[0].protocol, Transport::Tcp);
+}
+
+#[test]
+fn all_requirements_list_every_port_and_protocol_of_the_table() {
+    let c = cat();
+    let all = c.all_requirements();
+    let mut expected = 0;
+    for e in c.entries() {
+        expected += e.transports.len() * e.ports.len();
+    }
+    assert_eq!(all.len(), expected);
+    // A TCP/UDP row gives two entries.
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.id.as_deref() == Some("echo"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        all.iter()
+            .filter(|r| r.id.as_deref() == Some("tomcat-jboss-http"))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn port_counts_count_distinct_ports() {
+    let c = cat();
+    let ard = c.find_product("ARD").unwrap();
+    assert_eq!(c.port_counts(ard), (4, 2));
+    let xsan = c.find_product("Xsan").unwrap();
+    assert_eq!(c.port_counts(xsan), (16385, 1));
+}
+
+#[test]
+fn aliases_and_loose_spelling_find_products() {
+    let c = cat();
+    for (typed, canonical) in [
+        ("ARD", "Apple Remote Desktop"),
+        ("ard", "Apple Remote Desktop"),
+        ("Remote Desktop", "Apple Remote Desktop"),
+        ("QTSS", "QuickTime Streaming Server"),
+        ("OS X Server", "Mac OS X Server"),
+        ("mac os x server", "Mac OS X Server"),
+        ("MacOSXServer", "Mac OS X Server"),
+        ("mac-os-x-server", "Mac OS X Server"),
+        ("quicktime", "QuickTime Streaming Server"),
+        ("Back to my Mac", "Back to My Mac"),
+    ] {
+        assert_eq!(
+            c.find_product(typed).map(|p| p.name.as_str()),
+            Ok(canonical),
+            "{typed}"
+        );
+    }
+}
+
+#[test]
+fn unknown_names_suggest_the_closest() {
+    let c = cat();
+    let err = c.find_product("Remote Desktp").unwrap_err();
+    let LookupError::NotFound { closest, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        closest.first().map(String::as_str),
+        Some("Apple Remote Desktop")
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("no product named \"Remote Desktp\"") && text.contains("portprobe products"),
+        "{text}"
+    );
+
+    let err = c.find_product("Xsna").unwrap_err();
+    assert!(err.to_string().contains("Xsan"), "{err}");
+
+    let err = c.find_product("zzzzqqqq").unwrap_err();
+    assert!(
+        matches!(err, LookupError::NotFound { ref closest, .. } if closest.is_empty()),
+        "{err:?}"
+    );
+
+    let err = c.find_product("i").unwrap_err();
+    assert!(matches!(err, LookupError::NotFound { .. }), "{err:?}");
+}
+
+#[test]
+fn ambiguous_beginnings_name_the_candidates() {
+    assert_eq!(cat().find_product("itun").unwrap().name, "iTunes");
+    let err = cat().find_product("mac").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("could mean")
+            && text.contains("Mac OS X Server")
+            && text.contains("Macintosh Manager"),
+        "{text}"
+    );
+}
+
+// ----- users' catalog files -----
+
+const GOOD: &str = r#"
+[[entry]]
+id = "web"
+row = 1
+label = "HTTP"
+table_port = "80"
+ports = ["80"]
+table_protocol = "TCP"
+
+[[product]]
+name = "Intranet"
+needs = [{ entry = "web" }]
+"#;
+
+fn load_err(text: &str) -> String {
+    Catalog::parse(text, "site.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn a_minimal_user_catalog_loads() {
+    let c = Catalog::parse(GOOD, "site.toml").unwrap();
+    assert_eq!(c.entries().len(), 1);
+    assert_eq!(c.origin(), "site.toml");
+    assert_eq!(c.find_product("intranet").unwrap().name, "Intranet");
+}
+
+#[test]
+fn unknown_fields_are_located() {
+    let text = GOOD.replace("label = \"HTTP\"", "label = \"HTTP\"\nlabl = \"typo\"");
+    let err = load_err(&text);
+    assert!(
+        err.starts_with(
+            "site.toml: entry 1 (line 2, id \"web\"): field `labl`: unknown field `labl`"
+        ),
+        "{err}"
+    );
+
+    let text = GOOD.replace(
+        "name = \"Intranet\"",
+        "name = \"Intranet\"\ncolour = \"red\"",
+    );
+    let err = load_err(&text);
+    assert!(
+        err.starts_with("site.toml: product 1 (line 10, \"Intranet\"): field `colour`"),
+        "{err}"
+    );
+
+    let err = load_err(&format!("{GOOD}\n[extra]\nx = 1\n"));
+    assert!(
+        err.starts_with("site.toml: ") && err.contains("unknown field `extra`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_fields_are_located() {
+    let text = GOOD.replace("label = \"HTTP\"\n", "");
+    let err = load_err(&text);
+    assert!(
+        err.contains("entry 1 (line 2, id \"web\"): field `label`: missing field `label`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_ports_are_located() {
+    for (ports, expected) in [
+        ("[\"70000\"]", "\"70000\": port 70000 is out of range"),
+        ("[\"0\"]", "\"0\": port 0 is not a valid port"),
+        ("[\"http\"]", "\"http\": `http` is not a port number"),
+        ("[]", "lists no ports"),
+    ] {
+        let err = load_err(&GOOD.replace("ports = [\"80\"]", &format!("ports = {ports}")));
+        assert!(
+            err.contains("entry 1 (line 2, id \"web\"): field `ports`: ") && err.contains(expected),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn reversed_ranges_are_located() {
+    let err = load_err(&GOOD.replace("ports = [\"80\"]", "ports = [\"90-80\"]"));
+    assert!(
+        err.contains("field `ports`: \"90-80\": range 90-80 runs backwards"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_protocols_are_located() {
+    let err = load_err(&GOOD.replace("table_protocol = \"TCP\"", "table_protocol = \"SCTP\""));
+    assert!(err.contains("field `table_protocol`: unknown protocol \"SCTP\" (expected \"TCP\", \"UDP\", \"TCP/UDP\" or \"-\")"), "{err}");
+
+    let err = load_err(&GOOD.replace(
+        "{ entry = \"web\" }",
+        "{ entry = \"web\", protocols = [\"icmp\"] }",
+    ));
+    assert!(err.contains("product 1 (line 10, \"Intranet\"): field `needs[0].protocols`: unknown protocol \"icmp\""), "{err}");
+
+    let err = load_err(&GOOD.replace(
+        "{ entry = \"web\" }",
+        "{ entry = \"web\", protocols = [\"udp\"] }",
+    ));
+    assert!(err.contains("entry \"web\" has no UDP port"), "{err}");
+
+    let err = load_err(&GOOD.replace("table_protocol = \"TCP\"", "table_protocol = \"-\""));
+    assert!(
+        err.contains("field `probe_protocols`: required when table_protocol is \"-\""),
+        "{err}"
+    );
+
+    let text = GOOD.replace(
+        "table_protocol = \"TCP\"",
+        "table_protocol = \"-\"\nprobe_protocols = [\"tcp\"]",
+    );
+    let err = load_err(&text);
+    assert!(err.contains("field `probe_reason`: required"), "{err}");
+}
+
+#[test]
+fn products_naming_unknown_entries_are_located() {
+    let err = load_err(&GOOD.replace("{ entry = \"web\" }", "{ entry = \"wbe\" }"));
+    assert!(err.contains("site.toml: product 1 (line 10, \"Intranet\"): field `needs[0].entry`: no entry with id \"wbe\" (closest: web)"), "{err}");
+
+    let err = load_err(&GOOD.replace("needs = ", "includes = [\"Extranet\"]\nneeds = "));
+    assert!(
+        err.contains("field `includes`: no product named \"Extranet\" (closest: Intranet)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_ids_names_and_include_cycles_are_rejected() {
+    let dup = format!(
+        "{GOOD}\n[[entry]]\nid = \"web\"\nrow = 2\nlabel = \"x\"\ntable_port = \"81\"\nports = [\"81\"]\ntable_protocol = \"TCP\"\n"
+    );
+    assert!(load_err(&dup).contains(
+        "entry 2 (line 14, id \"web\"): field `id`: id \"web\" is used by an earlier entry"
+    ));
+
+    let twin =
+        format!("{GOOD}\n[[product]]\nname = \"intra-net\"\nneeds = [{{ entry = \"web\" }}]\n");
+    assert!(load_err(&twin).contains("\"intra-net\" already names product \"Intranet\""));
+
+    let cycle = format!(
+        "{}\n[[product]]\nname = \"B\"\nincludes = [\"Intranet\"]\n",
+        GOOD.replace("needs = ", "includes = [\"B\"]\nneeds = ")
+    );
+    let err = load_err(&cycle);
+    assert!(
+        err.contains(
+            "field `includes`: products include each other in a cycle: Intranet -> B -> Intranet"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let err = load_err("[[entry]]\nid = \"x\nrow = 1\n");
+    assert!(err.starts_with("site.toml: line 2, column "), "{err}");
+}
+
+#[test]
+fn unreadable_files_name_the_file() {
+    let err = Catalog::from_file(std::path::Path::new("/nonexistent/site.toml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot read catalog /nonexistent/site.toml"
+    );
+}

@@ -1,0 +1,268 @@
+//! The command-line arguments (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::port::{PortItem, parse_port_list};
+use crate::report::EXIT_CODES;
+
+const ABOUT: &str = "Can this host be reached on every port an Apple product needs? \
+Probes the TCP and UDP ports from Apple's table of well-known ports and reports which \
+are open, which answer with no service, and which are blocked, and by whom.";
+
+const STATES: &str = "\
+Port states:
+  open           TCP connect completed, or a UDP reply came back
+  closed         the host answered that nothing listens (TCP reset, ICMP port unreachable):
+                 the path is open; note that a firewall can forge a TCP reset too
+  filtered       blocked: no answer at all (TCP), or an ICMP error such as
+                 administratively prohibited, with the address of the router that sent it
+  open|filtered  UDP only: no reply, which is either a silent service or a silent drop";
+
+/// portprobe's command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "portprobe",
+    version,
+    about = ABOUT,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = format!("Examples:\n  portprobe server.local --product \"Mac OS X Server\"\n  portprobe 192.0.2.10 --product ARD --product \"File Sharing\" --json\n  portprobe server.local --ports 548,5900,53/udp\n  portprobe products\n  portprobe ports --product \"Apple Remote Desktop\"\n\n{STATES}\n\n{EXIT_CODES}"),
+)]
+pub struct Cli {
+    /// Use this catalog file instead of the built-in one (same format as data/apple-ports.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Probe hosts (the default when no subcommand is given).
+    Probe(ProbeArgs),
+    /// List the products the catalog knows, with aliases and port counts.
+    Products(ProductsArgs),
+    /// Show what would be probed, sending nothing.
+    Ports(PortsArgs),
+}
+
+/// Output formats for probe results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A report for people at a terminal.
+    Text,
+    /// One JSON document (JSON Lines with --watch).
+    Json,
+    /// A Nagios/Icinga plugin status line with performance data.
+    Nagios,
+    /// Prometheus text exposition format.
+    Prometheus,
+}
+
+/// When to use colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When stdout is a terminal, and neither NO_COLOR nor TERM=dumb is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Arguments of a probe run.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Hosts to probe: names, IPv4 or IPv6 addresses.
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// Read more hosts from FILE, one per line; `#` starts a comment.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+
+    /// Probe the ports this product needs (repeatable; see `portprobe products`).
+    #[arg(short = 'p', long = "product", value_name = "NAME")]
+    pub products: Vec<String>,
+
+    /// Probe these ports: PORT or LO-HI, comma-separated, each optionally /tcp or /udp (TCP by default).
+    #[arg(long = "ports", value_name = "SPEC", value_parser = parse_ports)]
+    pub ports: Vec<Vec<PortItem>>,
+
+    /// Probe IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Probe IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Most probes in flight at once (default: as many as the open-file limit allows, up to 16384).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+
+    /// Most probes started per second.
+    #[arg(long, value_name = "N", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Wait this long for each answer instead of adapting to measured round-trip times (e.g. 500ms, 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Retries for a port that gave no answer [default: 1, raised automatically on a lossy path].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub retries: Option<u32>,
+
+    /// Stop probing after this long and report what is known (e.g. 30s, 2m) [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_time: Option<Duration>,
+
+    /// SNMP v1/v2c community for the UDP 161 probe (an SNMPv3 discovery is sent too).
+    #[arg(long, value_name = "COMMUNITY", default_value = "public")]
+    pub snmp_community: String,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// Write the report to FILE (atomically: written beside it, then renamed).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Use colour in the text report.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print only the summary line.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// List every port, not only runs and problems.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Probe again every INTERVAL (e.g. 30s, 5m); print the report once, then only changes.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub watch: Option<Duration>,
+}
+
+/// Arguments of `portprobe products`.
+#[derive(Debug, Args)]
+pub struct ProductsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `portprobe ports`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["products", "all", "ports"])))]
+pub struct PortsArgs {
+    /// Show the ports this product needs (repeatable).
+    #[arg(short = 'p', long = "product", value_name = "NAME")]
+    pub products: Vec<String>,
+
+    /// Show every port of the catalog.
+    #[arg(long, conflicts_with_all = ["products", "ports"])]
+    pub all: bool,
+
+    /// Show these ports as the probe would name them.
+    #[arg(long = "ports", value_name = "SPEC", value_parser = parse_ports)]
+    pub ports: Vec<Vec<PortItem>>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ProbeArgs {
+    /// The output format, with --json folded in.
+    pub fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+
+    /// Every --ports item, flattened.
+    pub fn port_items(&self) -> Vec<PortItem> {
+        self.ports.iter().flatten().copied().collect()
+    }
+}
+
+fn parse_ports(s: &str) -> Result<Vec<PortItem>, String> {
+    parse_port_list(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a rate (expected probes per second, a number above 0, e.g. 100)"
+        )),
+    }
+}
+
+/// Parses `500ms`, `2s`, `1.5s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("`{s}` is not a duration (expected e.g. 500ms, 2s, 1.5s, 5m, 1h)");
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+        return Err(format!(
+            "`{s}` is not a positive duration (expected e.g. 500ms, 2s, 5m)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("watch interval `{s}` is too short (at least 1s)"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        for bad in ["", "fast", "5 parsecs", "-1s", "0", "1e999s", "..s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_interval("100ms").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,139 @@
+//! The command line: parses arguments and wires the catalog, the engine and
+//! the reports together. Errors reach the user as one line on stderr and exit
+//! code 3 (UNKNOWN), whatever went wrong.
+
+mod args;
+mod probe;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use clap::error::ErrorKind;
+
+pub use args::{
+    Cli, ColorChoice, Command, Format, PortsArgs, ProbeArgs, ProductsArgs, parse_duration,
+};
+
+use crate::catalog::{Catalog, Product};
+use crate::report::{Status, listing};
+
+/// Runs portprobe with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    match run(cli) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(e) => {
+            eprintln!("portprobe: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(Status::Unknown.code())
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; every other argument error is
+/// one line on stderr with exit 3, since clap's own code (2) would read as
+/// CRITICAL to a monitoring system.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = e.to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let message = message.join(" ").replace(" tip: ", "; ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("portprobe: {message} (see `portprobe --help`)");
+            ExitCode::from(Status::Unknown.code())
+        }
+    }
+}
+
+/// Joins a message onto one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run(cli: Cli) -> Result<Status> {
+    let catalog = match &cli.catalog {
+        Some(path) => Catalog::from_file(path)?,
+        None => Catalog::builtin(),
+    };
+    match cli.command {
+        Some(Command::Products(args)) => products(&catalog, &args),
+        Some(Command::Ports(args)) => ports(&catalog, &args),
+        Some(Command::Probe(args)) => probe::run(&catalog, args),
+        None => probe::run(&catalog, cli.probe),
+    }
+}
+
+/// Looks up every product name, failing on the first unknown one.
+fn find_products<'a>(catalog: &'a Catalog, names: &[String]) -> Result<Vec<&'a Product>> {
+    let mut found: Vec<&Product> = Vec::new();
+    for name in names {
+        let p = catalog.find_product(name)?;
+        if !found.iter().any(|q| q.name == p.name) {
+            found.push(p);
+        }
+    }
+    Ok(found)
+}
+
+fn products(catalog: &Catalog, args: &ProductsArgs) -> Result<Status> {
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&listing::product_summaries(catalog))?;
+        s.push('\n');
+        s
+    } else {
+        listing::products_text(catalog)
+    };
+    write_stdout(&text)?;
+    Ok(Status::Ok)
+}
+
+fn ports(catalog: &Catalog, args: &PortsArgs) -> Result<Status> {
+    let requirements = if args.all {
+        catalog.all_requirements()
+    } else {
+        let products = find_products(catalog, &args.products)?;
+        let items: Vec<_> = args.ports.iter().flatten().copied().collect();
+        let mut reqs = catalog.requirements(&products);
+        reqs.extend(catalog.ad_hoc_requirements(&items));
+        reqs
+    };
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&requirements)?;
+        s.push('\n');
+        s
+    } else {
+        listing::ports_text(&requirements)
+    };
+    write_stdout(&text)?;
+    Ok(Status::Ok)
+}
+
+/// Writes to stdout; a closed pipe (`portprobe ports --all | head`) is not an error.
+fn write_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
+}
+
+/// The error for a probe run that names neither products nor ports.
+fn nothing_to_probe() -> anyhow::Error {
+    anyhow::anyhow!(
+        "nothing to probe: give --product NAME or --ports SPEC (run `portprobe products` to list the products)"
+    )
+}
