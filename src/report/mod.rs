@@ -1,7 +1,13 @@
 //! Reports: turning catalog listings and probe results into text, JSON and
 //! exit codes. Nothing here touches the network.
 
+pub mod json;
 pub mod listing;
+pub mod model;
+pub mod text;
+
+pub use model::{HostVerdict, Report, Row, Summary, TargetReport};
+pub use text::TextOptions;
 
 /// The outcome of a run as a monitoring system reads it: the exit code
 /// follows the Nagios / Icinga plugin convention.

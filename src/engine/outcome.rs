@@ -1,0 +1,293 @@
+//! What a probe found: states and reasons, as data.
+//!
+//! The vocabulary is nmap's, so that network engineers read it at once:
+//! `open`, `closed`, `filtered`, `open|filtered`, each with the evidence
+//! (`syn-ack`, `conn-refused`, `admin-prohibited`, ...) and, for ICMP
+//! errors, the address of the router or host that sent them.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use crate::port::Transport;
+use crate::wire::Reply;
+
+/// The reachability state of one port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum State {
+    /// A connection completed or a UDP reply came back.
+    Open,
+    /// The host itself said nothing listens (TCP reset, ICMP port unreachable).
+    Closed,
+    /// Blocked: no answer at all (TCP), or an ICMP error from the path.
+    Filtered,
+    /// UDP without any reply: a silent service or a silent drop.
+    OpenFiltered,
+}
+
+impl State {
+    /// The name used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Open => "open",
+            State::Closed => "closed",
+            State::Filtered => "filtered",
+            State::OpenFiltered => "open|filtered",
+        }
+    }
+
+    /// Whether the port counts as blocked (exactly when `filtered`).
+    pub fn is_blocked(self) -> bool {
+        self == State::Filtered
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An ICMP or ICMPv6 error type and code as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpCode {
+    /// True for ICMPv6.
+    pub v6: bool,
+    /// The ICMP type.
+    pub kind: u8,
+    /// The ICMP code.
+    pub code: u8,
+}
+
+/// The evidence behind a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// TCP connect completed.
+    SynAck,
+    /// TCP connect refused by a reset.
+    ConnRefused,
+    /// No answer after every attempt.
+    NoResponse,
+    /// A UDP reply recognised as the protocol asked.
+    UdpResponse,
+    /// Some other UDP reply from the target.
+    UdpResponseUnrecognised,
+    /// ICMP port unreachable.
+    PortUnreachable,
+    /// ICMP communication administratively prohibited (v4 type 3 code 13, v6 type 1 code 1).
+    AdminProhibited,
+    /// ICMP host unreachable (v4 type 3 code 1, v6 type 1 code 3).
+    HostUnreachable,
+    /// ICMP network unreachable (v4 type 3 code 0, v6 type 1 code 0).
+    NetUnreachable,
+    /// ICMP protocol unreachable.
+    ProtocolUnreachable,
+    /// ICMP host administratively prohibited (v4 code 10).
+    HostProhibited,
+    /// ICMP network administratively prohibited (v4 code 9).
+    NetProhibited,
+    /// ICMPv6 source address failed ingress/egress policy (code 5).
+    PolicyFailed,
+    /// ICMPv6 reject route to destination (code 6).
+    RejectRoute,
+    /// ICMP time exceeded: a routing loop or too small a TTL.
+    TimeExceeded,
+    /// The local host refused to send (a local firewall rule: EPERM).
+    LocalFirewall,
+    /// The local host has no route to the address.
+    NoRoute,
+    /// Any other ICMP error.
+    Icmp(IcmpCode),
+}
+
+impl Reason {
+    /// Classifies an ICMP error by type and code.
+    pub fn from_icmp(icmp: IcmpCode) -> Reason {
+        match (icmp.v6, icmp.kind, icmp.code) {
+            (false, 3, 0) | (false, 3, 6) | (false, 3, 11) => Reason::NetUnreachable,
+            (false, 3, 1) | (false, 3, 7) | (false, 3, 8) | (false, 3, 12) => {
+                Reason::HostUnreachable
+            }
+            (false, 3, 2) => Reason::ProtocolUnreachable,
+            (false, 3, 3) => Reason::PortUnreachable,
+            (false, 3, 9) => Reason::NetProhibited,
+            (false, 3, 10) => Reason::HostProhibited,
+            (false, 3, 13) => Reason::AdminProhibited,
+            (false, 11, _) => Reason::TimeExceeded,
+            (true, 1, 0) => Reason::NetUnreachable,
+            (true, 1, 1) => Reason::AdminProhibited,
+            (true, 1, 3) => Reason::HostUnreachable,
+            (true, 1, 4) => Reason::PortUnreachable,
+            (true, 1, 5) => Reason::PolicyFailed,
+            (true, 1, 6) => Reason::RejectRoute,
+            (true, 3, _) => Reason::TimeExceeded,
+            _ => Reason::Icmp(icmp),
+        }
+    }
+
+    /// The name used in JSON (`syn-ack`, `admin-prohibited`, `icmp-3-5`).
+    pub fn as_str(self) -> String {
+        let s = match self {
+            Reason::SynAck => "syn-ack",
+            Reason::ConnRefused => "conn-refused",
+            Reason::NoResponse => "no-response",
+            Reason::UdpResponse => "udp-response",
+            Reason::UdpResponseUnrecognised => "udp-response-unrecognised",
+            Reason::PortUnreachable => "port-unreachable",
+            Reason::AdminProhibited => "admin-prohibited",
+            Reason::HostUnreachable => "host-unreachable",
+            Reason::NetUnreachable => "net-unreachable",
+            Reason::ProtocolUnreachable => "protocol-unreachable",
+            Reason::HostProhibited => "host-prohibited",
+            Reason::NetProhibited => "net-prohibited",
+            Reason::PolicyFailed => "policy-failed",
+            Reason::RejectRoute => "reject-route",
+            Reason::TimeExceeded => "time-exceeded",
+            Reason::LocalFirewall => "local-firewall",
+            Reason::NoRoute => "no-route",
+            Reason::Icmp(c) => {
+                let family = if c.v6 { "icmp6" } else { "icmp" };
+                return format!("{family}-{}-{}", c.kind, c.code);
+            }
+        };
+        s.to_string()
+    }
+
+    /// The words a person reads ("administratively prohibited").
+    pub fn describe(self) -> String {
+        let s = match self {
+            Reason::SynAck => "connection accepted",
+            Reason::ConnRefused => "connection refused",
+            Reason::NoResponse => "no response",
+            Reason::UdpResponse => "service replied",
+            Reason::UdpResponseUnrecognised => "unrecognised reply",
+            Reason::PortUnreachable => "port unreachable",
+            Reason::AdminProhibited => "administratively prohibited",
+            Reason::HostUnreachable => "host unreachable",
+            Reason::NetUnreachable => "network unreachable",
+            Reason::ProtocolUnreachable => "protocol unreachable",
+            Reason::HostProhibited => "host administratively prohibited",
+            Reason::NetProhibited => "network administratively prohibited",
+            Reason::PolicyFailed => "source address failed policy",
+            Reason::RejectRoute => "reject route",
+            Reason::TimeExceeded => "time exceeded (routing loop?)",
+            Reason::LocalFirewall => "refused by this computer's firewall",
+            Reason::NoRoute => "no route from this computer",
+            Reason::Icmp(c) => {
+                let family = if c.v6 { "ICMPv6" } else { "ICMP" };
+                return format!("{family} type {} code {}", c.kind, c.code);
+            }
+        };
+        s.to_string()
+    }
+
+    /// Whether the reason says the whole host, not one port, is unreachable.
+    pub fn is_host_level(self) -> bool {
+        matches!(
+            self,
+            Reason::HostUnreachable
+                | Reason::NetUnreachable
+                | Reason::HostProhibited
+                | Reason::NetProhibited
+                | Reason::NoRoute
+                | Reason::RejectRoute
+                | Reason::TimeExceeded
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+/// The result for one port of one address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortResult {
+    /// The address probed.
+    pub address: IpAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// The port.
+    pub port: u16,
+    /// What was found.
+    pub state: State,
+    /// The evidence.
+    pub reason: Reason,
+    /// Who sent the ICMP error, for ICMP reasons.
+    pub reason_from: Option<IpAddr>,
+    /// Round-trip time of the answering attempt.
+    pub rtt: Option<Duration>,
+    /// Attempts sent (retries included).
+    pub attempts: u32,
+    /// For UDP: the protocol asked and what its reply said.
+    pub reply: Option<Reply>,
+    /// For UDP: where the reply came from, when not the probed address and port.
+    pub reply_from: Option<SocketAddr>,
+    /// What qualifies the result (e.g. ICMP rate limiting left it unconfirmed).
+    pub note: Option<String>,
+}
+
+impl PortResult {
+    /// Whether the port counts as blocked.
+    pub fn blocked(&self) -> bool {
+        self.state.is_blocked()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_codes_map_to_reasons() {
+        let v4 = |kind, code| {
+            Reason::from_icmp(IcmpCode {
+                v6: false,
+                kind,
+                code,
+            })
+        };
+        let v6 = |kind, code| {
+            Reason::from_icmp(IcmpCode {
+                v6: true,
+                kind,
+                code,
+            })
+        };
+        assert_eq!(v4(3, 13), Reason::AdminProhibited);
+        assert_eq!(v4(3, 3), Reason::PortUnreachable);
+        assert_eq!(v4(3, 1), Reason::HostUnreachable);
+        assert_eq!(v6(1, 1), Reason::AdminProhibited);
+        assert_eq!(v6(1, 4), Reason::PortUnreachable);
+        assert_eq!(v6(1, 3), Reason::HostUnreachable);
+        assert_eq!(v4(3, 5).as_str(), "icmp-3-5");
+        assert_eq!(v6(4, 0).as_str(), "icmp6-4-0");
+        assert_eq!(v6(1, 1).as_str(), "admin-prohibited");
+        assert_eq!(v4(12, 0).describe(), "ICMP type 12 code 0");
+    }
+
+    #[test]
+    fn only_filtered_is_blocked() {
+        assert!(State::Filtered.is_blocked());
+        for s in [State::Open, State::Closed, State::OpenFiltered] {
+            assert!(!s.is_blocked());
+        }
+        assert_eq!(State::OpenFiltered.to_string(), "open|filtered");
+    }
+}

@@ -1,0 +1,206 @@
+//! The JSON report. The schema is documented field by field in the README
+//! and kept stable: fields may be added, never renamed or removed.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use super::model::{HostVerdict, Report, Row, Summary, TargetReport};
+use crate::engine::{Reason, State};
+use crate::port::Transport;
+use crate::wire::UdpProtocol;
+
+#[derive(Serialize)]
+struct Target<'a> {
+    host: &'a str,
+    addresses: &'a [IpAddr],
+}
+
+#[derive(Serialize)]
+struct Reply<'a> {
+    protocol: &'a str,
+    detail: &'a str,
+}
+
+#[derive(Serialize)]
+struct Result<'a> {
+    address: IpAddr,
+    protocol: Transport,
+    port: u16,
+    service: &'a str,
+    products: &'a [String],
+    state: State,
+    reason: Reason,
+    reason_from: Option<IpAddr>,
+    rtt_ms: Option<f64>,
+    attempts: u32,
+    blocked: bool,
+    udp_probe: Option<&'static str>,
+    reply: Option<Reply<'a>>,
+    reply_from: Option<SocketAddr>,
+    note: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    open: usize,
+    closed: usize,
+    filtered: usize,
+    #[serde(rename = "open|filtered")]
+    open_filtered: usize,
+    blocked: usize,
+}
+
+#[derive(Serialize)]
+struct IcmpRateLimit<'a> {
+    senders: &'a [IpAddr],
+    rounds: u32,
+    revealed: u32,
+    unconfirmed: usize,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Host<'a> {
+    address: IpAddr,
+    verdict: &'static str,
+    reason: Option<Reason>,
+    reason_from: Option<IpAddr>,
+    srtt_ms: Option<f64>,
+    lossy_path: bool,
+    icmp_rate_limit: Option<IcmpRateLimit<'a>>,
+}
+
+#[derive(Serialize)]
+struct TargetObject<'a> {
+    target: Target<'a>,
+    products: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    results: Vec<Result<'a>>,
+    summary: Counts,
+    hosts: Vec<Host<'a>>,
+    status: &'static str,
+    exit_code: u8,
+    complete: bool,
+    duration_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Many<'a> {
+    targets: Vec<TargetObject<'a>>,
+    products: &'a [String],
+    summary: Counts,
+    status: &'static str,
+    exit_code: u8,
+    complete: bool,
+    duration_ms: f64,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn counts(s: Summary) -> Counts {
+    Counts {
+        open: s.open,
+        closed: s.closed,
+        filtered: s.filtered,
+        open_filtered: s.open_filtered,
+        blocked: s.blocked(),
+    }
+}
+
+fn result(row: &Row) -> Result<'_> {
+    let r = &row.result;
+    Result {
+        address: r.address,
+        protocol: r.transport,
+        port: r.port,
+        service: &row.service,
+        products: &row.products,
+        state: r.state,
+        reason: r.reason,
+        reason_from: r.reason_from,
+        rtt_ms: r.rtt.map(ms),
+        attempts: r.attempts,
+        blocked: r.blocked(),
+        udp_probe: (r.transport == Transport::Udp).then(|| UdpProtocol::for_port(r.port).name()),
+        reply: r.reply.as_ref().map(|p| Reply {
+            protocol: p.protocol,
+            detail: &p.detail,
+        }),
+        reply_from: r.reply_from,
+        note: r.note.as_deref(),
+    }
+}
+
+fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
+    let hosts = t
+        .addresses
+        .iter()
+        .map(|&address| {
+            let note = t.notes.iter().find(|n| n.address == address);
+            let (verdict, reason, reason_from) = match t.verdict(address) {
+                HostVerdict::Answering => ("answering", None, None),
+                HostVerdict::Silent => ("silent", None, None),
+                HostVerdict::Unreachable { reason, from } => ("unreachable", Some(reason), from),
+            };
+            Host {
+                address,
+                verdict,
+                reason,
+                reason_from,
+                srtt_ms: note.and_then(|n| n.srtt).map(ms),
+                lossy_path: note.is_some_and(|n| n.loss_seen),
+                icmp_rate_limit: note.filter(|n| n.icmp_rounds > 0).map(|n| IcmpRateLimit {
+                    senders: &n.icmp_senders,
+                    rounds: n.icmp_rounds,
+                    revealed: n.icmp_revealed,
+                    unconfirmed: n.icmp_unconfirmed,
+                    seconds: (n.icmp_time.as_secs_f64() * 1000.0).round() / 1000.0,
+                }),
+            }
+        })
+        .collect();
+    let status = if report.interrupted {
+        super::Status::Unknown
+    } else {
+        t.status()
+    };
+    TargetObject {
+        target: Target {
+            host: &t.host,
+            addresses: &t.addresses,
+        },
+        products: &report.products,
+        error: t.error.as_deref(),
+        results: t.rows.iter().map(result).collect(),
+        summary: counts(t.summary()),
+        hosts,
+        status: status.word(),
+        exit_code: status.code(),
+        complete: !report.interrupted && t.error.is_none() && t.unprobed == 0,
+        duration_ms: ms(report.duration),
+    }
+}
+
+/// The report as one JSON document: the target object for one target, or
+/// `{"targets": [...], ...}` for several.
+pub fn render(report: &Report) -> String {
+    let text = if report.targets.len() == 1 {
+        serde_json::to_string(&target(report, &report.targets[0]))
+    } else {
+        let status = report.status();
+        serde_json::to_string(&Many {
+            targets: report.targets.iter().map(|t| target(report, t)).collect(),
+            products: &report.products,
+            summary: counts(report.summary()),
+            status: status.word(),
+            exit_code: status.code(),
+            complete: report.complete(),
+            duration_ms: ms(report.duration),
+        })
+    };
+    text.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the report: {e}\"}}"))
+}

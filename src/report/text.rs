@@ -1,0 +1,504 @@
+//! The report for people at a terminal: blocked ports first, then ports
+//! without a reply, then reachable ports with no service, then open ones;
+//! runs of consecutive ports with the same outcome on one line; a verdict
+//! sentence and, where it is clear, what to do next.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::Status;
+use super::model::{HostVerdict, Report, Row, TargetReport};
+use crate::engine::{AddressNote, Reason, State};
+use crate::wire::{Silence, UdpProtocol};
+
+/// How to render the text report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    /// Use ANSI colours.
+    pub color: bool,
+    /// List every port on its own line.
+    pub verbose: bool,
+    /// Print only the summary line.
+    pub quiet: bool,
+}
+
+/// ANSI styling, or none.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    fn red(self, s: &str) -> String {
+        self.wrap("1;31", s)
+    }
+    fn yellow(self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn green(self, s: &str) -> String {
+        self.wrap("32", s)
+    }
+    fn dim(self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+    fn status(self, status: Status) -> String {
+        match status {
+            Status::Ok => self.wrap("1;32", status.word()),
+            Status::Warning => self.wrap("1;33", status.word()),
+            Status::Critical | Status::Unknown => self.red(status.word()),
+        }
+    }
+}
+
+/// The groups of the report, in the order they are shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Blocked,
+    NoReply,
+    NoService,
+    Open,
+}
+
+impl Group {
+    fn of(state: State) -> Group {
+        match state {
+            State::Filtered => Group::Blocked,
+            State::OpenFiltered => Group::NoReply,
+            State::Closed => Group::NoService,
+            State::Open => Group::Open,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Group::Blocked => "BLOCKED",
+            Group::NoReply => "NO REPLY (UDP: a silent service or a silent drop)",
+            Group::NoService => "REACHABLE, NO SERVICE",
+            Group::Open => "OPEN",
+        }
+    }
+}
+
+/// Consecutive ports with the same outcome.
+struct Run<'a> {
+    first: &'a Row,
+    last_port: u16,
+    count: usize,
+}
+
+fn same_run(a: &Row, b: &Row) -> bool {
+    let (x, y) = (&a.result, &b.result);
+    x.address == y.address
+        && x.transport == y.transport
+        && x.state == y.state
+        && x.reason == y.reason
+        && x.reason_from == y.reason_from
+        && x.note == y.note
+        && a.service == b.service
+        && a.products == b.products
+        && x.reply.as_ref().map(|r| &r.detail) == y.reply.as_ref().map(|r| &r.detail)
+        && u32::from(y.port) == u32::from(x.port) + 1
+}
+
+fn runs<'a>(rows: &[&'a Row], collapse: bool) -> Vec<Run<'a>> {
+    let mut out: Vec<Run<'a>> = Vec::new();
+    let mut prev: Option<&Row> = None;
+    for &row in rows {
+        let extend = collapse && prev.is_some_and(|p| same_run(p, row));
+        match out.last_mut() {
+            Some(run) if extend => {
+                run.last_port = row.result.port;
+                run.count += 1;
+            }
+            _ => out.push(Run {
+                first: row,
+                last_port: row.result.port,
+                count: 1,
+            }),
+        }
+        prev = Some(row);
+    }
+    out
+}
+
+fn ms(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// The sentence that explains one run's outcome.
+fn explain(run: &Run<'_>) -> String {
+    let r = &run.first.result;
+    let attempts = if r.attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{} attempts", r.attempts)
+    };
+    let many = if run.count > 1 {
+        format!("{} ports, ", run.count)
+    } else {
+        String::new()
+    };
+    let mut s = match (r.state, r.reason) {
+        (State::Open, Reason::SynAck) => match r.rtt {
+            Some(rtt) if run.count == 1 => format!("connected in {}", ms(rtt)),
+            _ => format!("{many}connection accepted"),
+        },
+        (State::Open, Reason::UdpResponse) => {
+            let detail = r
+                .reply
+                .as_ref()
+                .map_or("service replied", |p| p.detail.as_str());
+            format!("{many}{detail}")
+        }
+        (State::Open, _) => format!(
+            "{many}replied, but not as {} would (unrecognised reply)",
+            UdpProtocol::for_port(r.port).name()
+        ),
+        (State::Closed, Reason::ConnRefused) => {
+            format!("{many}connection refused: nothing listens (or a firewall forges resets)")
+        }
+        (State::Closed, _) => format!("{many}port unreachable: nothing listens"),
+        (State::Filtered, Reason::NoResponse) => {
+            format!("{many}no response after {attempts}: dropped on the way")
+        }
+        (State::Filtered, reason) => match r.reason_from {
+            Some(from) if from != r.address => {
+                format!("{many}rejected by {from}: {}", reason.describe())
+            }
+            Some(_) => format!("{many}rejected by the host itself: {}", reason.describe()),
+            None => format!("{many}{}", reason.describe()),
+        },
+        (State::OpenFiltered, _) => {
+            let silence = UdpProtocol::for_port(r.port).silence();
+            let likely = match silence {
+                Silence::DropLikelier(_) => "a drop is likelier",
+                Silence::ServiceSilent(_) => "an open port looks like this",
+                Silence::CannotTell(_) => "cannot tell",
+            };
+            format!(
+                "{many}no reply after {attempts}; {likely}: {}",
+                silence.explanation()
+            )
+        }
+    };
+    if let Some(from) = r.reply_from {
+        if from.ip() != r.address {
+            let _ = write!(s, " (answered from {from})");
+        }
+    }
+    if let Some(note) = &r.note {
+        let _ = write!(s, " ({note})");
+    }
+    s
+}
+
+fn port_label(run: &Run<'_>) -> String {
+    let r = &run.first.result;
+    if run.count > 1 {
+        format!("{} {}-{}", r.transport.label(), r.port, run.last_port)
+    } else {
+        format!("{} {}", r.transport.label(), r.port)
+    }
+}
+
+fn address_lines(
+    out: &mut String,
+    t: &TargetReport,
+    address: IpAddr,
+    opts: TextOptions,
+    paint: Paint,
+) {
+    let rows: Vec<&Row> = t
+        .rows
+        .iter()
+        .filter(|r| r.result.address == address)
+        .collect();
+    let _ = writeln!(out, "\n{}", paint.bold(&address.to_string()));
+    match t.verdict(address) {
+        HostVerdict::Silent if !opts.verbose => {
+            let _ = writeln!(
+                out,
+                "  {} not one of {} ports answered: the host is down, unreachable, or entirely filtered (-v lists them)",
+                paint.red("HOST UNREACHABLE OR ENTIRELY FILTERED:"),
+                rows.len()
+            );
+            return;
+        }
+        HostVerdict::Unreachable { reason, from } if !opts.verbose => {
+            let by = from.map(|f| format!(" by {f}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} reported{by} ({}) for all {} ports (-v lists them)",
+                paint.red("HOST UNREACHABLE:"),
+                reason.describe(),
+                rows.len()
+            );
+            return;
+        }
+        _ => {}
+    }
+    let label_w = 4 + 1 + 11;
+    let service_w = rows
+        .iter()
+        .map(|r| r.service.chars().count())
+        .max()
+        .unwrap_or(7)
+        .min(32);
+    for group in [
+        Group::Blocked,
+        Group::NoReply,
+        Group::NoService,
+        Group::Open,
+    ] {
+        let members: Vec<&Row> = rows
+            .iter()
+            .copied()
+            .filter(|r| Group::of(r.result.state) == group)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let title = match group {
+            Group::Blocked => paint.red(group.title()),
+            Group::NoReply | Group::NoService => paint.yellow(group.title()),
+            Group::Open => paint.green(group.title()),
+        };
+        let _ = writeln!(out, "  {title}");
+        for run in runs(&members, !opts.verbose) {
+            let state = run.first.result.state.as_str();
+            let _ = writeln!(
+                out,
+                "    {:<label_w$}  {:<service_w$}  {:<13}  {}",
+                port_label(&run),
+                run.first.service,
+                state,
+                explain(&run)
+            );
+        }
+    }
+    if let Some(note) = t.notes.iter().find(|n| n.address == address) {
+        rate_limit_note(out, note, paint);
+    }
+}
+
+fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
+    if n.icmp_rounds == 0 || (n.icmp_revealed == 0 && n.icmp_unconfirmed == 0) {
+        return;
+    }
+    let senders: Vec<String> = n.icmp_senders.iter().map(ToString::to_string).collect();
+    let who = if senders.is_empty() {
+        "the path".to_string()
+    } else {
+        senders.join(" and ")
+    };
+    let mut s = format!(
+        "  note: {who} limits ICMP errors (as Linux does: about one per second after a burst); {} UDP port{} silent at first answered when re-probed slowly ({} round{}, {:.1} s)",
+        n.icmp_revealed,
+        if n.icmp_revealed == 1 { "" } else { "s" },
+        n.icmp_rounds,
+        if n.icmp_rounds == 1 { "" } else { "s" },
+        n.icmp_time.as_secs_f64()
+    );
+    if n.icmp_unconfirmed > 0 {
+        let _ = write!(
+            s,
+            "; {} silent UDP port{} could not be confirmed in time (raise --max-time)",
+            n.icmp_unconfirmed,
+            if n.icmp_unconfirmed == 1 { "" } else { "s" }
+        );
+    }
+    let _ = writeln!(out, "{}", paint.dim(&s));
+}
+
+/// "TCP 5900 (Screen Sharing (VNC))" for up to `max` blocked ports.
+fn list_ports(rows: &[&Row], max: usize) -> String {
+    let mut runs_text: Vec<String> = runs(rows, true)
+        .iter()
+        .map(|run| format!("{} ({})", port_label(run), run.first.service))
+        .collect();
+    if runs_text.len() > max {
+        let more = runs_text.len() - max;
+        runs_text.truncate(max);
+        runs_text.push(format!("and {more} more"));
+    }
+    runs_text.join(", ")
+}
+
+/// The verdict sentence of one target.
+pub fn verdict_line(t: &TargetReport, interrupted: bool) -> String {
+    let status = if interrupted {
+        Status::Unknown
+    } else {
+        t.status()
+    };
+    verdict_sentence(t, status)
+}
+
+fn verdict_sentence(t: &TargetReport, status: Status) -> String {
+    if let Some(e) = &t.error {
+        return format!("UNKNOWN: {}: {e}", t.host);
+    }
+    let s = t.summary();
+    let total = s.total() + t.unprobed;
+    let rows: Vec<&Row> = t.rows.iter().collect();
+    let blocked: Vec<&Row> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.result.blocked())
+        .collect();
+    let mut text = match status {
+        Status::Critical => format!(
+            "{} of {total} required ports are blocked: {}",
+            blocked.len(),
+            list_ports(&blocked, 5)
+        ),
+        Status::Warning => {
+            let mut parts = Vec::new();
+            if s.closed > 0 {
+                parts.push(format!("{} reachable with no service", s.closed));
+            }
+            if s.open_filtered > 0 {
+                parts.push(format!("{} UDP without a reply", s.open_filtered));
+            }
+            format!(
+                "no required port is blocked, but of {total} ports {}",
+                parts.join(" and ")
+            )
+        }
+        Status::Ok => format!("all {total} required ports are reachable"),
+        Status::Unknown => {
+            let probed = s.total();
+            format!("incomplete: {probed} of {total} ports probed before the run stopped")
+        }
+    };
+    if status == Status::Unknown && s.blocked() > 0 {
+        let _ = write!(
+            text,
+            "; {} blocked so far: {}",
+            blocked.len(),
+            list_ports(&blocked, 5)
+        );
+    }
+    format!("{}: {}: {text}", status.word(), t.host)
+}
+
+/// What to do next, where the evidence makes it clear.
+fn advice(t: &TargetReport) -> Vec<String> {
+    let mut out = Vec::new();
+    let rows: Vec<&Row> = t.rows.iter().filter(|r| r.result.blocked()).collect();
+    for run in runs(&rows, true).iter().take(5) {
+        let r = &run.first.result;
+        let what = format!("{} ({})", port_label(run), run.first.service);
+        let line = match (r.reason, r.reason_from) {
+            (Reason::NoResponse, _) => format!(
+                "{what} times out: a firewall between you and the host drops it, or the host is down"
+            ),
+            (Reason::LocalFirewall, _) => {
+                format!("{what} is refused by this computer's own firewall")
+            }
+            (Reason::NoRoute, _) => format!("this computer has no route to {}", r.address),
+            (reason, Some(from)) if from != r.address => format!(
+                "{what} is rejected by {from} ({}): ask whoever runs that router or firewall to allow it",
+                reason.describe()
+            ),
+            (reason, _) => format!(
+                "{what} is rejected by the host ({}): check its own firewall",
+                reason.describe()
+            ),
+        };
+        out.push(line);
+    }
+    out
+}
+
+/// Renders the whole report.
+pub fn render(report: &Report, opts: TextOptions) -> String {
+    let paint = Paint(opts.color);
+    let mut out = String::new();
+    if opts.quiet {
+        for t in &report.targets {
+            let _ = writeln!(out, "{}", verdict_line(t, report.interrupted));
+        }
+        return out;
+    }
+    let (tcp, udp) = report.planned;
+    let what = if report.products.is_empty() {
+        "ports given with --ports".to_string()
+    } else {
+        report.products.join(", ")
+    };
+    for (i, t) in report.targets.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let addrs: Vec<String> = t.addresses.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "{} {}{}",
+            paint.bold("portprobe"),
+            paint.bold(&t.host),
+            if addrs.is_empty() || (addrs.len() == 1 && addrs[0] == t.host) {
+                String::new()
+            } else {
+                format!(" ({})", addrs.join(", "))
+            }
+        );
+        let _ = writeln!(
+            out,
+            "{}",
+            paint.dim(&format!(
+                "{what}: {tcp} TCP and {udp} UDP ports per address"
+            ))
+        );
+        for &address in &t.addresses {
+            address_lines(&mut out, t, address, opts, paint);
+        }
+        out.push('\n');
+        let status = if report.interrupted {
+            Status::Unknown
+        } else {
+            t.status()
+        };
+        let sentence = verdict_sentence(t, status);
+        let rest = sentence
+            .split_once(": ")
+            .map_or(sentence.as_str(), |(_, r)| r);
+        let _ = writeln!(out, "{}: {rest}", paint.status(status));
+        for line in advice(t) {
+            let _ = writeln!(out, "  - {line}");
+        }
+    }
+    if report.targets.len() > 1 {
+        let s = report.summary();
+        let _ = writeln!(
+            out,
+            "\n{}: {} targets, {} ports: {} open, {} closed, {} filtered, {} open|filtered",
+            paint.status(report.status()),
+            report.targets.len(),
+            s.total(),
+            s.open,
+            s.closed,
+            s.filtered,
+            s.open_filtered
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.dim(&format!("probed in {:.2} s", report.duration.as_secs_f64()))
+    );
+    out
+}
