@@ -1,0 +1,222 @@
+//! Whole-program tests of the command line that send no packets: help,
+//! version, exit codes for bad input, and the `products` and `ports` listings
+//! checked against the article's own table text.
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+fn portprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portprobe"))
+        .args(args)
+        .output()
+        .expect("run portprobe")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Bad input: exit 3 (UNKNOWN) and exactly one line on stderr naming the problem.
+fn assert_bad_input(args: &[&str], expected: &str) {
+    let o = portprobe(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.starts_with("portprobe: "), "{args:?}: {err}");
+    assert!(err.contains(expected), "{args:?}: {err}");
+    assert!(stdout(&o).is_empty(), "{args:?}");
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let help = portprobe(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = stdout(&help);
+    for needle in ["--product", "--ports", "Exit codes", "3  UNKNOWN", "2  CRITICAL", "forge"] {
+        assert!(text.contains(needle), "help lacks {needle}");
+    }
+    let version = portprobe(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(stdout(&version).starts_with("portprobe "));
+    assert_eq!(portprobe(&["ports", "--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_three() {
+    assert_bad_input(&[], "no host given");
+    assert_bad_input(&["server.local"], "run `portprobe products` to list the products");
+    assert_bad_input(&["server.local", "--bogus"], "unexpected argument '--bogus'");
+    assert_bad_input(&["server.local", "--ports", "1-"], "empty port");
+    assert_bad_input(&["server.local", "--ports", "70000"], "port 70000 is out of range");
+    assert_bad_input(&["server.local", "--ports", "22/sctp"], "unknown protocol `sctp`");
+    assert_bad_input(&["server.local", "--product", "Remote Desktp"], "closest: Apple Remote Desktop");
+    assert_bad_input(&["server.local", "-p", "ARD", "--timeout", "fast"], "`fast` is not a duration");
+    assert_bad_input(&["server.local", "-p", "ARD", "--concurrency", "0"], "--concurrency");
+    assert_bad_input(&["server.local", "-p", "ARD", "-4", "-6"], "cannot be used with");
+    assert_bad_input(&["server.local", "-p", "ARD", "--rate", "0"], "`0` is not a rate");
+    assert_bad_input(&["ports"], "required arguments were not provided");
+    assert_bad_input(&["ports", "--all", "--product", "ARD"], "cannot be used with");
+    assert_bad_input(&["products", "--bogus"], "unexpected argument");
+    assert_bad_input(&["bad host", "--ports", "80"], "`bad host` is not a host name or address");
+    assert_bad_input(&["::1", "-4", "--ports", "80"], "::1 is not an IPv4 address");
+}
+
+#[test]
+fn products_lists_every_product() {
+    let o = portprobe(&["products", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let list = list.as_array().unwrap();
+    assert!(list.len() >= 28);
+    let ard = list.iter().find(|p| p["name"] == "Apple Remote Desktop").unwrap();
+    assert_eq!(ard["tcp_ports"], 4);
+    assert_eq!(ard["udp_ports"], 2);
+    assert!(ard["aliases"].as_array().unwrap().iter().any(|a| a == "ARD"));
+    let text = stdout(&portprobe(&["products"]));
+    assert!(text.contains("Apple Remote Desktop") && text.contains("QTSS"));
+}
+
+fn ports_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["ports"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let o = portprobe(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_str::<serde_json::Value>(&stdout(&o))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn has(entries: &[serde_json::Value], protocol: &str, port: u64) -> bool {
+    entries.iter().any(|e| {
+        e["protocol"] == protocol
+            && e["port_start"].as_u64().unwrap() <= port
+            && port <= e["port_end"].as_u64().unwrap()
+    })
+}
+
+#[test]
+fn ports_for_apple_remote_desktop() {
+    let entries = ports_json(&["--product", "Apple Remote Desktop"]);
+    for (protocol, port) in [("tcp", 3283), ("udp", 3283), ("tcp", 5900), ("tcp", 5988)] {
+        assert!(has(&entries, protocol, port), "{protocol} {port}");
+    }
+    for e in &entries {
+        for field in ["protocol", "port_start", "port_end", "service", "products", "rfc", "note", "unregistered"] {
+            assert!(e.get(field).is_some(), "missing {field} in {e}");
+        }
+        assert!(e["service"].is_string() && e["unregistered"].is_boolean());
+    }
+    assert_eq!(ports_json(&["-p", "ard"]), entries, "names match loosely");
+}
+
+/// Every (port, protocol) named by a row of the article's table, parsed
+/// straight from the article's text.
+fn table_pairs() -> BTreeSet<(String, u16, u16)> {
+    let text = include_str!("../data/source/apple-well-known-ports.txt");
+    let start = text.find("| Port |").unwrap();
+    let end = text.find("\nNotes\n").unwrap();
+    // Rows end with "|" at a line end; cells may wrap onto following lines.
+    let body = text[start..end].replace("|\n|", "|\u{1}|");
+    let mut pairs = BTreeSet::new();
+    let mut rows = 0;
+    for row in body.split('\u{1}').skip(1) {
+        let cells: Vec<String> = row
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        rows += 1;
+        let protocols: Vec<&str> = match cells[1].as_str() {
+            "TCP" => vec!["tcp"],
+            "UDP" => vec!["udp"],
+            "TCP/UDP" => vec!["tcp", "udp"],
+            // No protocol stated: portprobe probes TCP, as its catalog says why.
+            "-" => vec!["tcp"],
+            other => panic!("unexpected protocol {other}"),
+        };
+        for port in cells[0].split('&') {
+            let port = port.trim();
+            let (lo, hi) = port.split_once('-').unwrap_or((port, port));
+            for p in &protocols {
+                pairs.insert((p.to_string(), lo.parse().unwrap(), hi.parse().unwrap()));
+            }
+        }
+    }
+    assert_eq!(rows, 107, "the table has 107 rows");
+    pairs
+}
+
+#[test]
+fn ports_all_lists_every_port_and_protocol_of_the_table() {
+    let entries = ports_json(&["--all"]);
+    let listed: BTreeSet<(String, u16, u16)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["protocol"].as_str().unwrap().to_string(),
+                e["port_start"].as_u64().unwrap() as u16,
+                e["port_end"].as_u64().unwrap() as u16,
+            )
+        })
+        .collect();
+    assert_eq!(listed, table_pairs());
+    assert!(entries.iter().all(|e| !e["products"].as_array().unwrap().is_empty()), "every row has a product or Other services");
+}
+
+#[test]
+fn ports_text_and_ad_hoc_ports() {
+    let o = portprobe(&["ports", "--ports", "548,53/udp,60000"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(text.contains("TCP  548    AFP"), "{text}");
+    assert!(text.contains("UDP  53     DNS"), "{text}");
+    assert!(text.contains("TCP  60000  Xsan"), "{text}");
+}
+
+#[test]
+fn user_catalogs_are_validated_with_located_errors() {
+    let dir = std::env::temp_dir().join(format!("portprobe-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("site.toml");
+    std::fs::write(
+        &good,
+        "[[entry]]\nid = \"web\"\nrow = 1\nlabel = \"Intranet web\"\ntable_port = \"8080\"\nports = [\"8080\"]\ntable_protocol = \"TCP\"\n\n[[product]]\nname = \"Intranet\"\nneeds = [{ entry = \"web\" }]\n",
+    )
+    .unwrap();
+    let entries = ports_json(&["--catalog", good.to_str().unwrap(), "--product", "intranet"]);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["service"], "Intranet web");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[entry]]\nid = \"web\"\nrow = 1\nlabel = \"x\"\ntable_port = \"80\"\nports = [\"99999\"]\ntable_protocol = \"TCP\"\n").unwrap();
+    let path = bad.to_str().unwrap();
+    assert_bad_input(&["products", "--catalog", path], &format!("{path}: entry 1 (line 1, id \"web\"): field `ports`: \"99999\": port 99999 is out of range"));
+    assert_bad_input(&["--catalog", "/nonexistent.toml", "products"], "cannot read catalog /nonexistent.toml");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portprobe"))
+        .args(["ports", "--all"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.is_empty(), "{err}");
+    assert!(status.code() == Some(0) || status.code().is_none(), "{status:?}");
+}
