@@ -35,7 +35,7 @@ impl Request {
     pub fn new(ctx: &ProbeContext, nonce: &Nonce) -> Self {
         let ids = Ids::from_nonce(nonce);
         Request {
-            payload: request(ctx.target, ctx.source, &ids).into_bytes(),
+            payload: request(ctx.target, ctx.source, &ids),
             call_id: ids.call_id,
             branch: ids.branch,
         }
@@ -74,7 +74,7 @@ fn host(addr: IpAddr) -> String {
 }
 
 /// The OPTIONS request from `source` to `target` with identifiers `ids`.
-pub fn request(target: IpAddr, source: IpAddr, ids: &Ids) -> String {
+pub fn request(target: IpAddr, source: IpAddr, ids: &Ids) -> Vec<u8> {
     let target = host(target);
     let source = host(source);
     format!(
@@ -92,6 +92,7 @@ pub fn request(target: IpAddr, source: IpAddr, ids: &Ids) -> String {
         tag = ids.tag,
         call_id = ids.call_id,
     )
+    .into_bytes()
 }
 
 /// A decoded SIP response.
@@ -238,13 +239,13 @@ mod tests {
     #[test]
     fn options_request_carries_every_mandatory_header() {
         let ids = Ids::from_nonce(&Nonce(*b"\x01\x23\x45\x67\x89\xab\xcd\xef01234567"));
-        let text = request(
+        let sent = request(
             "192.0.2.7".parse().unwrap(),
             "192.0.2.1".parse().unwrap(),
             &ids,
         );
         assert_eq!(
-            text,
+            String::from_utf8(sent).unwrap(),
             "OPTIONS sip:192.0.2.7 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK0123456789abcdef;rport\r\n\
              Max-Forwards: 70\r\n\
