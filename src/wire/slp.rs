@@ -2,11 +2,11 @@
 //!
 //! The probe sends two Service Requests (section 8.1), unicast, in scope
 //! `DEFAULT` and language `en`: one for `service:directory-agent`, which a
-//! Directory Agent answers with a DAAdvert, and one for
+//! Directory Agent answers with a DAAdvert (section 8.5), and one for
 //! `service:service-agent`, which a Service Agent answers with an SAAdvert
-//! (section 8.1 and 9.2 of the RFC; a unicast request is answered even when
-//! nothing matches). The first carries the XID from the nonce, the second its
-//! bitwise complement, so that the two differ in every bit.
+//! (section 8.6); nmap's SLP payload asks for the latter. A host may run
+//! either agent, or both. The first request carries the XID from the nonce,
+//! the second its bitwise complement, so that the two differ in every bit.
 //!
 //! A reply counts when it is an SLPv2 message whose function ID is a reply
 //! type (SrvRply, SrvAck, AttrRply, DAAdvert, SrvTypeRply, SAAdvert), whose
