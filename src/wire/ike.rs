@@ -8,7 +8,8 @@
 //! exchange value is 256 bytes expanded from the nonce, kept between 2^2046
 //! and 2^2047 so that a responder's range check (1 < y < p - 1) accepts it; it
 //! is not a real Diffie-Hellman public value, and need not be, because the
-//! probe never completes the exchange.
+//! probe never completes the exchange (strongSwan's charon 5.9.8 answers it
+//! with a full IKE_SA_INIT response).
 //!
 //! On port 4500 (RFC 3948 section 2.2) every IKE message starts with the
 //! four-byte non-ESP marker `00 00 00 00`; without it a responder takes the
@@ -17,8 +18,8 @@
 //!
 //! A reply counts when its header carries our initiator SPI: an IKEv2
 //! response (the Response flag set) or any IKEv1 message, which is how a
-//! v1-only responder answers (typically an Informational exchange with an
-//! INVALID-MAJOR-VERSION notification). An IKE_SA_INIT response proves IKE
+//! v1-only responder answers (for instance with an Informational exchange
+//! carrying an INVALID-MAJOR-VERSION notification). An IKE_SA_INIT response proves IKE
 //! as much as an error notify such as NO_PROPOSAL_CHOSEN,
 //! INVALID_KE_PAYLOAD or a COOKIE request does. The report names the version,
 //! the exchange, the first payload and, when that payload is a notify, its
