@@ -9,9 +9,11 @@
 //!
 //! A reply is a server-mode (mode 4) packet of at least 48 bytes whose origin
 //! timestamp is our transmit timestamp (RFC 5905 section 8: the server copies
-//! it there). Stratum 0 is either a kiss-o'-death, whose reference ID is an
-//! ASCII code such as `RATE` or `DENY`, or an unsynchronised server; both are
-//! NTP servers answering.
+//! it there). With stratum 0 the reference ID may hold a kiss code (RFC 5905
+//! section 7.4): `RATE`, `DENY` and `RSTR` are kiss-o'-death proper, telling
+//! the client to slow down or go away, while `INIT` is what ntpsec sends
+//! before its first synchronisation; chrony without a source sends stratum 0
+//! with a zero reference ID. All of these are NTP servers answering.
 
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
