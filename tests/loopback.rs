@@ -1,0 +1,217 @@
+//! Whole-program probes of loopback addresses, which need no privileges:
+//! TCP open and closed ports, UDP closed ports and a UDP responder, the JSON
+//! schema, exit codes, and a full 65 535-port sweep under a 1024-descriptor
+//! limit with no false opens from self-connects.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::process::{Command, Output};
+use std::thread;
+
+use serde_json::Value;
+
+fn portprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portprobe"))
+        .args(args)
+        .output()
+        .expect("run portprobe")
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn result<'a>(doc: &'a Value, protocol: &str, port: u16) -> &'a Value {
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["protocol"] == protocol && r["port"] == port)
+        .unwrap_or_else(|| panic!("no result for {protocol}/{port}"))
+}
+
+/// A listening TCP port on 127.0.0.1 that accepts (and drops) connections.
+fn tcp_listener() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            drop(conn);
+        }
+    });
+    port
+}
+
+/// A port with nothing listening: bound, then released.
+fn free_tcp_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn tcp_open_and_closed_on_loopback() {
+    let open = tcp_listener();
+    let closed = free_tcp_port();
+    let spec = format!("{open},{closed}");
+    let o = portprobe(&["127.0.0.1", "--ports", &spec, "--json"]);
+    let doc = json(&o);
+    let r = result(&doc, "tcp", open);
+    assert_eq!((r["state"].as_str(), r["reason"].as_str()), (Some("open"), Some("syn-ack")));
+    assert!(r["rtt_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(r["blocked"], false);
+    let r = result(&doc, "tcp", closed);
+    assert_eq!((r["state"].as_str(), r["reason"].as_str()), (Some("closed"), Some("conn-refused")));
+    assert_eq!(r["reason_from"], Value::Null);
+    // Something closed: reachable, but a service is missing: WARNING.
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(doc["status"], "WARNING");
+    assert_eq!(doc["summary"]["closed"], 1);
+    assert_eq!(doc["summary"]["blocked"], 0);
+}
+
+#[test]
+fn all_open_is_ok() {
+    let open = tcp_listener();
+    let o = portprobe(&["127.0.0.1", "--ports", &open.to_string(), "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let doc = json(&o);
+    assert_eq!(doc["status"], "OK");
+    assert_eq!(doc["target"]["addresses"], serde_json::json!(["127.0.0.1"]));
+}
+
+#[test]
+fn json_follows_the_documented_schema() {
+    let open = tcp_listener();
+    let udp = free_udp_port();
+    let spec = format!("{open},{udp}/udp");
+    let doc = json(&portprobe(&["localhost", "-4", "--ports", &spec, "--json"]));
+    assert_eq!(doc["target"]["host"], "localhost");
+    for key in ["target", "products", "results", "summary", "hosts", "status", "exit_code", "complete", "duration_ms"] {
+        assert!(doc.get(key).is_some(), "missing {key}");
+    }
+    for key in ["open", "closed", "filtered", "open|filtered", "blocked"] {
+        assert!(doc["summary"][key].is_u64(), "summary.{key}");
+    }
+    for r in doc["results"].as_array().unwrap() {
+        for key in ["address", "protocol", "port", "service", "state", "reason", "reason_from", "rtt_ms", "attempts", "blocked"] {
+            assert!(r.get(key).is_some(), "result lacks {key}: {r}");
+        }
+        assert_eq!(r["blocked"], r["state"] == "filtered");
+    }
+    let u = result(&doc, "udp", udp);
+    assert_eq!(u["state"], "closed");
+    assert_eq!(u["reason"], "port-unreachable");
+    assert_eq!(u["reason_from"], "127.0.0.1");
+}
+
+#[test]
+fn udp_reply_that_no_protocol_recognises_is_open_unrecognised() {
+    // A responder that answers every datagram with bytes of no protocol.
+    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = sock.recv_from(&mut buf) {
+            let _ = sock.send_to(b"hello from a private protocol", from);
+        }
+    });
+    let doc = json(&portprobe(&["127.0.0.1", "--ports", &format!("{port}/udp"), "--json"]));
+    let r = result(&doc, "udp", port);
+    assert_eq!(r["state"], "open");
+    assert_eq!(r["reason"], "udp-response-unrecognised");
+    assert_eq!(r["udp_probe"], "generic");
+}
+
+#[test]
+fn ipv6_loopback() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped ipv6_loopback: this host has no IPv6 loopback");
+        return;
+    };
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    let udp = UdpSocket::bind("[::1]:0").unwrap().local_addr().unwrap().port();
+    let doc = json(&portprobe(&["::1", "--ports", &format!("{port},{udp}/udp"), "--json"]));
+    assert_eq!(result(&doc, "tcp", port)["state"], "open");
+    let u = result(&doc, "udp", udp);
+    assert_eq!((u["state"].as_str(), u["reason"].as_str()), (Some("closed"), Some("port-unreachable")));
+    assert_eq!(u["reason_from"], "::1");
+}
+
+#[test]
+fn human_report_names_states_and_verdict() {
+    let open = tcp_listener();
+    let closed = free_tcp_port();
+    let o = portprobe(&["127.0.0.1", "--ports", &format!("{open},{closed}")]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("REACHABLE, NO SERVICE"), "{text}");
+    assert!(text.contains("OPEN"), "{text}");
+    assert!(text.contains("WARNING: 127.0.0.1: no required port is blocked"), "{text}");
+    let quiet = portprobe(&["127.0.0.1", "--ports", &format!("{open}"), "--quiet"]);
+    let line = String::from_utf8(quiet.stdout).unwrap();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.starts_with("OK: 127.0.0.1: all 1 required ports are reachable"), "{line}");
+}
+
+/// TCP ports listening on 127.0.0.1 or on every address, from /proc/net/tcp.
+fn listening_v4_ports() -> BTreeSet<u16> {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (addr, port) = f.get(1)?.split_once(':')?;
+            let listening = f.get(3) == Some(&"0A");
+            let local = addr == "0100007F" || addr == "00000000";
+            (listening && local).then(|| u16::from_str_radix(port, 16).ok()).flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn full_sweep_under_a_1024_descriptor_limit_is_exact() {
+    let ours: Vec<u16> = (0..3).map(|_| tcp_listener()).collect();
+    let bin = env!("CARGO_BIN_EXE_portprobe");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -Sn 1024 && ulimit -Hn 1024 && exec '{bin}' 127.0.0.1 --ports 1-65535 --json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.is_empty(), "{err}");
+    let doc = json(&o);
+    assert_eq!(doc["complete"], true);
+    assert_eq!(doc["results"].as_array().unwrap().len(), 65535);
+    let listening = listening_v4_ports();
+    let mut open = BTreeSet::new();
+    for r in doc["results"].as_array().unwrap() {
+        let port = r["port"].as_u64().unwrap() as u16;
+        match r["state"].as_str().unwrap() {
+            "open" => {
+                open.insert(port);
+            }
+            "closed" => assert_eq!(r["reason"], "conn-refused", "{r}"),
+            other => panic!("port {port} is {other} on loopback: {r}"),
+        }
+    }
+    for p in &ours {
+        assert!(open.contains(p), "listener {p} not found open");
+    }
+    // No false opens: every open port really listens (self-connects are
+    // re-probed, never reported).
+    let false_opens: Vec<&u16> = open.iter().filter(|p| !listening.contains(p)).collect();
+    assert!(false_opens.is_empty(), "reported open but not listening: {false_opens:?}");
+}
