@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::lab::{Lab, Ns};
+use support::peers::{self, Peer, Peers};
 
 /// Runs `cmd` and returns (success, stdout + stderr).
 fn output(cmd: &mut Command) -> (bool, String) {
@@ -201,4 +202,332 @@ fn delay_adds_to_round_trip() {
     lab.set_delay(0).unwrap();
     let (_, after) = ping(&lab, lab.server_v4().into(), 5);
     assert!(after < 50.0, "RTT {after:.1} ms after delay 0");
+}
+
+/// Sends an L2TP SCCRQ to udp/1701 and prints the reply's message type
+/// (2 = SCCRP, 4 = StopCCN) and source.
+const L2TP_SCCRQ: &str = r#"
+import socket, struct, sys
+def avp(t, v):
+    return struct.pack("!HHH", 0x8000 | (6 + len(v)), 0, t) + v
+body = (avp(0, struct.pack("!H", 1)) + avp(2, b"\x01\x00") + avp(3, struct.pack("!I", 3))
+        + avp(7, b"portprobe-lab") + avp(9, struct.pack("!H", 77)) + avp(10, struct.pack("!H", 4)))
+msg = struct.pack("!HHHHHH", 0xC802, 12 + len(body), 0, 0, 0, 0) + body
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(msg, (sys.argv[1], 1701))
+data, src = s.recvfrom(4096)
+print("l2tp message type", struct.unpack("!H", data[18:20])[0], "from", src[0])
+"#;
+
+/// One standard client's check of one peer: the command to run and a piece
+/// of text its output must contain.
+fn client_check(
+    lab: &Lab,
+    peers: &Peers,
+    peer: Peer,
+    ns: Ns,
+    scratch: &std::path::Path,
+) -> (Command, String) {
+    let server = lab.server_v4().to_string();
+    let from = match ns {
+        Ns::Client => lab.client_v4(),
+        _ => lab.server_v4(),
+    }
+    .to_string();
+    let mut cmd;
+    let expect;
+    match peer {
+        Peer::Echo => {
+            cmd = lab.cmd(ns, "sh");
+            cmd.args([
+                "-c",
+                &format!("echo portprobe-echo | socat -t1 - UDP:{server}:7"),
+            ]);
+            expect = "portprobe-echo".to_string();
+        }
+        Peer::Dns => {
+            cmd = lab.cmd(ns, "dig");
+            cmd.args(["+short", "+time=2", "+tries=1", &format!("@{server}")])
+                .arg(peers::DNS_NAME);
+            expect = server.clone();
+        }
+        Peer::Dhcp => {
+            cmd = lab.cmd(ns, "dhcping");
+            cmd.args(["-i", "-s", &server, "-c", &from, "-t", "3"])
+                .args(["-h", "02:00:00:00:00:01"]);
+            expect = format!("Got answer from: {server}");
+        }
+        Peer::Tftp => {
+            let local = scratch.join(format!("tftp-{ns:?}"));
+            cmd = lab.cmd(ns, "sh");
+            cmd.args([
+                "-c",
+                &format!(
+                    "tftp {server} -m binary -c get {} {} && cat {}",
+                    peers::TFTP_FILE,
+                    local.display(),
+                    local.display()
+                ),
+            ]);
+            expect = peers::TFTP_CONTENT.trim().to_string();
+        }
+        Peer::Rpcbind => {
+            cmd = lab.cmd(ns, "rpcinfo");
+            cmd.args(["-T", "udp", &server, "100000", "2"]);
+            expect = "ready and waiting".to_string();
+        }
+        Peer::Ntp => {
+            cmd = lab.cmd(ns, "chronyd");
+            cmd.args(["-Q", "-t", "6"])
+                .arg(format!("server {server} iburst maxsamples 1"));
+            expect = "System clock wrong by".to_string();
+        }
+        Peer::NetbiosNs => {
+            cmd = lab.cmd(ns, "nmblookup");
+            cmd.args(["-U", &server, peers::NETBIOS_NAME]);
+            expect = format!("{server} {}<00>", peers::NETBIOS_NAME);
+        }
+        Peer::Snmp => {
+            cmd = lab.cmd(ns, "snmpget");
+            cmd.args([
+                "-m",
+                "",
+                "-v2c",
+                "-c",
+                peers::SNMP_COMMUNITY,
+                "-t",
+                "2",
+                "-r",
+                "1",
+            ])
+            .args([&server, "1.3.6.1.2.1.1.1.0"])
+            .envs(peers.snmp_client_env());
+            expect = "portprobe-peers net-snmp".to_string();
+        }
+        Peer::Ike => {
+            cmd = lab.cmd(ns, "sh");
+            cmd.args([
+                "-c",
+                &format!(
+                    "ike-scan --sport=0 -M {server} | grep -q NO-PROPOSAL-CHOSEN && echo ike-500; \
+                     ike-scan --nat-t --sport=0 -M {server} | grep -q NO-PROPOSAL-CHOSEN \
+                     && echo ike-4500"
+                ),
+            ]);
+            expect = "ike-500\nike-4500".to_string();
+        }
+        Peer::Ipmi => {
+            cmd = lab.cmd(ns, "rmcp_ping");
+            cmd.args(["-t", "2", &server]);
+            expect = "IPMI".to_string();
+        }
+        Peer::L2tp => {
+            cmd = lab.cmd(ns, "python3");
+            cmd.args(["-c", L2TP_SCCRQ, &server]);
+            expect = format!("l2tp message type 2 from {server}");
+        }
+        Peer::Nfs => {
+            cmd = lab.cmd(ns, "sh");
+            cmd.args([
+                "-c",
+                &format!(
+                    "rpcinfo -n 2049 -u {server} 100003 3 && rpcinfo -n 2049 -u {server} 100003 4 \
+                     && rpcinfo -n 20048 -u {server} 100005 3"
+                ),
+            ]);
+            expect = "program 100005 version 3 ready and waiting".to_string();
+        }
+        Peer::Sip => {
+            cmd = lab.cmd(ns, "sipsak");
+            cmd.args(["-v", "-s", &format!("sip:ping@{server}")]);
+            expect = "SIP/2.0 200 OK".to_string();
+        }
+        Peer::Mdns => {
+            cmd = lab.cmd(ns, "dig");
+            cmd.args(["-p", "5353", "+time=2", "+tries=1", "+short"])
+                .arg(format!("@{server}"))
+                .args(["_services._dns-sd._udp.local", "PTR"]);
+            expect = "_airplay._tcp.local.".to_string();
+        }
+        Peer::Syslog => {
+            let marker = format!("portprobe-lab-{ns:?}");
+            cmd = lab.cmd(ns, "logger");
+            cmd.args(["-n", &server, "-P", "514", "-d", &marker]);
+            expect = String::new();
+        }
+    }
+    (cmd, expect)
+}
+
+#[test]
+fn peers_answer_their_real_clients() {
+    let Some(lab) = support::lab_or_skip("peers_answer_their_real_clients") else {
+        return;
+    };
+    let started = Instant::now();
+    let peers =
+        Peers::start(lab.server_ns(), lab.server_v4(), Peer::ALL).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("all peers ready in {:?}", started.elapsed());
+    let scratch = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for &peer in Peer::ALL {
+        // avahi answers on-link sources only: check it from the server itself.
+        let places: &[Ns] = if peer == Peer::Mdns {
+            &[Ns::Server]
+        } else {
+            &[Ns::Server, Ns::Client]
+        };
+        for &ns in places {
+            let (mut cmd, expect) = client_check(&lab, &peers, peer, ns, scratch.path());
+            let (ok, text) = output(&mut cmd);
+            if !ok || !text.contains(&expect) {
+                failures.push(format!(
+                    "{peer:?} from {ns:?}: {cmd:?} (expected {expect:?}):\n{text}\n--- log:\n{}",
+                    peers.log(peer)
+                ));
+            }
+        }
+    }
+    // rsyslog never answers: its file shows what it received.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !peers.syslog_received().contains("portprobe-lab-Client") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for ns in ["Server", "Client"] {
+        if !peers
+            .syslog_received()
+            .contains(&format!("portprobe-lab-{ns}"))
+        {
+            failures.push(format!(
+                "syslog from {ns} not received:\n{}",
+                peers.syslog_received()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn peers_and_lab_leave_nothing_behind() {
+    let Some(lab) = support::lab_or_skip("peers_and_lab_leave_nothing_behind") else {
+        return;
+    };
+    let names = [lab.client_ns(), lab.router_ns(), lab.server_ns()].map(str::to_owned);
+    // kamailio forks children and nmbd a helper: both must go too.
+    let peers = Peers::start(
+        lab.server_ns(),
+        lab.server_v4(),
+        &[Peer::Echo, Peer::Sip, Peer::NetbiosNs, Peer::Mdns],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = peers.dir().to_path_buf();
+    let daemon_pids = lab.pids();
+    assert!(daemon_pids.len() >= 4, "{daemon_pids:?}");
+    drop(peers);
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    let left: Vec<i32> = daemon_pids
+        .iter()
+        .copied()
+        .filter(|&p| support::proc::alive(p))
+        .collect();
+    assert!(left.is_empty(), "daemons still running: {left:?}");
+    assert!(lab.pids().is_empty(), "{:?}", lab.pids());
+
+    // A process the test started itself, and helper threads, also end
+    // with the lab.
+    let mut sleeper = lab
+        .client_cmd("sleep")
+        .arg("600")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _listeners = lab.tcp_listeners(&[80], false).unwrap();
+    lab.set_delay(10).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lab.pids().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(lab);
+    let status = sleeper.wait().unwrap();
+    assert!(!status.success(), "sleep was killed: {status}");
+    let (_, list) = output(Command::new("ip").args(["netns", "list"]));
+    for name in &names {
+        assert!(
+            !list.contains(name.as_str()),
+            "{name} still listed:\n{list}"
+        );
+    }
+}
+
+#[test]
+fn lab_is_removed_when_a_test_panics() {
+    if !support::require_lab("lab_is_removed_when_a_test_panics") {
+        return;
+    }
+    let names = std::panic::catch_unwind(|| {
+        let lab = Lab::new().unwrap();
+        let names = [lab.client_ns(), lab.router_ns(), lab.server_ns()].map(str::to_owned);
+        std::panic::panic_any(names);
+    })
+    .expect_err("panicked")
+    .downcast::<[String; 3]>()
+    .expect("names");
+    let (_, list) = output(Command::new("ip").args(["netns", "list"]));
+    for name in names.iter() {
+        assert!(
+            !list.contains(name.as_str()),
+            "{name} still listed:\n{list}"
+        );
+    }
+}
+
+#[test]
+fn stale_labs_of_dead_processes_are_swept() {
+    if !support::require_lab("stale_labs_of_dead_processes_are_swept") {
+        return;
+    }
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = format!("pp-{dead}-0-client");
+    support::run(Command::new("ip").args(["netns", "add", &stale])).unwrap();
+    let lab = Lab::new().unwrap();
+    let (_, list) = output(Command::new("ip").args(["netns", "list"]));
+    assert!(!list.contains(&stale), "{stale} survived:\n{list}");
+    assert!(list.contains(lab.client_ns()));
+}
+
+#[test]
+fn skips_without_root_and_fails_under_ci() {
+    let Some(lab) = support::lab_or_skip("skips_without_root_and_fails_under_ci") else {
+        return;
+    };
+    let me = std::env::current_exe().unwrap();
+    let run_as_nobody = |ci: bool| {
+        let mut cmd = lab.client_cmd_as_nobody(&me).unwrap();
+        cmd.args([
+            "--exact",
+            "topology_v4_and_v6_through_router",
+            "--nocapture",
+        ]);
+        if ci {
+            cmd.env("CI", "true");
+        } else {
+            cmd.env_remove("CI");
+        }
+        output(&mut cmd)
+    };
+    let (ok, text) = run_as_nobody(false);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("skipped topology_v4_and_v6_through_router: not running as root"),
+        "{text}"
+    );
+    let (ok, text) = run_as_nobody(true);
+    assert!(!ok, "must fail under CI: {text}");
+    assert!(
+        text.contains("lab prerequisites missing under CI"),
+        "{text}"
+    );
 }

@@ -9,6 +9,7 @@
 pub mod lab;
 pub mod netns;
 pub mod nfqueue;
+pub mod peers;
 pub mod proc;
 
 use std::process::{Command, Stdio};
