@@ -62,9 +62,35 @@ fn connect_from_client(lab: &Lab, to: SocketAddr, timeout: Duration) -> std::io:
     .expect("enter the client namespace")
 }
 
+/// Sends one datagram from the client over a connected UDP socket and waits
+/// for an answer. An answer is reported as `ErrorKind::Other`; an ICMP error
+/// as the errno it maps to.
+fn udp_exchange(lab: &Lab, to: SocketAddr) -> std::io::Error {
+    lab.run_in(Ns::Client, move || {
+        let sock = std::net::UdpSocket::bind((lab_any(to), 0))?;
+        sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+        sock.connect(to)?;
+        sock.send(b"portprobe-lab")?;
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf)?;
+        Err::<(), _>(std::io::Error::other(format!("answer of {n} bytes")))
+    })
+    .expect("enter the client namespace")
+    .unwrap_err()
+}
+
+fn lab_any(to: SocketAddr) -> IpAddr {
+    if to.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    }
+}
+
 #[test]
 fn topology_v4_and_v6_through_router() {
-    let Some(lab) = support::lab_or_skip("topology_v4_and_v6_through_router") else {
+    let Some(lab) = support::lab_or_skip_with("topology_v4_and_v6_through_router", &["ping"])
+    else {
         return;
     };
     for addr in [
@@ -113,8 +139,10 @@ fn tcp_listeners_survive_repeated_probing() {
 
 #[test]
 fn nft_drop_times_out_and_reject_is_host_unreachable() {
-    let Some(lab) = support::lab_or_skip("nft_drop_times_out_and_reject_is_host_unreachable")
-    else {
+    let Some(lab) = support::lab_or_skip_with(
+        "nft_drop_times_out_and_reject_is_host_unreachable",
+        &["ping", "nc"],
+    ) else {
         return;
     };
     let _l = lab.tcp_listeners(&[22, 311, 5900, 8443], false).unwrap();
@@ -162,13 +190,54 @@ fn nft_drop_times_out_and_reject_is_host_unreachable() {
     );
     assert!(ok, "nc could not reach an open port: {text}");
     assert!(lab.nft_ruleset().unwrap().contains("tcp dport 5900 drop"));
+
+    // UDP: a reject comes back as an ICMP error from the router's
+    // client-facing address; a closed port as port-unreachable from the
+    // server itself.
+    lab.nft(&[
+        "udp dport 161 reject with icmpx type admin-prohibited",
+        "icmp type echo-request reject with icmpx type admin-prohibited",
+        "icmpv6 type echo-request reject with icmpx type admin-prohibited",
+    ])
+    .unwrap();
+    let _udp = lab.udp_echo(&[162], false).unwrap();
+    assert_eq!(
+        udp_exchange(&lab, (s4, 161).into()).raw_os_error(),
+        Some(libc::EHOSTUNREACH)
+    );
+    assert_eq!(
+        udp_exchange(&lab, (s4, 9).into()).kind(),
+        ErrorKind::ConnectionRefused
+    );
+    assert_eq!(
+        udp_exchange(&lab, (s4, 162).into()).kind(),
+        ErrorKind::Other
+    );
+    let (_, text) = output(
+        lab.client_cmd("ping")
+            .args(["-n", "-c1", "-W1", "198.18.1.2"]),
+    );
+    assert!(
+        text.contains("From 198.18.0.1 icmp_seq=1 Packet filtered"),
+        "{text}"
+    );
+    let (_, text) = output(
+        lab.client_cmd("ping")
+            .args(["-n", "-c1", "-W1", "2001:db8:1::2"]),
+    );
+    assert!(
+        text.contains(
+            "From 2001:db8::1 icmp_seq=1 Destination unreachable: Administratively prohibited"
+        ),
+        "{text}"
+    );
     let err = lab.nft(&["this is not a rule"]).expect_err("bad rule");
     assert!(err.to_string().contains("syntax error"), "{err}");
 }
 
 #[test]
 fn loss_drops_about_half() {
-    let Some(lab) = support::lab_or_skip("loss_drops_about_half") else {
+    let Some(lab) = support::lab_or_skip_with("loss_drops_about_half", &["ping"]) else {
         return;
     };
     lab.set_loss(50).unwrap();
@@ -182,7 +251,10 @@ fn loss_drops_about_half() {
 
 #[test]
 fn delay_adds_to_round_trip() {
-    let Some(lab) = support::lab_or_skip("delay_adds_to_round_trip") else {
+    let Some(lab) = support::lab_or_skip_with(
+        "delay_adds_to_round_trip",
+        &["ping", "iptables", "ip6tables"],
+    ) else {
         return;
     };
     let (_, base) = ping(&lab, lab.server_v4().into(), 5);
@@ -360,9 +432,29 @@ fn client_check(
     (cmd, expect)
 }
 
+/// The standard clients `peers_answer_their_real_clients` runs.
+const CLIENT_PROGRAMS: &[&str] = &[
+    "sh",
+    "socat",
+    "dig",
+    "dhcping",
+    "tftp",
+    "rpcinfo",
+    "chronyd",
+    "nmblookup",
+    "snmpget",
+    "ike-scan",
+    "rmcp_ping",
+    "python3",
+    "sipsak",
+    "logger",
+];
+
 #[test]
 fn peers_answer_their_real_clients() {
-    let Some(lab) = support::lab_or_skip("peers_answer_their_real_clients") else {
+    let mut programs = Peer::programs(Peer::ALL);
+    programs.extend(CLIENT_PROGRAMS);
+    let Some(lab) = support::lab_or_skip_with("peers_answer_their_real_clients", &programs) else {
         return;
     };
     let started = Instant::now();
@@ -410,17 +502,17 @@ fn peers_answer_their_real_clients() {
 
 #[test]
 fn peers_and_lab_leave_nothing_behind() {
-    let Some(lab) = support::lab_or_skip("peers_and_lab_leave_nothing_behind") else {
+    const WHICH: &[Peer] = &[Peer::Echo, Peer::Sip, Peer::NetbiosNs, Peer::Mdns];
+    let mut programs = Peer::programs(WHICH);
+    programs.extend(["sleep", "iptables", "ip6tables"]);
+    let Some(lab) = support::lab_or_skip_with("peers_and_lab_leave_nothing_behind", &programs)
+    else {
         return;
     };
     let names = [lab.client_ns(), lab.router_ns(), lab.server_ns()].map(str::to_owned);
     // kamailio forks children and nmbd a helper: both must go too.
-    let peers = Peers::start(
-        lab.server_ns(),
-        lab.server_v4(),
-        &[Peer::Echo, Peer::Sip, Peer::NetbiosNs, Peer::Mdns],
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let peers =
+        Peers::start(lab.server_ns(), lab.server_v4(), WHICH).unwrap_or_else(|e| panic!("{e}"));
     let dir = peers.dir().to_path_buf();
     let daemon_pids = lab.pids();
     assert!(daemon_pids.len() >= 4, "{daemon_pids:?}");
@@ -500,7 +592,9 @@ fn stale_labs_of_dead_processes_are_swept() {
 
 #[test]
 fn skips_without_root_and_fails_under_ci() {
-    let Some(lab) = support::lab_or_skip("skips_without_root_and_fails_under_ci") else {
+    let Some(lab) =
+        support::lab_or_skip_with("skips_without_root_and_fails_under_ci", &["setpriv"])
+    else {
         return;
     };
     let me = std::env::current_exe().unwrap();

@@ -35,6 +35,7 @@ pub const CLIENT_PACKAGES: &[&str] = &[
     "sipsak",
     "dhcping",
     "openipmi",
+    "ike-scan",
     "bsdutils",
     "python3",
 ];
@@ -85,7 +86,12 @@ pub fn require_lab(name: &str) -> bool {
 /// let Some(lab) = support::lab_or_skip("drop_rule_times_out") else { return };
 /// ```
 pub fn lab_or_skip(name: &str) -> Option<Lab> {
-    if !require_lab(name) {
+    lab_or_skip_with(name, &[])
+}
+
+/// As [`lab_or_skip`], also requiring `programs` (see [`require_programs`]).
+pub fn lab_or_skip_with(name: &str, programs: &[&str]) -> Option<Lab> {
+    if !require_lab(name) || !require_programs(name, programs) {
         return None;
     }
     match Lab::new() {
@@ -94,16 +100,39 @@ pub fn lab_or_skip(name: &str) -> Option<Lab> {
     }
 }
 
-/// Whether `program` can be found on `PATH`.
+/// Checks that every program test `name` runs is installed. Without them it
+/// prints `skipped <name>: <reason>` and returns false, or panics under CI.
+pub fn require_programs(name: &str, programs: &[&str]) -> bool {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !have_program(p))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!("not installed: {}", missing.join(", "));
+    if in_ci() {
+        panic!("{name}: prerequisites missing under CI: {reason}");
+    }
+    eprintln!("skipped {name}: {reason}");
+    false
+}
+
+/// Whether `program` (a name looked up on `PATH`, or a path) can be run.
 pub fn have_program(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            std::fs::metadata(dir.join(program)).is_ok_and(|m| {
-                use std::os::unix::fs::PermissionsExt;
-                m.is_file() && m.permissions().mode() & 0o111 != 0
-            })
-        })
-    })
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return runnable(std::path::Path::new(program));
+    }
+    // Daemons live in sbin, which a non-root PATH may lack.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(Into::into))
+        .any(|dir| runnable(&dir.join(program)))
 }
 
 /// Runs a command to completion and returns its stdout, or an error carrying

@@ -173,6 +173,42 @@ impl Peer {
         }
     }
 
+    /// The daemon's executable.
+    pub fn program(self) -> &'static str {
+        match self {
+            Peer::Echo => "inetutils-inetd",
+            Peer::Dns | Peer::Dhcp => "dnsmasq",
+            Peer::Tftp => "in.tftpd",
+            Peer::Rpcbind => "rpcbind",
+            Peer::Ntp => "chronyd",
+            Peer::NetbiosNs => "nmbd",
+            Peer::Snmp => "snmpd",
+            Peer::Ike => "/usr/lib/ipsec/charon",
+            Peer::Ipmi => "ipmi_sim",
+            Peer::L2tp => "xl2tpd",
+            Peer::Nfs => "ganesha.nfsd",
+            Peer::Sip => "kamailio",
+            Peer::Mdns => "avahi-daemon",
+            Peer::Syslog => "rsyslogd",
+        }
+    }
+
+    /// Executables the daemons in `which` need (with rpcbind for NFS and
+    /// swanctl for IKE), for [`super::require_programs`].
+    pub fn programs(which: &[Peer]) -> Vec<&'static str> {
+        let mut programs: Vec<&'static str> = which.iter().map(|p| p.program()).collect();
+        if which.contains(&Peer::Nfs) {
+            programs.push("rpcbind");
+        }
+        if which.contains(&Peer::Ike) {
+            programs.push("swanctl");
+        }
+        programs.extend(["unshare", "mount"]);
+        programs.sort_unstable();
+        programs.dedup();
+        programs
+    }
+
     /// The Debian package the daemon comes from.
     pub fn package(self) -> &'static str {
         match self {
@@ -634,7 +670,7 @@ impl Peers {
                          secrets {{\n  ike-any {{\n    secret = \"{IKE_PSK}\"\n  }}\n}}\n"
                     ),
                 )?;
-                args(&["/usr/lib/ipsec/charon"])
+                args(&[Peer::Ike.program()])
             }
             Peer::Ipmi => {
                 self.mkdir("ipmi/state")?;
