@@ -1,0 +1,152 @@
+//! Test lab shared by the integration tests: a client, a router running
+//! nftables and a server, each in its own network namespace, plus real UDP
+//! daemons from Debian's packages (see `README.md` beside this file).
+//!
+//! Every integration test binary compiles this module on its own and uses a
+//! different part of it.
+#![allow(dead_code)]
+
+pub mod lab;
+pub mod netns;
+pub mod nfqueue;
+pub mod peers;
+pub mod proc;
+
+use std::process::{Command, Stdio};
+
+use lab::Lab;
+
+/// Debian packages the lab itself needs (namespaces, firewall, delay queue,
+/// privilege drop).
+pub const LAB_PACKAGES: &[&str] = &["iproute2", "nftables", "iptables", "util-linux", "procps"];
+
+/// Debian packages of the standard clients `tests/lab_selftest.rs` uses to
+/// prove the lab and its peers.
+pub const CLIENT_PACKAGES: &[&str] = &[
+    "iputils-ping",
+    "netcat-openbsd",
+    "socat",
+    "bind9-dnsutils",
+    "snmp",
+    "rpcbind",
+    "samba-common-bin",
+    "chrony",
+    "tftp-hpa",
+    "sipsak",
+    "dhcping",
+    "openipmi",
+    "ike-scan",
+    "bsdutils",
+    "python3",
+];
+
+/// Whether the lab can run here: root, `ip` and `nft` present, and network
+/// namespaces creatable. The error is a one-line reason.
+pub fn lab_available() -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("not running as root (network namespaces need it)".into());
+    }
+    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
+        let ok = Command::new(tool)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            return Err(format!("`{tool}` is not installed or does not run"));
+        }
+    }
+    netns::can_create_netns().map_err(|e| format!("cannot create a network namespace: {e}"))
+}
+
+/// True when running under CI, where a missing prerequisite is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Checks the lab's prerequisites for test `name`. Without them it prints
+/// `skipped <name>: <reason>` and returns false, or panics under CI.
+pub fn require_lab(name: &str) -> bool {
+    match lab_available() {
+        Ok(()) => true,
+        Err(reason) if in_ci() => panic!("{name}: lab prerequisites missing under CI: {reason}"),
+        Err(reason) => {
+            eprintln!("skipped {name}: {reason}");
+            false
+        }
+    }
+}
+
+/// A fresh lab for test `name`, or `None` (after one `skipped` line on
+/// stderr) when the prerequisites are missing outside CI.
+///
+/// ```ignore
+/// let Some(lab) = support::lab_or_skip("drop_rule_times_out") else { return };
+/// ```
+pub fn lab_or_skip(name: &str) -> Option<Lab> {
+    lab_or_skip_with(name, &[])
+}
+
+/// As [`lab_or_skip`], also requiring `programs` (see [`require_programs`]).
+pub fn lab_or_skip_with(name: &str, programs: &[&str]) -> Option<Lab> {
+    if !require_lab(name) || !require_programs(name, programs) {
+        return None;
+    }
+    match Lab::new() {
+        Ok(lab) => Some(lab),
+        Err(e) => panic!("{name}: cannot build the lab: {e}"),
+    }
+}
+
+/// Checks that every program test `name` runs is installed. Without them it
+/// prints `skipped <name>: <reason>` and returns false, or panics under CI.
+pub fn require_programs(name: &str, programs: &[&str]) -> bool {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !have_program(p))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = format!("not installed: {}", missing.join(", "));
+    if in_ci() {
+        panic!("{name}: prerequisites missing under CI: {reason}");
+    }
+    eprintln!("skipped {name}: {reason}");
+    false
+}
+
+/// Whether `program` (a name looked up on `PATH`, or a path) can be run.
+pub fn have_program(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return runnable(std::path::Path::new(program));
+    }
+    // Daemons live in sbin, which a non-root PATH may lack.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(Into::into))
+        .any(|dir| runnable(&dir.join(program)))
+}
+
+/// Runs a command to completion and returns its stdout, or an error carrying
+/// the command line, exit status and stderr.
+pub fn run(cmd: &mut Command) -> std::io::Result<String> {
+    let out = cmd.stdin(Stdio::null()).output()?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(std::io::Error::other(format!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        )))
+    }
+}
