@@ -50,11 +50,19 @@ fn tcp_listener() -> u16 {
 
 /// A port with nothing listening: bound, then released.
 fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -65,11 +73,17 @@ fn tcp_open_and_closed_on_loopback() {
     let o = portprobe(&["127.0.0.1", "--ports", &spec, "--json"]);
     let doc = json(&o);
     let r = result(&doc, "tcp", open);
-    assert_eq!((r["state"].as_str(), r["reason"].as_str()), (Some("open"), Some("syn-ack")));
+    assert_eq!(
+        (r["state"].as_str(), r["reason"].as_str()),
+        (Some("open"), Some("syn-ack"))
+    );
     assert!(r["rtt_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(r["blocked"], false);
     let r = result(&doc, "tcp", closed);
-    assert_eq!((r["state"].as_str(), r["reason"].as_str()), (Some("closed"), Some("conn-refused")));
+    assert_eq!(
+        (r["state"].as_str(), r["reason"].as_str()),
+        (Some("closed"), Some("conn-refused"))
+    );
     assert_eq!(r["reason_from"], Value::Null);
     // Something closed: reachable, but a service is missing: WARNING.
     assert_eq!(o.status.code(), Some(1));
@@ -95,14 +109,35 @@ fn json_follows_the_documented_schema() {
     let spec = format!("{open},{udp}/udp");
     let doc = json(&portprobe(&["localhost", "-4", "--ports", &spec, "--json"]));
     assert_eq!(doc["target"]["host"], "localhost");
-    for key in ["target", "products", "results", "summary", "hosts", "status", "exit_code", "complete", "duration_ms"] {
+    for key in [
+        "target",
+        "products",
+        "results",
+        "summary",
+        "hosts",
+        "status",
+        "exit_code",
+        "complete",
+        "duration_ms",
+    ] {
         assert!(doc.get(key).is_some(), "missing {key}");
     }
     for key in ["open", "closed", "filtered", "open|filtered", "blocked"] {
         assert!(doc["summary"][key].is_u64(), "summary.{key}");
     }
     for r in doc["results"].as_array().unwrap() {
-        for key in ["address", "protocol", "port", "service", "state", "reason", "reason_from", "rtt_ms", "attempts", "blocked"] {
+        for key in [
+            "address",
+            "protocol",
+            "port",
+            "service",
+            "state",
+            "reason",
+            "reason_from",
+            "rtt_ms",
+            "attempts",
+            "blocked",
+        ] {
             assert!(r.get(key).is_some(), "result lacks {key}: {r}");
         }
         assert_eq!(r["blocked"], r["state"] == "filtered");
@@ -124,7 +159,12 @@ fn udp_reply_that_no_protocol_recognises_is_open_unrecognised() {
             let _ = sock.send_to(b"hello from a private protocol", from);
         }
     });
-    let doc = json(&portprobe(&["127.0.0.1", "--ports", &format!("{port}/udp"), "--json"]));
+    let doc = json(&portprobe(&[
+        "127.0.0.1",
+        "--ports",
+        &format!("{port}/udp"),
+        "--json",
+    ]));
     let r = result(&doc, "udp", port);
     assert_eq!(r["state"], "open");
     assert_eq!(r["reason"], "udp-response-unrecognised");
@@ -143,11 +183,23 @@ fn ipv6_loopback() {
             drop(c);
         }
     });
-    let udp = UdpSocket::bind("[::1]:0").unwrap().local_addr().unwrap().port();
-    let doc = json(&portprobe(&["::1", "--ports", &format!("{port},{udp}/udp"), "--json"]));
+    let udp = UdpSocket::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let doc = json(&portprobe(&[
+        "::1",
+        "--ports",
+        &format!("{port},{udp}/udp"),
+        "--json",
+    ]));
     assert_eq!(result(&doc, "tcp", port)["state"], "open");
     let u = result(&doc, "udp", udp);
-    assert_eq!((u["state"].as_str(), u["reason"].as_str()), (Some("closed"), Some("port-unreachable")));
+    assert_eq!(
+        (u["state"].as_str(), u["reason"].as_str()),
+        (Some("closed"), Some("port-unreachable"))
+    );
     assert_eq!(u["reason_from"], "::1");
 }
 
@@ -159,11 +211,17 @@ fn human_report_names_states_and_verdict() {
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("REACHABLE, NO SERVICE"), "{text}");
     assert!(text.contains("OPEN"), "{text}");
-    assert!(text.contains("WARNING: 127.0.0.1: no required port is blocked"), "{text}");
+    assert!(
+        text.contains("WARNING: 127.0.0.1: no required port is blocked"),
+        "{text}"
+    );
     let quiet = portprobe(&["127.0.0.1", "--ports", &format!("{open}"), "--quiet"]);
     let line = String::from_utf8(quiet.stdout).unwrap();
     assert_eq!(line.lines().count(), 1, "{line}");
-    assert!(line.starts_with("OK: 127.0.0.1: all 1 required ports are reachable"), "{line}");
+    assert!(
+        line.starts_with("OK: 127.0.0.1: all 1 required ports are reachable"),
+        "{line}"
+    );
 }
 
 /// TCP ports listening on 127.0.0.1 or on every address, from /proc/net/tcp.
@@ -176,7 +234,9 @@ fn listening_v4_ports() -> BTreeSet<u16> {
             let (addr, port) = f.get(1)?.split_once(':')?;
             let listening = f.get(3) == Some(&"0A");
             let local = addr == "0100007F" || addr == "00000000";
-            (listening && local).then(|| u16::from_str_radix(port, 16).ok()).flatten()
+            (listening && local)
+                .then(|| u16::from_str_radix(port, 16).ok())
+                .flatten()
         })
         .collect()
 }
@@ -187,7 +247,9 @@ fn full_sweep_under_a_1024_descriptor_limit_is_exact() {
     let bin = env!("CARGO_BIN_EXE_portprobe");
     let o = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -Sn 1024 && ulimit -Hn 1024 && exec '{bin}' 127.0.0.1 --ports 1-65535 --json"))
+        .arg(format!(
+            "ulimit -Sn 1024 && ulimit -Hn 1024 && exec '{bin}' 127.0.0.1 --ports 1-65535 --json"
+        ))
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -213,5 +275,8 @@ fn full_sweep_under_a_1024_descriptor_limit_is_exact() {
     // No false opens: every open port really listens (self-connects are
     // re-probed, never reported).
     let false_opens: Vec<&u16> = open.iter().filter(|p| !listening.contains(p)).collect();
-    assert!(false_opens.is_empty(), "reported open but not listening: {false_opens:?}");
+    assert!(
+        false_opens.is_empty(),
+        "reported open but not listening: {false_opens:?}"
+    );
 }

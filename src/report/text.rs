@@ -359,7 +359,20 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
         .copied()
         .filter(|r| r.result.blocked())
         .collect();
+    let verdicts: Vec<HostVerdict> = t.addresses.iter().map(|&a| t.verdict(a)).collect();
+    let host_level = !verdicts.is_empty() && verdicts.iter().all(|v| *v != HostVerdict::Answering);
     let mut text = match status {
+        Status::Critical if host_level => match &verdicts[0] {
+            HostVerdict::Unreachable { reason, from } => format!(
+                "host unreachable: {}{} for all {total} required ports",
+                reason.describe(),
+                from.map(|f| format!(" reported by {f}"))
+                    .unwrap_or_default()
+            ),
+            _ => format!(
+                "host unreachable or entirely filtered: not one of {total} required ports answered"
+            ),
+        },
         Status::Critical => format!(
             "{} of {total} required ports are blocked: {}",
             blocked.len(),
@@ -398,7 +411,30 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
 /// What to do next, where the evidence makes it clear.
 fn advice(t: &TargetReport) -> Vec<String> {
     let mut out = Vec::new();
-    let rows: Vec<&Row> = t.rows.iter().filter(|r| r.result.blocked()).collect();
+    let verdicts: Vec<(IpAddr, HostVerdict)> =
+        t.addresses.iter().map(|&a| (a, t.verdict(a))).collect();
+    for (address, verdict) in &verdicts {
+        match verdict {
+            HostVerdict::Silent => out.push(format!(
+                "nothing answers from {address}: check that it is up and that this is its address; a firewall may drop everything on the way"
+            )),
+            HostVerdict::Unreachable { from: Some(from), .. } => out.push(format!(
+                "{from} cannot deliver to {address}: the host may be down, or a route or firewall on {from} stops it"
+            )),
+            HostVerdict::Unreachable { from: None, .. } => {
+                out.push(format!("{address} cannot be reached from this computer: check its route"));
+            }
+            HostVerdict::Answering => {}
+        }
+    }
+    if !verdicts.is_empty() && verdicts.iter().all(|(_, v)| *v != HostVerdict::Answering) {
+        return out;
+    }
+    let rows: Vec<&Row> = t
+        .rows
+        .iter()
+        .filter(|r| r.result.blocked() && t.verdict(r.result.address) == HostVerdict::Answering)
+        .collect();
     for run in runs(&rows, true).iter().take(5) {
         let r = &run.first.result;
         let what = format!("{} ({})", port_label(run), run.first.service);

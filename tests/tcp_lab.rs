@@ -1,0 +1,437 @@
+//! TCP probing through a real firewall: a client, an nftables router and a
+//! server in network namespaces. Every run of portprobe happens in the client
+//! namespace as user `nobody`, so these tests also prove that probing needs
+//! no privileges. They need root to build the lab: without it each test
+//! prints one line saying it was skipped; under CI=true they must run.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::process::Output;
+
+use serde_json::Value;
+use support::lab::{Lab, Ns};
+
+/// Runs portprobe in the client namespace as `nobody`.
+fn probe(lab: &Lab, args: &[&str]) -> Output {
+    lab.client_cmd_as_nobody(env!("CARGO_BIN_EXE_portprobe"))
+        .expect("command as nobody")
+        .args(args)
+        .output()
+        .expect("run portprobe")
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// (state, reason, reason_from) per TCP port.
+fn states(doc: &Value) -> BTreeMap<u16, (String, String, Option<String>)> {
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["port"].as_u64().unwrap() as u16,
+                (
+                    r["state"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap().to_string(),
+                    r["reason_from"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn spec(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+const LISTENING: [u16; 4] = [22, 548, 3283, 5900];
+const DROPPED: [u16; 2] = [311, 625];
+const PROHIBITED: [u16; 2] = [106, 3659];
+const NOTHING: u16 = 5988;
+const HOST_UNREACHABLE: u16 = 389;
+
+/// Listeners on LISTENING (22 is reset by the firewall before it gets there),
+/// and rules that drop, reject with admin-prohibited, reject with a reset and
+/// reject with host-unreachable.
+fn firewall(lab: &Lab, v6: bool) -> support::lab::Listeners {
+    let listeners = lab.tcp_listeners(&LISTENING, v6).expect("listeners");
+    lab.nft(&[
+        &format!("tcp dport {{ {} }} drop", spec(&DROPPED)),
+        &format!(
+            "tcp dport {{ {} }} reject with icmpx type admin-prohibited",
+            spec(&PROHIBITED)
+        ),
+        "tcp dport 22 reject with tcp reset",
+        &format!("tcp dport {HOST_UNREACHABLE} reject with icmpx type host-unreachable"),
+    ])
+    .expect("nft rules");
+    listeners
+}
+
+fn check_states(doc: &Value, router: IpAddr) {
+    let s = states(doc);
+    let router = Some(router.to_string());
+    let expect = |port: u16, state: &str, reason: &str, from: &Option<String>| {
+        assert_eq!(
+            s[&port],
+            (state.to_string(), reason.to_string(), from.clone()),
+            "port {port}: {doc}"
+        );
+    };
+    for port in [548, 3283, 5900] {
+        expect(port, "open", "syn-ack", &None);
+    }
+    // A forged reset reads exactly as a closed port.
+    expect(22, "closed", "conn-refused", &None);
+    expect(NOTHING, "closed", "conn-refused", &None);
+    for port in DROPPED {
+        expect(port, "filtered", "no-response", &None);
+    }
+    for port in PROHIBITED {
+        expect(port, "filtered", "admin-prohibited", &router);
+    }
+    let hu = &s[&HOST_UNREACHABLE];
+    assert_eq!(
+        (hu.0.as_str(), hu.2.clone()),
+        ("filtered", router.clone()),
+        "{doc}"
+    );
+    // ICMPv6 has no separate code for a rejected host: nft's host-unreachable
+    // becomes "address unreachable".
+    assert!(hu.1 == "host-unreachable", "{doc}");
+    for r in doc["results"].as_array().unwrap() {
+        assert_eq!(r["blocked"], r["state"] == "filtered");
+    }
+    assert_eq!(doc["summary"]["filtered"], 5);
+    assert_eq!(doc["summary"]["blocked"], 5);
+    assert_eq!(doc["status"], "CRITICAL");
+}
+
+fn all_ports() -> String {
+    let mut all: Vec<u16> = LISTENING.to_vec();
+    all.extend(DROPPED);
+    all.extend(PROHIBITED);
+    all.push(NOTHING);
+    all.push(HOST_UNREACHABLE);
+    spec(&all)
+}
+
+#[test]
+fn ipv4_states_reasons_and_the_router_that_rejected() {
+    let Some(lab) = support::lab_or_skip("ipv4_states_reasons_and_the_router_that_rejected") else {
+        return;
+    };
+    let _listeners = firewall(&lab, false);
+    let o = probe(
+        &lab,
+        &[
+            &lab.server_v4().to_string(),
+            "--ports",
+            &all_ports(),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    check_states(&json(&o), IpAddr::V4(lab.router_v4()));
+}
+
+#[test]
+fn ipv6_states_reasons_and_the_router_that_rejected() {
+    let Some(lab) = support::lab_or_skip("ipv6_states_reasons_and_the_router_that_rejected") else {
+        return;
+    };
+    let _listeners = firewall(&lab, true);
+    let o = probe(
+        &lab,
+        &[
+            &lab.server_v6().to_string(),
+            "--ports",
+            &all_ports(),
+            "--json",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    check_states(&json(&o), IpAddr::V6(lab.router_v6()));
+}
+
+#[test]
+fn text_report_says_who_blocked_and_what_to_do() {
+    let Some(lab) = support::lab_or_skip("text_report_says_who_blocked_and_what_to_do") else {
+        return;
+    };
+    let _listeners = firewall(&lab, false);
+    let o = probe(
+        &lab,
+        &[&lab.server_v4().to_string(), "--ports", &all_ports()],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    let router = lab.router_v4();
+    assert!(
+        text.contains(&format!(
+            "rejected by {router}: administratively prohibited"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("no response after 2 attempts"), "{text}");
+    assert!(
+        text.contains("CRITICAL: 198.18.1.2: 5 of 10 required ports are blocked"),
+        "{text}"
+    );
+    assert!(
+        text.contains("times out: a firewall between you and the host drops it"),
+        "{text}"
+    );
+    // Blocked ports come first, open ones last.
+    let blocked = text.find("BLOCKED").unwrap();
+    let no_service = text.find("REACHABLE, NO SERVICE").unwrap();
+    let open = text.find("OPEN").unwrap();
+    assert!(blocked < no_service && no_service < open, "{text}");
+}
+
+/// Open and dropped ports for the lossy and slow paths: 70 of each.
+fn many_ports() -> (Vec<u16>, Vec<u16>) {
+    ((20000..20070).collect(), (21000..21070).collect())
+}
+
+fn check_open_and_dropped(doc: &Value, open: &[u16], dropped: &[u16]) {
+    let s = states(doc);
+    let wrong_open: Vec<_> = open
+        .iter()
+        .filter(|p| s[p].0 != "open")
+        .map(|p| (p, &s[p]))
+        .collect();
+    assert!(
+        wrong_open.is_empty(),
+        "open ports not reported open: {wrong_open:?}"
+    );
+    let wrong_dropped: Vec<_> = dropped
+        .iter()
+        .filter(|p| s[p].0 != "filtered")
+        .map(|p| (p, &s[p]))
+        .collect();
+    assert!(
+        wrong_dropped.is_empty(),
+        "dropped ports not reported filtered: {wrong_dropped:?}"
+    );
+}
+
+#[test]
+fn five_percent_loss_still_finds_every_open_port() {
+    let Some(lab) = support::lab_or_skip("five_percent_loss_still_finds_every_open_port") else {
+        return;
+    };
+    let (open, dropped) = many_ports();
+    let _listeners = lab.tcp_listeners(&open, false).unwrap();
+    lab.nft(&["tcp dport 21000-21069 drop"]).unwrap();
+    lab.set_loss(5).unwrap();
+    let ports = "20000-20069,21000-21069";
+    for round in 0..3 {
+        let o = probe(
+            &lab,
+            &[&lab.server_v4().to_string(), "--ports", ports, "--json"],
+        );
+        let doc = json(&o);
+        check_open_and_dropped(&doc, &open, &dropped);
+        eprintln!("loss round {round}: {}", doc["hosts"][0]);
+    }
+}
+
+#[test]
+fn added_latency_is_followed_not_mistaken_for_a_drop() {
+    let Some(lab) = support::lab_or_skip("added_latency_is_followed_not_mistaken_for_a_drop")
+    else {
+        return;
+    };
+    let (open, dropped) = many_ports();
+    let _listeners = lab.tcp_listeners(&open, false).unwrap();
+    lab.nft(&["tcp dport 21000-21069 drop"]).unwrap();
+    lab.set_delay(150).unwrap();
+    let o = probe(
+        &lab,
+        &[
+            &lab.server_v4().to_string(),
+            "--ports",
+            "20000-20069,21000-21069",
+            "--json",
+        ],
+    );
+    let doc = json(&o);
+    check_open_and_dropped(&doc, &open, &dropped);
+    let srtt = doc["hosts"][0]["srtt_ms"].as_f64().unwrap();
+    assert!(
+        (290.0..700.0).contains(&srtt),
+        "smoothed RTT {srtt} ms for a 300 ms path"
+    );
+    for r in doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "open")
+    {
+        assert!(r["rtt_ms"].as_f64().unwrap() >= 290.0, "{r}");
+    }
+}
+
+#[test]
+fn a_silent_host_gets_one_verdict() {
+    let Some(lab) = support::lab_or_skip("a_silent_host_gets_one_verdict") else {
+        return;
+    };
+    lab.nft(&[&format!("ip daddr {} drop", lab.server_v4())])
+        .unwrap();
+    let host = lab.server_v4().to_string();
+    let o = probe(&lab, &[&host, "--ports", "1-2000"]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("HOST UNREACHABLE OR ENTIRELY FILTERED: not one of 2000 ports answered"),
+        "{text}"
+    );
+    assert!(text.contains("CRITICAL: 198.18.1.2: host unreachable or entirely filtered: not one of 2000 required ports answered"), "{text}");
+    assert!(text.contains("nothing answers from 198.18.1.2"), "{text}");
+    assert!(
+        text.lines().count() < 10,
+        "no list of 2000 blocked ports: {text}"
+    );
+    let doc = json(&probe(&lab, &[&host, "--ports", "1-2000", "--json"]));
+    assert_eq!(doc["hosts"][0]["verdict"], "silent");
+    assert_eq!(
+        doc["results"].as_array().unwrap().len(),
+        2000,
+        "JSON still lists every port"
+    );
+}
+
+#[test]
+fn an_unreachable_host_names_the_router() {
+    let Some(lab) = support::lab_or_skip("an_unreachable_host_names_the_router") else {
+        return;
+    };
+    lab.nft(&[&format!(
+        "ip daddr {} reject with icmp type host-unreachable",
+        lab.server_v4()
+    )])
+    .unwrap();
+    let host = lab.server_v4().to_string();
+    let doc = json(&probe(&lab, &[&host, "--ports", "1-500", "--json"]));
+    assert_eq!(
+        doc["hosts"][0]["verdict"], "unreachable",
+        "{}",
+        doc["hosts"]
+    );
+    assert_eq!(doc["hosts"][0]["reason"], "host-unreachable");
+    assert_eq!(doc["hosts"][0]["reason_from"], lab.router_v4().to_string());
+    let text =
+        String::from_utf8_lossy(&probe(&lab, &[&host, "--ports", "1-500"]).stdout).into_owned();
+    assert!(
+        text.contains(&format!(
+            "HOST UNREACHABLE: reported by {} (host unreachable) for all 500 ports",
+            lab.router_v4()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_local_firewall_is_its_own_reason() {
+    let Some(lab) = support::lab_or_skip("a_local_firewall_is_its_own_reason") else {
+        return;
+    };
+    let _listeners = lab.tcp_listeners(&[548], false).unwrap();
+    let nft = |args: &str| {
+        let out = lab.cmd(Ns::Client, "nft").arg(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    nft("add table inet local");
+    nft("add chain inet local out { type filter hook output priority 0 ; }");
+    nft("add rule inet local out tcp dport 4111 drop");
+    nft("add rule inet local out udp dport 4112 drop");
+    let doc = json(&probe(
+        &lab,
+        &[
+            &lab.server_v4().to_string(),
+            "--ports",
+            "548,4111,4112/udp",
+            "--json",
+        ],
+    ));
+    let s = states(&doc);
+    assert_eq!(s[&548].0, "open");
+    // Linux refuses a UDP send at once (EPERM) when a local rule drops it...
+    assert_eq!(
+        (s[&4112].0.as_str(), s[&4112].1.as_str()),
+        ("filtered", "local-firewall"),
+        "{doc}"
+    );
+    // ...but a dropped TCP SYN fails silently inside the kernel, so a local
+    // drop reads like a drop on the way.
+    assert_eq!(
+        (s[&4111].0.as_str(), s[&4111].1.as_str()),
+        ("filtered", "no-response"),
+        "{doc}"
+    );
+}
+
+/// A resolver configuration for the client namespace (`ip netns exec` binds
+/// /etc/netns/NAME/resolv.conf over /etc/resolv.conf), removed on drop.
+struct NetnsResolv(std::path::PathBuf);
+
+impl Drop for NetnsResolv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_unknown() {
+    let Some(lab) = support::lab_or_skip("a_name_that_does_not_resolve_is_unknown") else {
+        return;
+    };
+    // The lab's own resolver: 127.0.0.1 inside the client namespace, where
+    // nothing listens, so the query never leaves the namespace.
+    let dir = std::path::PathBuf::from("/etc/netns").join(lab.client_ns());
+    std::fs::create_dir_all(&dir).unwrap();
+    let _guard = NetnsResolv(dir.clone());
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n",
+    )
+    .unwrap();
+    let o = probe(&lab, &["no-such-host.pp.test", "--ports", "80"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("portprobe: cannot resolve no-such-host.pp.test: "),
+        "{err}"
+    );
+}
