@@ -165,6 +165,27 @@ pub fn tcp(addr: SocketAddr, deadline: Deadline) -> io::Result<Started> {
             rtt: start.elapsed(),
         })),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+            // On loopback the answer is often there before connect returns:
+            // take it without registering the socket with the reactor.
+            match socket.take_error() {
+                Ok(Some(e)) => {
+                    if let Some(evidence) = classify_error(&e, &socket, false) {
+                        return Ok(Started::Done(Finished {
+                            evidence,
+                            rtt: start.elapsed(),
+                        }));
+                    }
+                }
+                Ok(None) => {
+                    if let Ok(peer) = socket.peer_addr() {
+                        return Ok(Started::Done(Finished {
+                            evidence: connected(socket.local_addr().ok().and_then(|a| a.as_socket()), peer.as_socket()),
+                            rtt: start.elapsed(),
+                        }));
+                    }
+                }
+                Err(_) => {}
+            }
             let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
             Ok(Started::Waiting(Box::pin(async move {
                 tokio::select! {

@@ -286,6 +286,21 @@ impl<'a> Scheduler<'a> {
                 continue;
             }
             let wake = self.next_wake(now);
+            if wake <= now {
+                // More to launch at once: let other tasks run, without a
+                // timer (whose millisecond granularity would stall us).
+                tokio::task::yield_now().await;
+                while let Some(joined) = self.inflight.try_join_next() {
+                    if let Ok((slot, seq, finished)) = joined {
+                        self.settle(slot, seq, finished, progress);
+                    }
+                }
+                if stop_requested(&mut stop) {
+                    interrupted = true;
+                    break;
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 () = &mut stop => {
@@ -782,6 +797,11 @@ fn judge(slot: &Slot, finished: Finished) -> PortResult {
         }
     }
     r
+}
+
+/// Whether `stop` has completed, without waiting for it.
+fn stop_requested<F: Future<Output = ()>>(stop: &mut std::pin::Pin<&mut F>) -> bool {
+    futures::FutureExt::now_or_never(stop.as_mut()).is_some()
 }
 
 async fn sleep_until(t: Instant) {
