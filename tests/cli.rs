@@ -36,7 +36,14 @@ fn help_and_version_exit_zero() {
     let help = portprobe(&["--help"]);
     assert_eq!(help.status.code(), Some(0));
     let text = stdout(&help);
-    for needle in ["--product", "--ports", "Exit codes", "3  UNKNOWN", "2  CRITICAL", "forge"] {
+    for needle in [
+        "--product",
+        "--ports",
+        "Exit codes",
+        "3  UNKNOWN",
+        "2  CRITICAL",
+        "forge",
+    ] {
         assert!(text.contains(needle), "help lacks {needle}");
     }
     let version = portprobe(&["--version"]);
@@ -48,21 +55,57 @@ fn help_and_version_exit_zero() {
 #[test]
 fn bad_input_is_one_line_and_exit_three() {
     assert_bad_input(&[], "no host given");
-    assert_bad_input(&["server.local"], "run `portprobe products` to list the products");
-    assert_bad_input(&["server.local", "--bogus"], "unexpected argument '--bogus'");
+    assert_bad_input(
+        &["server.local"],
+        "run `portprobe products` to list the products",
+    );
+    assert_bad_input(
+        &["server.local", "--bogus"],
+        "unexpected argument '--bogus'",
+    );
     assert_bad_input(&["server.local", "--ports", "1-"], "empty port");
-    assert_bad_input(&["server.local", "--ports", "70000"], "port 70000 is out of range");
-    assert_bad_input(&["server.local", "--ports", "22/sctp"], "unknown protocol `sctp`");
-    assert_bad_input(&["server.local", "--product", "Remote Desktp"], "closest: Apple Remote Desktop");
-    assert_bad_input(&["server.local", "-p", "ARD", "--timeout", "fast"], "`fast` is not a duration");
-    assert_bad_input(&["server.local", "-p", "ARD", "--concurrency", "0"], "--concurrency");
-    assert_bad_input(&["server.local", "-p", "ARD", "-4", "-6"], "cannot be used with");
-    assert_bad_input(&["server.local", "-p", "ARD", "--rate", "0"], "`0` is not a rate");
+    assert_bad_input(
+        &["server.local", "--ports", "70000"],
+        "port 70000 is out of range",
+    );
+    assert_bad_input(
+        &["server.local", "--ports", "22/sctp"],
+        "unknown protocol `sctp`",
+    );
+    assert_bad_input(
+        &["server.local", "--product", "Remote Desktp"],
+        "closest: Apple Remote Desktop",
+    );
+    assert_bad_input(
+        &["server.local", "-p", "ARD", "--timeout", "fast"],
+        "`fast` is not a duration",
+    );
+    assert_bad_input(
+        &["server.local", "-p", "ARD", "--concurrency", "0"],
+        "--concurrency",
+    );
+    assert_bad_input(
+        &["server.local", "-p", "ARD", "-4", "-6"],
+        "cannot be used with",
+    );
+    assert_bad_input(
+        &["server.local", "-p", "ARD", "--rate", "0"],
+        "`0` is not a rate",
+    );
     assert_bad_input(&["ports"], "required arguments were not provided");
-    assert_bad_input(&["ports", "--all", "--product", "ARD"], "cannot be used with");
+    assert_bad_input(
+        &["ports", "--all", "--product", "ARD"],
+        "cannot be used with",
+    );
     assert_bad_input(&["products", "--bogus"], "unexpected argument");
-    assert_bad_input(&["bad host", "--ports", "80"], "`bad host` is not a host name or address");
-    assert_bad_input(&["::1", "-4", "--ports", "80"], "::1 is not an IPv4 address");
+    assert_bad_input(
+        &["bad host", "--ports", "80"],
+        "`bad host` is not a host name or address",
+    );
+    assert_bad_input(
+        &["::1", "-4", "--ports", "80"],
+        "::1 is not an IPv4 address",
+    );
 }
 
 #[test]
@@ -72,10 +115,19 @@ fn products_lists_every_product() {
     let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let list = list.as_array().unwrap();
     assert!(list.len() >= 28);
-    let ard = list.iter().find(|p| p["name"] == "Apple Remote Desktop").unwrap();
+    let ard = list
+        .iter()
+        .find(|p| p["name"] == "Apple Remote Desktop")
+        .unwrap();
     assert_eq!(ard["tcp_ports"], 4);
     assert_eq!(ard["udp_ports"], 2);
-    assert!(ard["aliases"].as_array().unwrap().iter().any(|a| a == "ARD"));
+    assert!(
+        ard["aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "ARD")
+    );
     let text = stdout(&portprobe(&["products"]));
     assert!(text.contains("Apple Remote Desktop") && text.contains("QTSS"));
 }
@@ -108,7 +160,16 @@ fn ports_for_apple_remote_desktop() {
         assert!(has(&entries, protocol, port), "{protocol} {port}");
     }
     for e in &entries {
-        for field in ["protocol", "port_start", "port_end", "service", "products", "rfc", "note", "unregistered"] {
+        for field in [
+            "protocol",
+            "port_start",
+            "port_end",
+            "service",
+            "products",
+            "rfc",
+            "note",
+            "unregistered",
+        ] {
             assert!(e.get(field).is_some(), "missing {field} in {e}");
         }
         assert!(e["service"].is_string() && e["unregistered"].is_boolean());
@@ -168,7 +229,12 @@ fn ports_all_lists_every_port_and_protocol_of_the_table() {
         })
         .collect();
     assert_eq!(listed, table_pairs());
-    assert!(entries.iter().all(|e| !e["products"].as_array().unwrap().is_empty()), "every row has a product or Other services");
+    assert!(
+        entries
+            .iter()
+            .all(|e| !e["products"].as_array().unwrap().is_empty()),
+        "every row has a product or Other services"
+    );
 }
 
 #[test]
@@ -198,8 +264,16 @@ fn user_catalogs_are_validated_with_located_errors() {
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[[entry]]\nid = \"web\"\nrow = 1\nlabel = \"x\"\ntable_port = \"80\"\nports = [\"99999\"]\ntable_protocol = \"TCP\"\n").unwrap();
     let path = bad.to_str().unwrap();
-    assert_bad_input(&["products", "--catalog", path], &format!("{path}: entry 1 (line 1, id \"web\"): field `ports`: \"99999\": port 99999 is out of range"));
-    assert_bad_input(&["--catalog", "/nonexistent.toml", "products"], "cannot read catalog /nonexistent.toml");
+    assert_bad_input(
+        &["products", "--catalog", path],
+        &format!(
+            "{path}: entry 1 (line 1, id \"web\"): field `ports`: \"99999\": port 99999 is out of range"
+        ),
+    );
+    assert_bad_input(
+        &["--catalog", "/nonexistent.toml", "products"],
+        "cannot read catalog /nonexistent.toml",
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -216,7 +290,15 @@ fn a_closed_pipe_is_not_an_error() {
     child.stdout.take().unwrap().read_exact(&mut first).unwrap();
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(err.is_empty(), "{err}");
-    assert!(status.code() == Some(0) || status.code().is_none(), "{status:?}");
+    assert!(
+        status.code() == Some(0) || status.code().is_none(),
+        "{status:?}"
+    );
 }
