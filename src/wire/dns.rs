@@ -151,13 +151,14 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
+        assert_truncations_refused, datagrams, hex, mutations,
+    };
     use hickory_proto::rr::{RData, Record, rdata::A};
     use proptest::prelude::*;
 
-    include!("fixtures/captures.rs");
-
-    /// The query this module builds for `NONCE`, as sent to dnsmasq.
+    /// The query this module builds for `NONCE_3A7C`, as sent to dnsmasq.
     const SENT: &str = include_str!("fixtures/dns-request.hex");
 
     /// dnsmasq 2.90 (Debian 2.90-4~deb12u2; `no-resolv`, so no upstream)
@@ -165,7 +166,7 @@ mod tests {
     const DNSMASQ_REFUSED: &str = include_str!("fixtures/dns-dnsmasq-refused.hex");
 
     fn probe() -> Request {
-        Request::new(&ProbeContext::default(), &NONCE)
+        Request::new(&ProbeContext::default(), &NONCE_3A7C)
     }
 
     #[test]
@@ -194,27 +195,19 @@ mod tests {
             Some(Reply::new("dns", "DNS response, rcode REFUSED"))
         );
         let parsed = recognise(&hex(DNSMASQ_REFUSED)).expect("a DNS response");
-        assert_eq!(parsed.id, NONCE.u16());
+        assert_eq!(parsed.id, NONCE_3A7C.u16());
         assert_eq!(parsed.rcode, ResponseCode::Refused);
         assert_eq!(parsed.questions, vec![question()]);
     }
 
     #[test]
     fn rejects_an_id_one_bit_away() {
-        for bit in 0..16 {
-            let mut reply = hex(DNSMASQ_REFUSED);
-            let flipped = (NONCE.u16() ^ (1 << bit)).to_be_bytes();
-            reply[..2].copy_from_slice(&flipped);
-            assert_eq!(probe().recognise(&reply), None, "bit {bit}");
-        }
+        assert_bit_flips_refused(&probe(), &hex(DNSMASQ_REFUSED), 0..2);
     }
 
     #[test]
     fn rejects_every_truncation() {
-        let reply = hex(DNSMASQ_REFUSED);
-        for len in 0..reply.len() {
-            assert_eq!(probe().recognise(&reply[..len]), None, "{len} bytes");
-        }
+        assert_truncations_refused(&probe(), &hex(DNSMASQ_REFUSED));
     }
 
     #[test]
@@ -228,15 +221,13 @@ mod tests {
     #[test]
     fn rejects_its_own_query_and_other_protocols() {
         assert_eq!(probe().recognise(&hex(SENT)), None);
-        for (name, other) in replies_of_other_protocols("dns-") {
-            assert_eq!(probe().recognise(&other), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "dns");
     }
 
     /// A response to our question with `rcode`, `answers` A records and no
     /// question section when `omit_question`.
     fn response(rcode: ResponseCode, answers: usize, omit_question: bool) -> Vec<u8> {
-        let mut message = Message::new(NONCE.u16(), MessageType::Response, OpCode::Query);
+        let mut message = Message::new(NONCE_3A7C.u16(), MessageType::Response, OpCode::Query);
         message.metadata.response_code = rcode;
         if !omit_question {
             message.add_query(question());
@@ -274,19 +265,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = probe().recognise(&bytes);
         }
 
         #[test]
-        fn never_panics_on_a_mutated_capture(
-            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
-            cut in any::<Option<usize>>(),
-            tail in proptest::collection::vec(any::<u8>(), 0..64),
-        ) {
-            let bytes = mutate(hex(DNSMASQ_REFUSED), &flips, cut, &tail);
-            let _ = probe().recognise(&bytes);
+        fn never_panics_on_a_mutated_capture(mutation in mutations()) {
+            let _ = probe().recognise(&mutation.apply(&hex(DNSMASQ_REFUSED)));
         }
     }
 }

@@ -42,6 +42,7 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::fixtures::datagrams;
     use proptest::prelude::*;
 
     #[test]
@@ -57,7 +58,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fn never_panics(bytes in datagrams()) {
             let req = Request::new(&ProbeContext::default(), &Nonce([3; 16]));
             let _ = req.recognise(&bytes);
         }

@@ -277,8 +277,10 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::rpc::captured::{capture_context, capture_nonce, mutations, other_replies};
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
+        context_5a17, datagrams, hex, mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
 
     /// xl2tpd 1.3.18's answer to our SCCRQ (fixtures/README.md).
@@ -286,7 +288,7 @@ mod tests {
     const RECEIVED: &str = include_str!("fixtures/xl2tpd-sccrp.hex");
 
     fn captured_request() -> Request {
-        Request::new(&capture_context(), &capture_nonce(1))
+        Request::new(&context_5a17(), &nonce_5a17(1))
     }
 
     /// A control message to tunnel `tunnel` with `avps` after a 12-byte header.
@@ -344,37 +346,25 @@ mod tests {
 
     #[test]
     fn a_reply_to_another_tunnel_is_not_ours() {
-        let req = captured_request();
-        let reply = hex(RECEIVED);
-        for bit in 0..16 {
-            let mut changed = reply.clone();
-            changed[4 + bit / 8] ^= 0x80 >> (bit % 8);
-            assert_eq!(req.recognise(&changed), None, "tunnel ID bit {bit}");
-        }
+        assert_bit_flips_refused(&captured_request(), &hex(RECEIVED), 4..6);
     }
 
     #[test]
     fn truncated_replies_are_refused() {
-        let req = captured_request();
-        let reply = hex(RECEIVED);
-        for len in 0..reply.len() {
-            assert_eq!(req.recognise(&reply[..len]), None, "cut to {len}");
-        }
+        assert_truncations_refused(&captured_request(), &hex(RECEIVED));
     }
 
     #[test]
     fn other_protocols_replies_and_our_own_request_are_refused() {
         let req = captured_request();
-        for (name, reply) in other_replies("l2tp") {
-            assert_eq!(req.recognise(&reply), None, "{name}");
-        }
+        assert_other_replies_refused(&req, "l2tp");
         assert_eq!(req.recognise(&hex(SENT)), None);
     }
 
     #[test]
     fn stop_ccn_and_acknowledgements_prove_l2tp_too() {
         let req = captured_request();
-        let ours = tunnel_id(&capture_nonce(1));
+        let ours = tunnel_id(&nonce_5a17(1));
         // StopCCN with a Result Code AVP (general request to clear).
         let stop = control(
             ours,
@@ -405,7 +395,7 @@ mod tests {
 
     #[test]
     fn malformed_control_messages_are_refused() {
-        let ours = tunnel_id(&capture_nonce(1));
+        let ours = tunnel_id(&nonce_5a17(1));
         let sccrp = [0x80, 8, 0, 0, 0, 0, 0, 2];
         // A data message (T bit clear).
         let mut data = control(ours, &sccrp);
@@ -430,7 +420,7 @@ mod tests {
 
     #[test]
     fn an_offset_field_is_skipped() {
-        let ours = tunnel_id(&capture_nonce(1));
+        let ours = tunnel_id(&nonce_5a17(1));
         let mut msg = control(ours, &[0, 2, 0xff, 0xff, 0x80, 8, 0, 0, 0, 0, 0, 2]);
         msg[0] = 0xca; // O bit set
         let parsed = recognise(&msg).expect("control message");
@@ -439,7 +429,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = captured_request().recognise(&bytes);
         }

@@ -165,14 +165,15 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
+        assert_truncations_refused, datagrams, hex, mutations,
+    };
     use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::PTR;
     use proptest::prelude::*;
 
-    include!("fixtures/captures.rs");
-
-    /// The query this module builds for `NONCE`, as sent to avahi.
+    /// The query this module builds for `NONCE_3A7C`, as sent to avahi.
     const SENT: &str = include_str!("fixtures/mdns-request.hex");
 
     /// avahi-daemon 0.8 answering `SENT` as a legacy-unicast query: our ID,
@@ -180,7 +181,7 @@ mod tests {
     const AVAHI: &str = include_str!("fixtures/mdns-avahi-services.hex");
 
     fn probe() -> Request {
-        Request::new(&ProbeContext::default(), &NONCE)
+        Request::new(&ProbeContext::default(), &NONCE_3A7C)
     }
 
     #[test]
@@ -215,17 +216,13 @@ mod tests {
             ))
         );
         let parsed = recognise(&hex(AVAHI)).expect("a DNS response");
-        assert_eq!(parsed.id, NONCE.u16());
+        assert_eq!(parsed.id, NONCE_3A7C.u16());
         assert_eq!(parsed.service_types.len(), 4);
     }
 
     #[test]
     fn rejects_an_id_one_bit_away() {
-        for bit in 0..16 {
-            let mut reply = hex(AVAHI);
-            reply[..2].copy_from_slice(&(NONCE.u16() ^ (1 << bit)).to_be_bytes());
-            assert_eq!(probe().recognise(&reply), None, "bit {bit}");
-        }
+        assert_bit_flips_refused(&probe(), &hex(AVAHI), 0..2);
     }
 
     #[test]
@@ -249,7 +246,7 @@ mod tests {
 
     #[test]
     fn lists_at_most_six_service_types() {
-        let mut message = Message::new(NONCE.u16(), MessageType::Response, OpCode::Query);
+        let mut message = Message::new(NONCE_3A7C.u16(), MessageType::Response, OpCode::Query);
         for i in 0..8 {
             let target = Name::from_ascii(format!("_s{i}._tcp.local.")).expect("valid");
             message.add_answer(Record::from_rdata(
@@ -268,35 +265,25 @@ mod tests {
 
     #[test]
     fn rejects_every_truncation() {
-        let reply = hex(AVAHI);
-        for len in 0..reply.len() {
-            assert_eq!(probe().recognise(&reply[..len]), None, "{len} bytes");
-        }
+        assert_truncations_refused(&probe(), &hex(AVAHI));
     }
 
     #[test]
     fn rejects_its_own_query_and_other_protocols() {
         assert_eq!(probe().recognise(&hex(SENT)), None);
-        for (name, other) in replies_of_other_protocols("mdns-") {
-            assert_eq!(probe().recognise(&other), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "mdns");
     }
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = probe().recognise(&bytes);
         }
 
         #[test]
-        fn never_panics_on_a_mutated_capture(
-            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
-            cut in any::<Option<usize>>(),
-            tail in proptest::collection::vec(any::<u8>(), 0..64),
-        ) {
-            let bytes = mutate(hex(AVAHI), &flips, cut, &tail);
-            let _ = probe().recognise(&bytes);
+        fn never_panics_on_a_mutated_capture(mutation in mutations()) {
+            let _ = probe().recognise(&mutation.apply(&hex(AVAHI)));
         }
     }
 }

@@ -312,24 +312,10 @@ impl UdpProtocol {
     }
 }
 
+/// Captured replies and the helpers the wire-format tests share
+/// (`fixtures/mod.rs`).
 #[cfg(test)]
-pub(crate) mod testutil {
-    //! Helpers shared by the wire-format tests.
-
-    /// Decodes a hex string, ignoring whitespace (fixtures are written as
-    /// wrapped hex dumps of captured datagrams).
-    pub fn hex(s: &str) -> Vec<u8> {
-        let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        assert!(digits.len() % 2 == 0, "odd number of hex digits");
-        digits
-            .chunks(2)
-            .map(|pair| {
-                let text = std::str::from_utf8(pair).expect("ascii hex");
-                u8::from_str_radix(text, 16).expect("hex digit")
-            })
-            .collect()
-    }
-}
+pub(crate) mod fixtures;
 
 #[cfg(test)]
 mod tests {

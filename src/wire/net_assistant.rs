@@ -121,8 +121,10 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::rpc::captured::{capture_context, capture_nonce, mutations, other_replies};
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        assert_other_replies_refused, assert_truncations_refused, context_5a17, datagrams, hex,
+        mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
 
     /// A real agent's reply to the status query, from a published hexdump
@@ -132,7 +134,7 @@ mod tests {
     const NEEDED: usize = NAME_AT + 1 + 10 + 1;
 
     fn probe() -> Request {
-        Request::new(&capture_context(), &capture_nonce(1))
+        Request::new(&context_5a17(), &nonce_5a17(1))
     }
 
     #[test]
@@ -170,9 +172,7 @@ mod tests {
     #[test]
     fn replies_cut_before_the_end_of_the_name_are_refused() {
         let reply = hex(PUBLISHED);
-        for len in 0..NEEDED {
-            assert_eq!(probe().recognise(&reply[..len]), None, "cut to {len}");
-        }
+        assert_truncations_refused(&probe(), &reply[..NEEDED]);
         assert!(probe().recognise(&reply[..NEEDED]).is_some());
     }
 
@@ -199,15 +199,13 @@ mod tests {
 
     #[test]
     fn other_protocols_replies_and_the_query_itself_are_refused() {
-        for (name, reply) in other_replies("net-assistant") {
-            assert_eq!(probe().recognise(&reply), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "net_assistant");
         assert_eq!(probe().recognise(&QUERY), None);
     }
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = probe().recognise(&bytes);
         }
 

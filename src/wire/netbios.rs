@@ -332,12 +332,13 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
+        assert_truncations_refused, datagrams, hex, mutations,
+    };
     use proptest::prelude::*;
 
-    include!("fixtures/captures.rs");
-
-    /// The node status request this module builds for `NONCE`, as sent to
+    /// The node status request this module builds for `NONCE_3A7C`, as sent to
     /// nmbd.
     const SENT: &str = include_str!("fixtures/netbios-request.hex");
 
@@ -350,7 +351,7 @@ mod tests {
     const NMBD_NEGATIVE: &str = include_str!("fixtures/netbios-nmbd-negative.hex");
 
     fn probe() -> Request {
-        Request::new(&ProbeContext::default(), &NONCE)
+        Request::new(&ProbeContext::default(), &NONCE_3A7C)
     }
 
     #[test]
@@ -410,30 +411,23 @@ mod tests {
     #[test]
     fn rejects_an_id_one_bit_away() {
         for fixture in [NMBD_NODE_STATUS, NMBD_NEGATIVE] {
-            for bit in 0..16 {
-                let mut reply = hex(fixture);
-                reply[..2].copy_from_slice(&(NONCE.u16() ^ (1 << bit)).to_be_bytes());
-                assert_eq!(probe().recognise(&reply), None, "bit {bit}");
-            }
+            let reply = hex(fixture);
+            assert_eq!(reply[..2], NONCE_3A7C.u16().to_be_bytes());
+            assert_bit_flips_refused(&probe(), &reply, 0..2);
         }
     }
 
     #[test]
     fn rejects_every_truncation() {
         for fixture in [NMBD_NODE_STATUS, NMBD_NEGATIVE] {
-            let reply = hex(fixture);
-            for len in 0..reply.len() {
-                assert_eq!(probe().recognise(&reply[..len]), None, "{len} bytes");
-            }
+            assert_truncations_refused(&probe(), &hex(fixture));
         }
     }
 
     #[test]
     fn rejects_its_own_request_and_other_protocols() {
         assert_eq!(probe().recognise(&hex(SENT)), None);
-        for (name, other) in replies_of_other_protocols("netbios-") {
-            assert_eq!(probe().recognise(&other), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "netbios");
     }
 
     #[test]
@@ -490,7 +484,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = probe().recognise(&bytes);
         }
@@ -498,13 +492,10 @@ mod tests {
         #[test]
         fn never_panics_on_a_mutated_capture(
             negative in any::<bool>(),
-            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
-            cut in any::<Option<usize>>(),
-            tail in proptest::collection::vec(any::<u8>(), 0..64),
+            mutation in mutations(),
         ) {
             let fixture = if negative { NMBD_NEGATIVE } else { NMBD_NODE_STATUS };
-            let bytes = mutate(hex(fixture), &flips, cut, &tail);
-            let _ = probe().recognise(&bytes);
+            let _ = probe().recognise(&mutation.apply(&hex(fixture)));
         }
     }
 }

@@ -148,8 +148,10 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::rpc::captured::{capture_context, capture_nonce, mutations, other_replies};
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
+        context_5a17, datagrams, hex, mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
 
     /// OpenIPMI 2.0.33's ipmi_sim answering our ping (fixtures/README.md).
@@ -157,7 +159,7 @@ mod tests {
     const RECEIVED: &str = include_str!("fixtures/ipmi-sim-pong.hex");
 
     fn captured_request() -> Request {
-        Request::new(&capture_context(), &capture_nonce(1))
+        Request::new(&context_5a17(), &nonce_5a17(1))
     }
 
     /// A pong with tag `tag`, supported entities `entities` and supported
@@ -202,36 +204,24 @@ mod tests {
 
     #[test]
     fn a_pong_with_another_tag_is_not_ours() {
-        let req = captured_request();
-        let reply = hex(RECEIVED);
-        for bit in 0..8 {
-            let mut changed = reply.clone();
-            changed[9] ^= 1 << bit;
-            assert_eq!(req.recognise(&changed), None, "tag bit {bit}");
-        }
+        assert_bit_flips_refused(&captured_request(), &hex(RECEIVED), 9..10);
     }
 
     #[test]
     fn truncated_replies_are_refused() {
-        let req = captured_request();
-        let reply = hex(RECEIVED);
-        for len in 0..reply.len() {
-            assert_eq!(req.recognise(&reply[..len]), None, "cut to {len}");
-        }
+        assert_truncations_refused(&captured_request(), &hex(RECEIVED));
     }
 
     #[test]
     fn other_protocols_replies_and_our_own_ping_are_refused() {
         let req = captured_request();
-        for (name, reply) in other_replies("rmcp") {
-            assert_eq!(req.recognise(&reply), None, "{name}");
-        }
+        assert_other_replies_refused(&req, "rmcp");
         assert_eq!(req.recognise(&hex(SENT)), None);
     }
 
     #[test]
     fn pong_fields_are_decoded() {
-        let tag = message_tag(&capture_nonce(1));
+        let tag = message_tag(&nonce_5a17(1));
         let req = captured_request();
         assert_eq!(
             req.recognise(&pong(tag, 0x01, 0x80)).map(|r| r.detail),
@@ -254,7 +244,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = captured_request().recognise(&bytes);
         }

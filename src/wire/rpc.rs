@@ -296,16 +296,13 @@ impl UdpRequest for Request {
     }
 }
 
-/// Captured replies of every wire module, loaded once for all their tests.
-#[cfg(test)]
-#[path = "fixtures/captured.rs"]
-pub(crate) mod captured;
-
 #[cfg(test)]
 mod tests {
-    use super::captured::{capture_context, capture_nonce, mutations, other_replies};
     use super::*;
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
+        context_5a17, datagrams, hex, mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
 
     /// Captures: constructor, capture run, request sent, reply received,
@@ -384,7 +381,7 @@ mod tests {
     #[test]
     fn generated_requests_drew_the_captured_replies() {
         for &(make, run, sent, received, protocol, detail) in CAPTURES {
-            let req = make(&capture_context(), &capture_nonce(run));
+            let req = make(&context_5a17(), &nonce_5a17(run));
             assert_eq!(req.datagrams(), vec![hex(sent)]);
             assert_eq!(
                 req.recognise(&hex(received)),
@@ -396,34 +393,24 @@ mod tests {
     #[test]
     fn a_reply_with_another_xid_is_not_ours() {
         for &(make, run, _, received, _, _) in CAPTURES {
-            let req = make(&capture_context(), &capture_nonce(run));
-            let reply = hex(received);
-            for bit in 0..32 {
-                let mut changed = reply.clone();
-                changed[bit / 8] ^= 0x80 >> (bit % 8);
-                assert_eq!(req.recognise(&changed), None, "xid bit {bit}");
-            }
+            let req = make(&context_5a17(), &nonce_5a17(run));
+            assert_bit_flips_refused(&req, &hex(received), 0..4);
         }
     }
 
     #[test]
     fn truncated_replies_are_refused() {
         for &(make, run, _, received, _, _) in CAPTURES {
-            let req = make(&capture_context(), &capture_nonce(run));
-            let reply = hex(received);
-            for len in 0..reply.len() {
-                assert_eq!(req.recognise(&reply[..len]), None, "cut to {len}");
-            }
+            let req = make(&context_5a17(), &nonce_5a17(run));
+            assert_truncations_refused(&req, &hex(received));
         }
     }
 
     #[test]
     fn other_protocols_replies_are_refused() {
         for &(make, run, _, _, _, _) in CAPTURES {
-            let req = make(&capture_context(), &capture_nonce(run));
-            for (name, reply) in other_replies("rpc") {
-                assert_eq!(req.recognise(&reply), None, "{name}");
-            }
+            let req = make(&context_5a17(), &nonce_5a17(run));
+            assert_other_replies_refused(&req, "rpc");
         }
     }
 
@@ -498,16 +485,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
-            let req = Request::nfs(&capture_context(), &capture_nonce(1));
+            let req = Request::nfs(&context_5a17(), &nonce_5a17(1));
             let _ = req.recognise(&bytes);
         }
 
         #[test]
         fn never_panics_on_mutated_captures(which in 0..CAPTURES.len(), mutation in mutations()) {
             let (make, run, _, received, _, _) = CAPTURES[which];
-            let req = make(&capture_context(), &capture_nonce(run));
+            let req = make(&context_5a17(), &nonce_5a17(run));
             let _ = req.recognise(&mutation.apply(&hex(received)));
         }
     }

@@ -114,7 +114,10 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::rpc::captured::{capture_context, capture_nonce, mutations, other_replies};
+    use crate::wire::fixtures::{
+        assert_other_replies_refused, assert_truncations_refused, context_5a17, datagrams,
+        mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
 
     /// A reply of the shape nmap's match lines describe (no serialnumberd
@@ -128,7 +131,7 @@ mod tests {
     }
 
     fn probe() -> Request {
-        Request::new(&capture_context(), &capture_nonce(1))
+        Request::new(&context_5a17(), &nonce_5a17(1))
     }
 
     #[test]
@@ -156,10 +159,7 @@ mod tests {
 
     #[test]
     fn truncated_replies_are_refused() {
-        let full = reply("127.0.0.1");
-        for len in 0..full.len() {
-            assert_eq!(probe().recognise(&full[..len]), None, "cut to {len}");
-        }
+        assert_truncations_refused(&probe(), &reply("127.0.0.1"));
     }
 
     #[test]
@@ -181,15 +181,13 @@ mod tests {
 
     #[test]
     fn other_protocols_replies_and_the_query_itself_are_refused() {
-        for (name, bytes) in other_replies("serialnumberd") {
-            assert_eq!(probe().recognise(&bytes), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "serialnumberd");
         assert_eq!(probe().recognise(QUERY), None);
     }
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = probe().recognise(&bytes);
         }
 

@@ -223,8 +223,10 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::rpc::captured::{capture_context, capture_nonce, mutations, other_replies};
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
+        context_5a17, datagrams, hex, mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
     use std::net::Ipv6Addr;
 
@@ -233,7 +235,7 @@ mod tests {
     const RECEIVED: &str = include_str!("fixtures/kamailio-200-ok.hex");
 
     fn captured_request() -> Request {
-        Request::new(&capture_context(), &capture_nonce(1))
+        Request::new(&context_5a17(), &nonce_5a17(1))
     }
 
     #[test]
@@ -302,33 +304,21 @@ mod tests {
     fn a_reply_with_another_call_id_or_branch_is_not_ours() {
         let req = captured_request();
         let reply = hex(RECEIVED);
-        let ids = Ids::from_nonce(&capture_nonce(1));
+        let ids = Ids::from_nonce(&nonce_5a17(1));
         for value in [&ids.call_id, &ids.branch] {
-            for at in span(&reply, value) {
-                for bit in 0..8 {
-                    let mut changed = reply.clone();
-                    changed[at] ^= 1 << bit;
-                    assert_eq!(req.recognise(&changed), None, "{value} byte {at} bit {bit}");
-                }
-            }
+            assert_bit_flips_refused(&req, &reply, span(&reply, value));
         }
     }
 
     #[test]
     fn truncated_replies_are_refused() {
-        let req = captured_request();
-        let reply = hex(RECEIVED);
-        for len in 0..reply.len() {
-            assert_eq!(req.recognise(&reply[..len]), None, "cut to {len}");
-        }
+        assert_truncations_refused(&captured_request(), &hex(RECEIVED));
     }
 
     #[test]
     fn other_protocols_replies_and_our_own_request_are_refused() {
         let req = captured_request();
-        for (name, reply) in other_replies("sip") {
-            assert_eq!(req.recognise(&reply), None, "{name}");
-        }
+        assert_other_replies_refused(&req, "sip");
         assert_eq!(req.recognise(&hex(SENT)), None);
     }
 
@@ -398,7 +388,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = captured_request().recognise(&bytes);
         }

@@ -353,12 +353,14 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::rpc::captured::{capture_context, capture_nonce, mutations, other_replies};
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
+        context_5a17, datagrams, hex, mutations, nonce_5a17,
+    };
     use proptest::prelude::*;
 
     // No SLP server is packaged for Debian 12, so the replies below are built
-    // by hand, field by field, from RFC 2608, for the capture nonce (run 1),
+    // by hand, field by field, from RFC 2608, for `nonce_5a17(1)`,
     // whose XID is 5a17 (and a5e8 for the second request).
 
     /// A DAAdvert (section 8.5) answering the service:directory-agent request.
@@ -423,7 +425,7 @@ mod tests {
     }
 
     fn captured_request() -> Request {
-        Request::new(&capture_context(), &capture_nonce(1))
+        Request::new(&context_5a17(), &nonce_5a17(1))
     }
 
     fn replies() -> [(Vec<u8>, &'static str); 3] {
@@ -464,7 +466,7 @@ mod tests {
 
     #[test]
     fn the_probe_asks_directory_and_service_agents_with_distinct_xids() {
-        let nonce = capture_nonce(1);
+        let nonce = nonce_5a17(1);
         let sent = captured_request().datagrams();
         assert_eq!(
             sent,
@@ -488,11 +490,7 @@ mod tests {
     fn a_reply_with_another_xid_is_not_ours() {
         let req = captured_request();
         for (reply, _) in replies() {
-            for bit in 0..16 {
-                let mut changed = reply.clone();
-                changed[10 + bit / 8] ^= 0x80 >> (bit % 8);
-                assert_eq!(req.recognise(&changed), None, "XID bit {bit}");
-            }
+            assert_bit_flips_refused(&req, &reply, 10..12);
         }
     }
 
@@ -500,18 +498,14 @@ mod tests {
     fn truncated_replies_are_refused() {
         let req = captured_request();
         for (reply, _) in replies() {
-            for len in 0..reply.len() {
-                assert_eq!(req.recognise(&reply[..len]), None, "cut to {len}");
-            }
+            assert_truncations_refused(&req, &reply);
         }
     }
 
     #[test]
     fn other_protocols_replies_and_our_own_requests_are_refused() {
         let req = captured_request();
-        for (name, reply) in other_replies("slp") {
-            assert_eq!(req.recognise(&reply), None, "{name}");
-        }
+        assert_other_replies_refused(&req, "slp");
         for sent in req.datagrams() {
             assert_eq!(req.recognise(&sent), None, "a SrvRqst is no reply");
         }
@@ -560,7 +554,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = captured_request().recognise(&bytes);
         }

@@ -871,15 +871,16 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
+        assert_truncations_refused, datagrams, hex, mutations,
+    };
     use proptest::prelude::*;
 
-    include!("fixtures/captures.rs");
-
-    /// The v2c get this module builds for `NONCE`, as sent to snmpd.
+    /// The v2c get this module builds for `NONCE_3A7C`, as sent to snmpd.
     const SENT_V2C: &str = include_str!("fixtures/snmp-v2c-request.hex");
 
-    /// The v3 discovery this module builds for `NONCE`, as sent to snmpd.
+    /// The v3 discovery this module builds for `NONCE_3A7C`, as sent to snmpd.
     const SENT_V3: &str = include_str!("fixtures/snmp-v3-discovery-request.hex");
 
     /// net-snmp 5.9.3 snmpd (`rocommunity public`) answering `SENT_V2C`.
@@ -895,7 +896,7 @@ mod tests {
     const V3_MSG_ID_AT: usize = 9;
 
     fn probe() -> Request {
-        Request::new(&ProbeContext::default(), &NONCE)
+        Request::new(&ProbeContext::default(), &NONCE_3A7C)
     }
 
     #[test]
@@ -981,12 +982,7 @@ mod tests {
     #[test]
     fn rejects_a_request_id_or_msg_id_one_bit_away() {
         for (fixture, at) in [(NETSNMP_V2C, V2C_REQUEST_ID_AT), (NETSNMP_V3, V3_MSG_ID_AT)] {
-            for bit in 0..32 {
-                let mut reply = hex(fixture);
-                let id = u32::from_be_bytes(reply[at..at + 4].try_into().expect("4 bytes"));
-                reply[at..at + 4].copy_from_slice(&(id ^ (1 << bit)).to_be_bytes());
-                assert_eq!(probe().recognise(&reply), None, "bit {bit} at {at}");
-            }
+            assert_bit_flips_refused(&probe(), &hex(fixture), at..at + 4);
         }
     }
 
@@ -1000,10 +996,7 @@ mod tests {
     #[test]
     fn rejects_every_truncation() {
         for fixture in [NETSNMP_V2C, NETSNMP_V3] {
-            let reply = hex(fixture);
-            for len in 0..reply.len() {
-                assert_eq!(probe().recognise(&reply[..len]), None, "{len} bytes");
-            }
+            assert_truncations_refused(&probe(), &hex(fixture));
         }
     }
 
@@ -1011,9 +1004,7 @@ mod tests {
     fn rejects_its_own_requests_and_other_protocols() {
         assert_eq!(probe().recognise(&hex(SENT_V2C)), None);
         assert_eq!(probe().recognise(&hex(SENT_V3)), None);
-        for (name, other) in replies_of_other_protocols("snmp-") {
-            assert_eq!(probe().recognise(&other), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "snmp");
     }
 
     /// A v2c Response to the probe with the given error-status and sysDescr
@@ -1149,7 +1140,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = probe().recognise(&bytes);
         }
@@ -1157,13 +1148,10 @@ mod tests {
         #[test]
         fn never_panics_on_a_mutated_capture(
             v3 in any::<bool>(),
-            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
-            cut in any::<Option<usize>>(),
-            tail in proptest::collection::vec(any::<u8>(), 0..64),
+            mutation in mutations(),
         ) {
             let fixture = if v3 { NETSNMP_V3 } else { NETSNMP_V2C };
-            let bytes = mutate(hex(fixture), &flips, cut, &tail);
-            let _ = probe().recognise(&bytes);
+            let _ = probe().recognise(&mutation.apply(&hex(fixture)));
         }
 
         #[test]

@@ -213,12 +213,13 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::hex;
+    use crate::wire::fixtures::{
+        NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
+        assert_truncations_refused, datagrams, hex, mutations,
+    };
     use proptest::prelude::*;
 
-    include!("fixtures/captures.rs");
-
-    /// The read request this module builds for `NONCE`, as sent to
+    /// The read request this module builds for `NONCE_3A7C`, as sent to
     /// tftpd-hpa.
     const SENT: &str = include_str!("fixtures/tftp-request.hex");
 
@@ -229,7 +230,7 @@ mod tests {
     const HPA_DATA: &str = include_str!("fixtures/tftp-hpa-data.hex");
 
     fn probe() -> Request {
-        Request::new(&ProbeContext::default(), &NONCE)
+        Request::new(&ProbeContext::default(), &NONCE_3A7C)
     }
 
     #[test]
@@ -242,7 +243,7 @@ mod tests {
         let packet = request("f.absent");
         assert_eq!(packet, b"\x00\x01f.absent\x00octet\x00");
         assert_eq!(
-            file_name(&NONCE),
+            file_name(&NONCE_3A7C),
             "portprobe-3a7c91e2b45f0d68c1e9f2a3b4c5d6e7.absent"
         );
     }
@@ -278,21 +279,13 @@ mod tests {
     #[test]
     fn rejects_a_changed_opcode() {
         for fixture in [HPA_ERROR, HPA_DATA] {
-            for bit in 0..16 {
-                let mut reply = hex(fixture);
-                let opcode = u16::from_be_bytes([reply[0], reply[1]]) ^ (1 << bit);
-                reply[..2].copy_from_slice(&opcode.to_be_bytes());
-                assert_eq!(probe().recognise(&reply), None, "bit {bit}");
-            }
+            assert_bit_flips_refused(&probe(), &hex(fixture), 0..2);
         }
     }
 
     #[test]
     fn rejects_every_truncation_of_the_error() {
-        let reply = hex(HPA_ERROR);
-        for len in 0..reply.len() {
-            assert_eq!(probe().recognise(&reply[..len]), None, "{len} bytes");
-        }
+        assert_truncations_refused(&probe(), &hex(HPA_ERROR));
     }
 
     #[test]
@@ -323,14 +316,12 @@ mod tests {
     #[test]
     fn rejects_its_own_request_and_other_protocols() {
         assert_eq!(probe().recognise(&hex(SENT)), None);
-        for (name, other) in replies_of_other_protocols("tftp-") {
-            assert_eq!(probe().recognise(&other), None, "{name}");
-        }
+        assert_other_replies_refused(&probe(), "tftp");
     }
 
     proptest! {
         #[test]
-        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
             let _ = probe().recognise(&bytes);
         }
@@ -338,13 +329,10 @@ mod tests {
         #[test]
         fn never_panics_on_a_mutated_capture(
             data in any::<bool>(),
-            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
-            cut in any::<Option<usize>>(),
-            tail in proptest::collection::vec(any::<u8>(), 0..64),
+            mutation in mutations(),
         ) {
             let fixture = if data { HPA_DATA } else { HPA_ERROR };
-            let bytes = mutate(hex(fixture), &flips, cut, &tail);
-            let _ = probe().recognise(&bytes);
+            let _ = probe().recognise(&mutation.apply(&hex(fixture)));
         }
     }
 }
