@@ -43,7 +43,12 @@ fn portprobe_states(json: &[u8]) -> BTreeMap<u16, String> {
         .as_array()
         .expect("results")
         .iter()
-        .map(|r| (r["port"].as_u64().unwrap() as u16, r["state"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["port"].as_u64().unwrap() as u16,
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -70,7 +75,9 @@ fn nmap_states(xml: &str) -> BTreeMap<u16, String> {
     let mut out = BTreeMap::new();
     let mut rest = xml;
     while let Some(i) = rest.find("<extraports ") {
-        let block_end = rest[i..].find("</extraports>").map_or(rest.len(), |e| i + e);
+        let block_end = rest[i..]
+            .find("</extraports>")
+            .map_or(rest.len(), |e| i + e);
         let block = &rest[i..block_end];
         let state = attr(block, "state").unwrap_or("?").to_string();
         let mut reasons = block;
@@ -111,7 +118,11 @@ fn differences(expected: &Expected, got: &BTreeMap<u16, String>) -> Vec<String> 
     diffs
 }
 
-fn measure(tool: &str, expected: &Expected, mut run: impl FnMut() -> BTreeMap<u16, String>) -> Measured {
+fn measure(
+    tool: &str,
+    expected: &Expected,
+    mut run: impl FnMut() -> BTreeMap<u16, String>,
+) -> Measured {
     let mut m = Measured {
         tool: tool.to_string(),
         times: Vec::new(),
@@ -190,18 +201,43 @@ fn main() {
     let lab = Lab::new().expect("build the lab");
     println!(
         "TCP benchmark on {} ({} cores)",
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
     // (a) loopback of a fresh namespace.
     let listening = [22, 80, 443, 548, 5900, 40000, 60000];
-    let _a = lab.tcp_listeners_in(Ns::Client, &listening, false).expect("listeners");
+    let _a = lab
+        .tcp_listeners_in(Ns::Client, &listening, false)
+        .expect("listeners");
     let expected: Expected = (1..=65535u16)
-        .map(|p| (p, if listening.contains(&p) { "open" } else { "closed" }))
+        .map(|p| {
+            (
+                p,
+                if listening.contains(&p) {
+                    "open"
+                } else {
+                    "closed"
+                },
+            )
+        })
         .collect();
-    let mut rows = vec![portprobe_run(&lab, Ns::Client, "127.0.0.1", "1-65535", &expected)];
-    rows.extend(nmap_runs(&lab, Ns::Client, "127.0.0.1", "1-65535", &expected));
+    let mut rows = vec![portprobe_run(
+        &lab,
+        Ns::Client,
+        "127.0.0.1",
+        "1-65535",
+        &expected,
+    )];
+    rows.extend(nmap_runs(
+        &lab,
+        Ns::Client,
+        "127.0.0.1",
+        "1-65535",
+        &expected,
+    ));
     print_table("(a) 127.0.0.1, TCP 1-65535 (7 open, 65528 closed)", &rows);
 
     // (b) through the router.

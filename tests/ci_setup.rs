@@ -21,12 +21,17 @@ fn ci_installs_every_package_the_tests_name() {
 #[test]
 fn ci_runs_the_readme_test_command() {
     let readme = include_str!("../README.md");
-    let section = &readme[readme.find("## Run the tests").expect("README has a test section")..];
+    let section = &readme[readme
+        .find("## Run the tests")
+        .expect("README has a test section")..];
     let command = section
         .lines()
         .skip_while(|l| !l.starts_with("```"))
         .nth(1)
         .expect("a command block");
     let ci = include_str!("../.ci/run");
-    assert!(ci.lines().any(|l| l.trim() == command.trim()), "`.ci/run` does not run `{command}`");
+    assert!(
+        ci.lines().any(|l| l.trim() == command.trim()),
+        "`.ci/run` does not run `{command}`"
+    );
 }

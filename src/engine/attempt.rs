@@ -179,7 +179,10 @@ pub fn tcp(addr: SocketAddr, deadline: Deadline) -> io::Result<Started> {
                 Ok(None) => {
                     if let Ok(peer) = socket.peer_addr() {
                         return Ok(Started::Done(Finished {
-                            evidence: connected(socket.local_addr().ok().and_then(|a| a.as_socket()), peer.as_socket()),
+                            evidence: connected(
+                                socket.local_addr().ok().and_then(|a| a.as_socket()),
+                                peer.as_socket(),
+                            ),
                             rtt: start.elapsed(),
                         }));
                     }
