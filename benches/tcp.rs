@@ -10,155 +10,12 @@
 //!
 //! Run as root: `cargo bench --bench tcp`. Needs `nmap` for the comparison.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
+use common::{Expected, Measured, measure, nmap_states, portprobe_states, print_table};
 use support::lab::{Lab, Ns};
-
-const RUNS: usize = 3;
-
-/// Expected state per port: "open", "closed" or "filtered".
-type Expected = BTreeMap<u16, &'static str>;
-
-struct Measured {
-    tool: String,
-    times: Vec<Duration>,
-    exact: usize,
-    worst: String,
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut t = times.to_vec();
-    t.sort();
-    t[t.len() / 2]
-}
-
-/// States from portprobe's JSON.
-fn portprobe_states(json: &[u8]) -> BTreeMap<u16, String> {
-    let doc: serde_json::Value = serde_json::from_slice(json).expect("portprobe JSON");
-    doc["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| {
-            (
-                r["port"].as_u64().unwrap() as u16,
-                r["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn expand(ranges: &str) -> Vec<u16> {
-    ranges
-        .split(',')
-        .flat_map(|r| {
-            let (lo, hi) = r.split_once('-').unwrap_or((r, r));
-            lo.trim().parse::<u16>().unwrap()..=hi.trim().parse::<u16>().unwrap()
-        })
-        .collect()
-}
-
-fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("{name}=\"");
-    let start = tag.find(&key)? + key.len();
-    let len = tag[start..].find('"')?;
-    Some(&tag[start..start + len])
-}
-
-/// States from nmap's XML: listed ports, and the port ranges of every
-/// `extraports` group.
-fn nmap_states(xml: &str) -> BTreeMap<u16, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find("<extraports ") {
-        let block_end = rest[i..]
-            .find("</extraports>")
-            .map_or(rest.len(), |e| i + e);
-        let block = &rest[i..block_end];
-        let state = attr(block, "state").unwrap_or("?").to_string();
-        let mut reasons = block;
-        while let Some(j) = reasons.find("<extrareasons ") {
-            let tag = &reasons[j..reasons[j..].find("/>").map_or(reasons.len(), |e| j + e)];
-            if let Some(ports) = attr(tag, "ports") {
-                for p in expand(ports) {
-                    out.insert(p, state.clone());
-                }
-            }
-            reasons = &reasons[j + 1..];
-        }
-        rest = &rest[block_end..];
-    }
-    let mut rest = xml;
-    while let Some(i) = rest.find("<port protocol=\"tcp\"") {
-        let end = rest[i..].find("</port>").map_or(rest.len(), |e| i + e);
-        let block = &rest[i..end];
-        if let (Some(port), Some(s)) = (attr(block, "portid"), block.find("<state ")) {
-            let state = attr(&block[s..], "state").unwrap_or("?");
-            out.insert(port.parse().unwrap(), state.to_string());
-        }
-        rest = &rest[end..];
-    }
-    out
-}
-
-/// Compares, returning a short description of the differences.
-fn differences(expected: &Expected, got: &BTreeMap<u16, String>) -> Vec<String> {
-    let mut diffs = Vec::new();
-    for (port, want) in expected {
-        match got.get(port) {
-            Some(s) if s == want => {}
-            Some(s) => diffs.push(format!("{port}: {s} (expected {want})")),
-            None => diffs.push(format!("{port}: missing")),
-        }
-    }
-    diffs
-}
-
-fn measure(
-    tool: &str,
-    expected: &Expected,
-    mut run: impl FnMut() -> BTreeMap<u16, String>,
-) -> Measured {
-    let mut m = Measured {
-        tool: tool.to_string(),
-        times: Vec::new(),
-        exact: 0,
-        worst: String::new(),
-    };
-    for _ in 0..RUNS {
-        let start = Instant::now();
-        let got = run();
-        m.times.push(start.elapsed());
-        let diffs = differences(expected, &got);
-        if diffs.is_empty() {
-            m.exact += 1;
-        } else if m.worst.is_empty() || diffs.len() > m.worst.split(';').count() {
-            let shown: Vec<String> = diffs.iter().take(4).cloned().collect();
-            m.worst = format!("{} wrong: {}", diffs.len(), shown.join("; "));
-        }
-    }
-    m
-}
-
-fn print_table(title: &str, rows: &[Measured]) {
-    println!("\n{title}\n");
-    println!("| tool | median wall time ({RUNS} runs) | runs exact | worst run |");
-    println!("|---|---|---|---|");
-    for m in rows {
-        println!(
-            "| {} | {:.2} s | {}/{} | {} |",
-            m.tool,
-            median(&m.times).as_secs_f64(),
-            m.exact,
-            RUNS,
-            if m.worst.is_empty() { "-" } else { &m.worst }
-        );
-    }
-}
 
 fn nmap_runs(lab: &Lab, ns: Ns, target: &str, ports: &str, expected: &Expected) -> Vec<Measured> {
     if !support::have_program("nmap") {
@@ -174,7 +31,7 @@ fn nmap_runs(lab: &Lab, ns: Ns, target: &str, ports: &str, expected: &Expected) 
                     .args(["-sT", timing, "-Pn", "-n", "-p", ports, target, "-oX", "-"])
                     .output()
                     .expect("run nmap");
-                nmap_states(&String::from_utf8_lossy(&out.stdout))
+                nmap_states(&String::from_utf8_lossy(&out.stdout), "tcp")
             })
         })
         .collect()
@@ -189,7 +46,7 @@ fn portprobe_run(lab: &Lab, ns: Ns, target: &str, ports: &str, expected: &Expect
             .args([target, "--ports", ports, "--json"])
             .output()
             .expect("run portprobe");
-        portprobe_states(&out.stdout)
+        portprobe_states(&out.stdout, "tcp")
     })
 }
 
@@ -255,7 +112,7 @@ fn main() {
     ])
     .expect("router rules");
     let ports = "1-1024,49152-65535";
-    let expected: Expected = expand(ports)
+    let expected: Expected = common::expand(ports)
         .into_iter()
         .map(|p| {
             let state = if open.contains(&p) {

@@ -80,7 +80,6 @@ enum Pacing {
     /// A round is running.
     Running {
         members: Vec<usize>,
-        canaries: Vec<(Option<IpAddr>, usize)>,
         answered: Vec<Option<IpAddr>>,
         started: Instant,
     },
@@ -99,6 +98,8 @@ struct Address {
     /// Slots of this address queued or running.
     busy: usize,
     loss_seen: bool,
+    /// The address itself answered some port (open or closed).
+    answered: bool,
     senders: Vec<Sender>,
     pacing: Pacing,
     rounds: u32,
@@ -165,6 +166,7 @@ impl<'a> Scheduler<'a> {
                 slots: Vec::new(),
                 busy: 0,
                 loss_seen: false,
+                answered: false,
                 senders: Vec::new(),
                 pacing: Pacing::NotStarted,
                 rounds: 0,
@@ -488,20 +490,30 @@ impl<'a> Scheduler<'a> {
             self.queue.push_front(slot);
             return;
         }
-        let from_icmp = matches!(finished.evidence, Evidence::Icmp(_));
-        if !from_icmp {
-            // ICMP errors are rate-limited and may come from a router, so
-            // only answers from the target time the path and show loss.
+        // ICMP errors from a router time a shorter path than the target's,
+        // so only answers from the target itself time the path.
+        let from_target = match &finished.evidence {
+            Evidence::Icmp(e) => e.from == Some(self.addrs[addr].ip),
+            _ => true,
+        };
+        if from_target {
             self.sample(addr, finished.rtt);
-            if self.slots[slot].attempts > 1 && !self.in_round(addr, slot) {
-                self.addrs[addr].loss_seen = true;
-            }
+        }
+        // A rate-limited ICMP error answering a retry is no sign of loss.
+        if !matches!(finished.evidence, Evidence::Icmp(_))
+            && self.slots[slot].attempts > 1
+            && !self.in_round(addr, slot)
+        {
+            self.addrs[addr].loss_seen = true;
         }
         let sender = match &finished.evidence {
             Evidence::Icmp(e) if self.slots[slot].job.transport == Transport::Udp => Some(e.from),
             _ => None,
         };
         let result = judge(&self.slots[slot], finished);
+        if matches!(result.state, State::Open | State::Closed) {
+            self.addrs[addr].answered = true;
+        }
         if let Some(from) = sender {
             self.note_sender(addr, from, slot);
         }
@@ -574,12 +586,18 @@ impl<'a> Scheduler<'a> {
                     if !retry.is_empty() {
                         self.addrs[a].busy += retry.len();
                         self.queue.extend(retry);
-                    } else if self.silent_udp(a).is_empty() || self.addrs[a].senders.is_empty() {
+                    } else if self.silent_udp(a).is_empty()
+                        || (self.addrs[a].senders.is_empty() && !self.addrs[a].answered)
+                    {
+                        // Nothing silent, or a host that answered nothing at
+                        // all: no ICMP limit can have hidden anything.
                         self.addrs[a].pacing = Pacing::Done;
                     } else {
+                        // Some ICMP sender may have been out of capacity for
+                        // the whole first pass (a blind round finds out).
                         self.addrs[a].pacing_started = Some(now);
                         self.addrs[a].pacing = Pacing::Waiting {
-                            until: self.round_start(a, now, now),
+                            until: self.round_start(a, now, now + ROUND_SPACING),
                         };
                     }
                 }
@@ -589,12 +607,14 @@ impl<'a> Scheduler<'a> {
                     }
                 }
                 Pacing::Running {
-                    canaries,
-                    answered,
-                    started,
-                    ..
+                    answered, started, ..
                 } => {
-                    let confirmed = canaries.iter().all(|(ip, _)| answered.contains(ip));
+                    // Every sender, including one first heard during this
+                    // round, must have answered its canary after the silent
+                    // ports; with no sender at all, the blind round revealed
+                    // nothing.
+                    let senders = &self.addrs[a].senders;
+                    let confirmed = senders.iter().all(|s| answered.contains(&s.ip));
                     let started = *started;
                     if confirmed || self.silent_udp(a).is_empty() {
                         self.addrs[a].pacing_time = self.addrs[a]
@@ -620,22 +640,17 @@ impl<'a> Scheduler<'a> {
             .collect()
     }
 
-    /// A round re-probes every silent UDP port, then one canary per sender.
+    /// A round re-probes every silent UDP port, then one canary per sender
+    /// (none in a blind round, before any sender is known).
     fn start_round(&mut self, a: usize, now: Instant) {
-        let canaries: Vec<(Option<IpAddr>, usize)> = self.addrs[a]
-            .senders
-            .iter()
-            .map(|s| (s.ip, s.canary))
-            .collect();
         let mut members = self.silent_udp(a);
-        members.extend(canaries.iter().map(|&(_, slot)| slot));
+        members.extend(self.addrs[a].senders.iter().map(|s| s.canary));
         self.queue.extend(members.iter().copied());
         let addr = &mut self.addrs[a];
         addr.busy += members.len();
         addr.rounds += 1;
         addr.pacing = Pacing::Running {
             members,
-            canaries,
             answered: Vec::new(),
             started: now,
         };
@@ -696,7 +711,8 @@ impl<'a> Scheduler<'a> {
         let now = Instant::now();
         let mut notes = Vec::with_capacity(self.addrs.len());
         for a in 0..self.addrs.len() {
-            let unfinished = !matches!(self.addrs[a].pacing, Pacing::Done | Pacing::NotStarted);
+            let limited = !self.addrs[a].senders.is_empty() || self.addrs[a].answered;
+            let unfinished = limited && !matches!(self.addrs[a].pacing, Pacing::Done);
             let mut unconfirmed = 0;
             if unfinished {
                 self.addrs[a].pacing_time = self.addrs[a]

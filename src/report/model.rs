@@ -74,8 +74,8 @@ impl Summary {
 pub enum HostVerdict {
     /// Some port answered.
     Answering,
-    /// Not one port answered: the host is down, unreachable, or everything
-    /// is dropped on the way.
+    /// Not one port answered, TCP ports included: the host is down,
+    /// unreachable, or everything is dropped on the way.
     Silent,
     /// An ICMP error said the host or its network cannot be reached.
     Unreachable {
@@ -130,7 +130,10 @@ impl TargetReport {
                 };
             }
         }
-        let silent = !rows.is_empty() && rows.iter().all(|r| r.result.reason == Reason::NoResponse);
+        // UDP silence alone proves little (services may simply not reply);
+        // a host is silent when TCP too got no answer anywhere.
+        let silent = rows.iter().any(|r| r.result.transport == Transport::Tcp)
+            && rows.iter().all(|r| r.result.reason == Reason::NoResponse);
         if silent {
             HostVerdict::Silent
         } else {

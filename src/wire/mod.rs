@@ -29,6 +29,7 @@ pub mod serialnumberd;
 pub mod sip;
 pub mod slp;
 pub mod snmp;
+pub mod syslog;
 pub mod tftp;
 
 /// Random bytes that make one probe unique; every transaction ID, cookie or
@@ -271,10 +272,10 @@ impl UdpProtocol {
             UdpProtocol::NetAssistant => Box::new(net_assistant::Request::new(ctx, nonce)),
             UdpProtocol::Sip => Box::new(sip::Request::new(ctx, nonce)),
             UdpProtocol::Mdns => Box::new(mdns::Request::new(ctx, nonce)),
-            UdpProtocol::DhcpClient
-            | UdpProtocol::NetbiosDgm
-            | UdpProtocol::Syslog
-            | UdpProtocol::Generic => Box::new(generic::Request::new(ctx, nonce)),
+            UdpProtocol::Syslog => Box::new(syslog::Request::new(ctx, nonce)),
+            UdpProtocol::DhcpClient | UdpProtocol::NetbiosDgm | UdpProtocol::Generic => {
+                Box::new(generic::Request::new(ctx, nonce))
+            }
         }
     }
 

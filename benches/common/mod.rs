@@ -1,0 +1,150 @@
+//! What the benchmarks share: timing runs, checking every port's state
+//! against the expected one, reading nmap's XML, and printing tables.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub const RUNS: usize = 3;
+
+/// Expected state per port: "open", "closed" or "filtered".
+pub type Expected = BTreeMap<u16, &'static str>;
+
+pub struct Measured {
+    pub tool: String,
+    pub times: Vec<Duration>,
+    pub exact: usize,
+    pub worst: String,
+}
+
+pub fn median(times: &[Duration]) -> Duration {
+    let mut t = times.to_vec();
+    t.sort();
+    t[t.len() / 2]
+}
+
+/// States from portprobe's JSON, for one protocol.
+pub fn portprobe_states(json: &[u8], protocol: &str) -> BTreeMap<u16, String> {
+    let doc: serde_json::Value = serde_json::from_slice(json).expect("portprobe JSON");
+    doc["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["protocol"] == protocol)
+        .map(|r| {
+            (
+                r["port"].as_u64().unwrap() as u16,
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn expand(ranges: &str) -> Vec<u16> {
+    ranges
+        .split(',')
+        .flat_map(|r| {
+            let (lo, hi) = r.split_once('-').unwrap_or((r, r));
+            lo.trim().parse::<u16>().unwrap()..=hi.trim().parse::<u16>().unwrap()
+        })
+        .collect()
+}
+
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+/// States from nmap's XML for one protocol: listed ports, and the port
+/// ranges of every `extraports` group.
+pub fn nmap_states(xml: &str, protocol: &str) -> BTreeMap<u16, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find("<extraports ") {
+        let block_end = rest[i..]
+            .find("</extraports>")
+            .map_or(rest.len(), |e| i + e);
+        let block = &rest[i..block_end];
+        let state = attr(block, "state").unwrap_or("?").to_string();
+        let mut reasons = block;
+        while let Some(j) = reasons.find("<extrareasons ") {
+            let tag = &reasons[j..reasons[j..].find("/>").map_or(reasons.len(), |e| j + e)];
+            if let (Some(ports), true) = (attr(tag, "ports"), attr(tag, "proto") == Some(protocol))
+            {
+                for p in expand(ports) {
+                    out.insert(p, state.clone());
+                }
+            }
+            reasons = &reasons[j + 1..];
+        }
+        rest = &rest[block_end..];
+    }
+    let mut rest = xml;
+    let open_tag = format!("<port protocol=\"{protocol}\"");
+    while let Some(i) = rest.find(&open_tag) {
+        let end = rest[i..].find("</port>").map_or(rest.len(), |e| i + e);
+        let block = &rest[i..end];
+        if let (Some(port), Some(s)) = (attr(block, "portid"), block.find("<state ")) {
+            let state = attr(&block[s..], "state").unwrap_or("?");
+            out.insert(port.parse().unwrap(), state.to_string());
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Compares, returning a short description of the differences.
+pub fn differences(expected: &Expected, got: &BTreeMap<u16, String>) -> Vec<String> {
+    let mut diffs = Vec::new();
+    for (port, want) in expected {
+        match got.get(port) {
+            Some(s) if s == want => {}
+            Some(s) => diffs.push(format!("{port}: {s} (expected {want})")),
+            None => diffs.push(format!("{port}: missing")),
+        }
+    }
+    diffs
+}
+
+pub fn measure(
+    tool: &str,
+    expected: &Expected,
+    mut run: impl FnMut() -> BTreeMap<u16, String>,
+) -> Measured {
+    let mut m = Measured {
+        tool: tool.to_string(),
+        times: Vec::new(),
+        exact: 0,
+        worst: String::new(),
+    };
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let got = run();
+        m.times.push(start.elapsed());
+        let diffs = differences(expected, &got);
+        if diffs.is_empty() {
+            m.exact += 1;
+        } else if m.worst.is_empty() || diffs.len() > m.worst.split(';').count() {
+            let shown: Vec<String> = diffs.iter().take(4).cloned().collect();
+            m.worst = format!("{} wrong: {}", diffs.len(), shown.join("; "));
+        }
+    }
+    m
+}
+
+pub fn print_table(title: &str, rows: &[Measured]) {
+    println!("\n{title}\n");
+    println!("| tool | median wall time ({RUNS} runs) | runs exact | worst run |");
+    println!("|---|---|---|---|");
+    for m in rows {
+        println!(
+            "| {} | {:.2} s | {}/{} | {} |",
+            m.tool,
+            median(&m.times).as_secs_f64(),
+            m.exact,
+            RUNS,
+            if m.worst.is_empty() { "-" } else { &m.worst }
+        );
+    }
+}
