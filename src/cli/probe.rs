@@ -1,16 +1,38 @@
-//! `portprobe HOST ...`: resolving the targets, running the engine, and
-//! writing the report.
+//! `portprobe HOST ...`: resolving the targets, running the engine (once, or
+//! every interval with `--watch`), and writing the report in the chosen
+//! format, with a progress bar for people at a terminal.
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
 
-use super::{Format, ProbeArgs, find_products, nothing_to_probe, write_stdout};
+use super::{ColorChoice, Format, ProbeArgs, find_products, nothing_to_probe, write_stdout};
 use crate::catalog::{Catalog, Plan};
-use crate::engine::{self, Config, Family, Job};
+use crate::engine::{self, Config, Family, Job, Progress};
 use crate::report::{self, Report, Status, TextOptions};
 
-/// Runs a probe and reports it.
+/// The default bound on a run's time.
+const DEFAULT_MAX_TIME: Duration = Duration::from_secs(60);
+/// Runs shorter than this never show a progress bar.
+const PROGRESS_DELAY: Duration = Duration::from_millis(300);
+
+/// Everything a probe run needs, settled from the arguments.
+struct Run<'a> {
+    hosts: Vec<String>,
+    family: Family,
+    plan: Plan,
+    products: Vec<String>,
+    cfg: Config,
+    args: &'a ProbeArgs,
+    text: TextOptions,
+}
+
+/// Runs a probe (or a watch) and reports it.
 pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     let hosts = hosts(&args)?;
     if args.products.is_empty() && args.ports.is_empty() {
@@ -18,42 +40,52 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     }
     let products = find_products(catalog, &args.products)?;
     let plan = catalog.plan(&products, &args.port_items());
-    let product_names: Vec<String> = products.iter().map(|p| p.name.clone()).collect();
-    let cfg = Config {
-        concurrency: args.concurrency.map(|c| c as usize),
-        rate: args.rate,
-        timeout: args.timeout,
-        retries: args.retries,
-        max_time: Some(args.max_time.unwrap_or(std::time::Duration::from_secs(60))),
-        snmp_community: args.snmp_community.clone(),
-    };
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => Family::V4,
-        (_, true) => Family::V6,
-        _ => Family::Any,
+    let run = Run {
+        hosts,
+        family: match (args.ipv4, args.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        },
+        plan,
+        products: products.iter().map(|p| p.name.clone()).collect(),
+        cfg: Config {
+            concurrency: args.concurrency.map(|c| c as usize),
+            rate: args.rate,
+            timeout: args.timeout,
+            retries: args.retries,
+            max_time: Some(args.max_time.unwrap_or(DEFAULT_MAX_TIME)),
+            snmp_community: args.snmp_community.clone(),
+        },
+        text: TextOptions {
+            color: use_color(
+                args.color,
+                args.output.is_none() && std::io::stdout().is_terminal(),
+            ),
+            verbose: args.verbose,
+            quiet: args.quiet,
+        },
+        args: &args,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(probe_once(&hosts, family, &plan, product_names, &cfg))?;
-    let text = match args.format() {
-        Format::Json => {
-            let mut s = report::json::render(&report);
-            s.push('\n');
-            s
+    runtime.block_on(run.go())
+}
+
+/// Colour for `--color`: `auto` means a terminal, with neither `NO_COLOR`
+/// (non-empty) nor `TERM=dumb` set.
+fn use_color(choice: ColorChoice, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            terminal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map_or(true, |t| t != "dumb")
         }
-        _ => report::text::render(
-            &report,
-            TextOptions {
-                color: false,
-                verbose: args.verbose,
-                quiet: args.quiet,
-            },
-        ),
-    };
-    write_stdout(&text)?;
-    Ok(report.status())
+    }
 }
 
 /// The hosts from the command line and --targets.
@@ -77,58 +109,189 @@ fn hosts(args: &ProbeArgs) -> Result<Vec<String>> {
     Ok(hosts)
 }
 
-/// Resolves every host, probes every address, and builds the report.
-async fn probe_once(
-    hosts: &[String],
-    family: Family,
-    plan: &Plan,
-    products: Vec<String>,
-    cfg: &Config,
-) -> Result<Report> {
-    let mut targets: Vec<(String, Result<Vec<IpAddr>, String>)> = Vec::new();
-    for host in hosts {
-        let resolved = engine::resolve(host, family).await;
-        if hosts.len() == 1 {
-            let addresses = resolved?;
-            targets.push((host.clone(), Ok(addresses)));
-        } else {
-            targets.push((host.clone(), resolved.map_err(|e| e.to_string())));
+/// Set once Ctrl-C or SIGTERM arrives.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+impl Run<'_> {
+    async fn go(&self) -> Result<Status> {
+        let stop = stop_signal();
+        let mut previous: Option<Report> = None;
+        loop {
+            let report = self.probe_once(stop.clone(), previous.is_none()).await?;
+            if report.interrupted {
+                // A round cut short: report it (once), then stop.
+                if previous.is_none() || self.args.watch.is_none() {
+                    self.emit(&report, None)?;
+                    return Ok(Status::Unknown);
+                }
+                return Ok(previous.map_or(Status::Unknown, |p| p.status()));
+            }
+            self.emit(&report, previous.as_ref())?;
+            let Some(interval) = self.args.watch else {
+                return Ok(report.status());
+            };
+            let status = report.status();
+            previous = Some(report);
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stopped(stop.clone()) => return Ok(status),
+            }
         }
     }
-    let mut addresses: Vec<IpAddr> = Vec::new();
-    for (_, r) in &targets {
-        for a in r.iter().flatten() {
+
+    /// Writes one run's report: in full the first time, then (text in watch
+    /// mode) only what changed.
+    fn emit(&self, report: &Report, previous: Option<&Report>) -> Result<()> {
+        let format = self.args.format();
+        let full = match format {
+            Format::Json => {
+                let mut s = report::json::render(report);
+                s.push('\n');
+                s
+            }
+            Format::Nagios => report::nagios::render(report),
+            Format::Prometheus => report::prometheus::render(report),
+            Format::Text => report::text::render(report, self.text),
+        };
+        if let Some(path) = &self.args.output {
+            return write_atomically(path, &full);
+        }
+        match (format, previous) {
+            (Format::Text, Some(before)) => {
+                let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+                write_stdout(&report::changes::render(before, report, &time))
+            }
+            _ => write_stdout(&full),
+        }
+    }
+
+    /// Resolves every host, probes every address, and builds the report.
+    async fn probe_once(&self, stop: watch::Receiver<bool>, first: bool) -> Result<Report> {
+        let mut targets: Vec<(String, Result<Vec<IpAddr>, String>)> = Vec::new();
+        for host in &self.hosts {
+            let resolved = engine::resolve(host, self.family).await;
+            if self.hosts.len() == 1 && self.args.watch.is_none() {
+                targets.push((host.clone(), Ok(resolved?)));
+            } else {
+                targets.push((host.clone(), resolved.map_err(|e| e.to_string())));
+            }
+        }
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        for a in targets.iter().flat_map(|(_, r)| r.iter().flatten()) {
             if !addresses.contains(a) {
                 addresses.push(*a);
             }
         }
-    }
-    let jobs: Vec<Job> = addresses
-        .iter()
-        .flat_map(|&address| {
-            plan.ports.iter().map(move |p| Job {
-                address,
-                transport: p.transport,
-                port: p.port,
+        let jobs: Vec<Job> = addresses
+            .iter()
+            .flat_map(|&address| {
+                self.plan.ports.iter().map(move |p| Job {
+                    address,
+                    transport: p.transport,
+                    port: p.port,
+                })
             })
-        })
-        .collect();
-    let outcome = engine::run(jobs, cfg, &mut |_| {}, interrupted()).await?;
-    Ok(Report::new(targets, products, plan, outcome))
+            .collect();
+        let mut bar = ProgressDisplay::new(
+            first
+                && self.args.format() == Format::Text
+                && !self.args.quiet
+                && std::io::stderr().is_terminal(),
+        );
+        let outcome = engine::run(jobs, &self.cfg, &mut |p| bar.update(p), stopped(stop)).await;
+        bar.finish();
+        Ok(Report::new(
+            targets,
+            self.products.clone(),
+            &self.plan,
+            outcome?,
+        ))
+    }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The progress bar on stderr: ports done of the total, blocked so far,
+/// elapsed time and an estimate. It appears only once a run has lasted a
+/// moment, and is cleared before the report is written.
+struct ProgressDisplay {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    shown: bool,
+}
+
+impl ProgressDisplay {
+    fn new(enabled: bool) -> Self {
+        let bar = enabled.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} ports, {msg}, about {eta} left",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        ProgressDisplay {
+            bar,
+            started: Instant::now(),
+            shown: false,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
+
+    fn update(&mut self, p: Progress) {
+        let Some(bar) = &self.bar else { return };
+        if !self.shown && self.started.elapsed() >= PROGRESS_DELAY {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.shown = true;
+        }
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{} blocked", p.blocked));
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Writes `text` beside `path`, then renames it over `path`, so that a
+/// reader (node_exporter's textfile collector) never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("--output {} names no file", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {}", path.display())
+    })
 }

@@ -1,9 +1,12 @@
 //! Reports: turning catalog listings and probe results into text, JSON and
 //! exit codes. Nothing here touches the network.
 
+pub mod changes;
 pub mod json;
 pub mod listing;
 pub mod model;
+pub mod nagios;
+pub mod prometheus;
 pub mod text;
 
 pub use model::{HostVerdict, Report, Row, Summary, TargetReport};

@@ -131,7 +131,9 @@ fn runs<'a>(rows: &[&'a Row], collapse: bool) -> Vec<Run<'a>> {
 
 fn ms(d: std::time::Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
+    if ms < 1.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 10.0 {
         format!("{ms:.1} ms")
     } else {
         format!("{ms:.0} ms")
@@ -194,6 +196,9 @@ fn explain(run: &Run<'_>) -> String {
             )
         }
     };
+    if let (Some(rtt), 1, false) = (r.rtt, run.count, r.reason == Reason::SynAck) {
+        let _ = write!(s, " ({})", ms(rtt));
+    }
     if let Some(from) = r.reply_from {
         if from.ip() != r.address {
             let _ = write!(s, " (answered from {from})");
@@ -220,6 +225,7 @@ fn address_lines(
     address: IpAddr,
     opts: TextOptions,
     paint: Paint,
+    show_products: bool,
 ) {
     let rows: Vec<&Row> = t
         .rows
@@ -257,6 +263,27 @@ fn address_lines(
         .max()
         .unwrap_or(7)
         .min(32);
+    let products = |row: &Row| {
+        let p = if row.products.is_empty() {
+            "-".to_string()
+        } else {
+            row.products.join(", ")
+        };
+        if p.chars().count() > 28 {
+            format!("{}...", p.chars().take(25).collect::<String>())
+        } else {
+            p
+        }
+    };
+    let products_w = if show_products {
+        rows.iter()
+            .map(|r| products(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            + 2
+    } else {
+        0
+    };
     for group in [
         Group::Blocked,
         Group::NoReply,
@@ -279,11 +306,17 @@ fn address_lines(
         let _ = writeln!(out, "  {title}");
         for run in runs(&members, !opts.verbose) {
             let state = run.first.result.state.as_str();
+            let needed_by = if show_products {
+                products(run.first)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "    {:<label_w$}  {:<service_w$}  {:<13}  {}",
+                "    {:<label_w$}  {:<service_w$}  {:<products_w$}{:<13}  {}",
                 port_label(&run),
                 run.first.service,
+                needed_by,
                 state,
                 explain(&run)
             );
@@ -305,7 +338,12 @@ fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
         senders.join(" and ")
     };
     let mut s = format!(
-        "  note: {who} limits ICMP errors (as Linux does: about one per second after a burst); {} UDP port{} silent at first answered when re-probed slowly ({} round{}, {:.1} s)",
+        "  note: {who} {} ICMP errors (as Linux does: about one per second after a burst); {} UDP port{} silent at first answered when re-probed slowly ({} round{}, {:.1} s)",
+        if n.icmp_senders.len() > 1 {
+            "limit"
+        } else {
+            "limits"
+        },
         n.icmp_revealed,
         if n.icmp_revealed == 1 { "" } else { "s" },
         n.icmp_rounds,
@@ -499,8 +537,23 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
                 "{what}: {tcp} TCP and {udp} UDP ports per address"
             ))
         );
+        if report.interrupted || t.unprobed > 0 {
+            let why = if report.interrupted {
+                "interrupted"
+            } else {
+                "out of time (--max-time)"
+            };
+            let _ = writeln!(
+                out,
+                "{}",
+                paint.red(&format!(
+                    "INCOMPLETE: {why}; {} ports were never probed",
+                    t.unprobed
+                ))
+            );
+        }
         for &address in &t.addresses {
-            address_lines(&mut out, t, address, opts, paint);
+            address_lines(&mut out, t, address, opts, paint, report.products.len() > 1);
         }
         out.push('\n');
         let status = if report.interrupted {

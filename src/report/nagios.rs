@@ -1,0 +1,106 @@
+//! The Nagios / Icinga / Sensu plugin format: one status line with
+//! performance data, and the plugin exit codes (0 OK, 1 WARNING,
+//! 2 CRITICAL, 3 UNKNOWN).
+//!
+//! `PORTPROBE CRITICAL - 3 of 41 ports blocked: tcp/311, ... | open=37;;;0 ...`
+
+use std::fmt::Write as _;
+
+use super::Status;
+use super::model::{Report, Row};
+
+/// Up to this many blocked ports are named in the status line.
+const NAMED: usize = 8;
+
+fn port_name(row: &Row, many_targets: bool, host: &str) -> String {
+    let r = &row.result;
+    if many_targets {
+        format!("{host} {}/{}", r.transport, r.port)
+    } else {
+        format!("{}/{}", r.transport, r.port)
+    }
+}
+
+/// The status line.
+pub fn render(report: &Report) -> String {
+    let status = report.status();
+    let s = report.summary();
+    let many = report.targets.len() > 1;
+    let total: usize = s.total() + report.targets.iter().map(|t| t.unprobed).sum::<usize>();
+    let blocked: Vec<String> = report
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.rows
+                .iter()
+                .filter(|r| r.result.blocked())
+                .map(move |r| port_name(r, many, &t.host))
+        })
+        .collect();
+    let mut text = format!("PORTPROBE {} - ", status.word());
+    if many {
+        let _ = write!(text, "{} targets, ", report.targets.len());
+    }
+    let errors: Vec<String> = report
+        .targets
+        .iter()
+        .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.host)))
+        .collect();
+    match status {
+        Status::Critical => {
+            let _ = write!(
+                text,
+                "{} of {total} ports blocked: {}",
+                blocked.len(),
+                name_list(&blocked)
+            );
+        }
+        Status::Warning => {
+            let _ = write!(
+                text,
+                "no port blocked; {} closed, {} UDP without reply, of {total} ports",
+                s.closed, s.open_filtered
+            );
+        }
+        Status::Ok => {
+            let _ = write!(text, "all {total} ports reachable");
+        }
+        Status::Unknown if !errors.is_empty() => {
+            let _ = write!(text, "{}", errors.join("; "));
+        }
+        Status::Unknown => {
+            let _ = write!(text, "incomplete: {} of {total} ports probed", s.total());
+            if !blocked.is_empty() {
+                let _ = write!(
+                    text,
+                    "; {} blocked so far: {}",
+                    blocked.len(),
+                    name_list(&blocked)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        text,
+        " | open={};;;0 closed={};;;0 filtered={};;;0 open_filtered={};;;0 blocked={};;;0 time={:.3}s;;;0",
+        s.open,
+        s.closed,
+        s.filtered,
+        s.open_filtered,
+        s.blocked(),
+        report.duration.as_secs_f64()
+    );
+    text
+}
+
+fn name_list(names: &[String]) -> String {
+    if names.len() <= NAMED {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, and {} more",
+            names[..NAMED].join(", "),
+            names.len() - NAMED
+        )
+    }
+}

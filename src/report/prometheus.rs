@@ -1,0 +1,138 @@
+//! The Prometheus text exposition format (version 0.0.4), e.g. for
+//! node_exporter's textfile collector (`--format prometheus --output
+//! /var/lib/node_exporter/portprobe.prom`, written atomically).
+
+use std::fmt::Write as _;
+
+use super::Status;
+use super::model::{Report, Summary};
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+/// The whole exposition.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+
+    header(
+        &mut out,
+        "portprobe_port_state",
+        "State of a probed port: 1 for the state it is in (open, closed, filtered, open|filtered).",
+    );
+    for t in &report.targets {
+        for row in &t.rows {
+            let r = &row.result;
+            let _ = writeln!(
+                out,
+                "portprobe_port_state{{target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\",state=\"{}\"}} 1",
+                escape(&t.host),
+                r.address,
+                r.transport,
+                r.port,
+                escape(&row.service),
+                r.state
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "portprobe_port_blocked",
+        "1 when the port is blocked (filtered), else 0.",
+    );
+    for t in &report.targets {
+        for row in &t.rows {
+            let r = &row.result;
+            let _ = writeln!(
+                out,
+                "portprobe_port_blocked{{target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\"}} {}",
+                escape(&t.host),
+                r.address,
+                r.transport,
+                r.port,
+                escape(&row.service),
+                u8::from(r.blocked())
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "portprobe_ports",
+        "Number of probed ports per state.",
+    );
+    for t in &report.targets {
+        let s: Summary = t.summary();
+        for (state, n) in [
+            ("open", s.open),
+            ("closed", s.closed),
+            ("filtered", s.filtered),
+            ("open|filtered", s.open_filtered),
+        ] {
+            let _ = writeln!(
+                out,
+                "portprobe_ports{{target=\"{}\",state=\"{state}\"}} {n}",
+                escape(&t.host)
+            );
+        }
+    }
+
+    header(
+        &mut out,
+        "portprobe_probe_duration_seconds",
+        "Wall time of the run.",
+    );
+    let _ = writeln!(
+        out,
+        "portprobe_probe_duration_seconds {}",
+        report.duration.as_secs_f64()
+    );
+
+    header(
+        &mut out,
+        "portprobe_probe_success",
+        "1 when no required port of the target is blocked and the run completed (status OK or WARNING), else 0.",
+    );
+    for t in &report.targets {
+        let status = if report.interrupted {
+            Status::Unknown
+        } else {
+            t.status()
+        };
+        let ok = matches!(status, Status::Ok | Status::Warning);
+        let _ = writeln!(
+            out,
+            "portprobe_probe_success{{target=\"{}\"}} {}",
+            escape(&t.host),
+            u8::from(ok)
+        );
+    }
+
+    header(
+        &mut out,
+        "portprobe_status",
+        "Exit status of the run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    let _ = writeln!(out, "portprobe_status {}", report.status().code());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape("x\ny"), "x\\ny");
+    }
+}
