@@ -131,20 +131,20 @@ fn all_ports() -> String {
     spec(&all)
 }
 
-#[test]
-fn ipv4_states_reasons_and_the_router_that_rejected() {
-    let Some(lab) = support::lab_or_skip("ipv4_states_reasons_and_the_router_that_rejected") else {
+/// Probes the firewalled ports over IPv4 or IPv6 and checks every state.
+fn states_through_the_router(name: &str, v6: bool) {
+    let Some(lab) = support::lab_or_skip(name) else {
         return;
     };
-    let _listeners = firewall(&lab, false);
+    let _listeners = firewall(&lab, v6);
+    let (server, router) = if v6 {
+        (IpAddr::V6(lab.server_v6()), IpAddr::V6(lab.router_v6()))
+    } else {
+        (IpAddr::V4(lab.server_v4()), IpAddr::V4(lab.router_v4()))
+    };
     let o = probe(
         &lab,
-        &[
-            &lab.server_v4().to_string(),
-            "--ports",
-            &all_ports(),
-            "--json",
-        ],
+        &[&server.to_string(), "--ports", &all_ports(), "--json"],
     );
     assert_eq!(
         o.status.code(),
@@ -152,31 +152,17 @@ fn ipv4_states_reasons_and_the_router_that_rejected() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    check_states(&json(&o), IpAddr::V4(lab.router_v4()));
+    check_states(&json(&o), router);
+}
+
+#[test]
+fn ipv4_states_reasons_and_the_router_that_rejected() {
+    states_through_the_router("ipv4_states_reasons_and_the_router_that_rejected", false);
 }
 
 #[test]
 fn ipv6_states_reasons_and_the_router_that_rejected() {
-    let Some(lab) = support::lab_or_skip("ipv6_states_reasons_and_the_router_that_rejected") else {
-        return;
-    };
-    let _listeners = firewall(&lab, true);
-    let o = probe(
-        &lab,
-        &[
-            &lab.server_v6().to_string(),
-            "--ports",
-            &all_ports(),
-            "--json",
-        ],
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    check_states(&json(&o), IpAddr::V6(lab.router_v6()));
+    states_through_the_router("ipv6_states_reasons_and_the_router_that_rejected", true);
 }
 
 #[test]
