@@ -12,9 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use clap::error::ErrorKind;
 
-pub use args::{
-    Cli, ColorChoice, Command, Format, PortsArgs, ProbeArgs, ProductsArgs, parse_duration,
-};
+pub use args::{Cli, ColorChoice, Command, Format, PortsArgs, ProbeArgs, ProductsArgs};
 
 use crate::catalog::{Catalog, Product};
 use crate::report::{Status, listing};

@@ -116,22 +116,12 @@ pub struct RunOutcome {
     pub duration: Duration,
 }
 
-impl RunOutcome {
-    /// Whether every job has a result that was not cut short.
-    pub fn complete(&self) -> bool {
-        self.unprobed == 0 && !self.interrupted
-    }
-}
-
 /// A local failure that stops a run (not a probe outcome).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A socket could not be created or used.
     #[error("{0}")]
     Socket(#[source] std::io::Error),
-    /// The async runtime could not be started.
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] std::io::Error),
 }
 
 /// The local address that probes to `target` leave from (no packet is sent:

@@ -163,11 +163,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
             }
         })
         .collect();
-    let status = if report.interrupted {
-        super::Status::Unknown
-    } else {
-        t.status()
-    };
+    let status = report.target_status(t);
     TargetObject {
         target: Target {
             host: &t.host,
@@ -180,7 +176,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
         hosts,
         status: status.word(),
         exit_code: status.code(),
-        complete: !report.interrupted && t.error.is_none() && t.unprobed == 0,
+        complete: report.target_complete(t),
         duration_ms: ms(report.duration),
     }
 }

@@ -73,7 +73,7 @@ pub fn products_text(catalog: &Catalog) -> String {
 pub fn ports_text(requirements: &[Requirement]) -> String {
     let port_w = requirements
         .iter()
-        .map(|r| range_text(r).len())
+        .map(|r| r.range().to_string().len())
         .max()
         .unwrap_or(0)
         .max(4);
@@ -97,7 +97,7 @@ pub fn ports_text(requirements: &[Requirement]) -> String {
             out,
             "{:<5}{:<port_w$}  {:<service_w$}  {products}",
             r.protocol.label(),
-            range_text(r),
+            r.range().to_string(),
             r.service
         );
     }
@@ -107,10 +107,6 @@ pub fn ports_text(requirements: &[Requirement]) -> String {
         .sum();
     let _ = write!(out, "\n{} rows, {ports} ports.\n", requirements.len());
     out
-}
-
-fn range_text(r: &Requirement) -> String {
-    r.range().to_string()
 }
 
 #[cfg(test)]

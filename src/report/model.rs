@@ -265,27 +265,32 @@ impl Report {
         s
     }
 
+    /// One target's status in this run: UNKNOWN when the run was
+    /// interrupted, else the target's own.
+    pub fn target_status(&self, t: &TargetReport) -> Status {
+        if self.interrupted {
+            Status::Unknown
+        } else {
+            t.status()
+        }
+    }
+
+    /// Whether every planned port of `t` has a result.
+    pub fn target_complete(&self, t: &TargetReport) -> bool {
+        !self.interrupted && t.error.is_none() && t.unprobed == 0
+    }
+
     /// Whether every planned port of every target has a result.
     pub fn complete(&self) -> bool {
-        !self.interrupted
-            && self
-                .targets
-                .iter()
-                .all(|t| t.error.is_none() && t.unprobed == 0)
+        self.targets.iter().all(|t| self.target_complete(t))
     }
 
     /// The exit status: the worst of the targets', UNKNOWN when incomplete.
     pub fn status(&self) -> Status {
-        let worst = self
-            .targets
+        self.targets
             .iter()
-            .map(TargetReport::status)
+            .map(|t| self.target_status(t))
             .max()
-            .unwrap_or(Status::Unknown);
-        if self.interrupted {
-            Status::Unknown
-        } else {
-            worst
-        }
+            .unwrap_or(Status::Unknown)
     }
 }

@@ -103,12 +103,7 @@ pub fn render(report: &Report) -> String {
         "1 when no required port of the target is blocked and the run completed (status OK or WARNING), else 0.",
     );
     for t in &report.targets {
-        let status = if report.interrupted {
-            Status::Unknown
-        } else {
-            t.status()
-        };
-        let ok = matches!(status, Status::Ok | Status::Warning);
+        let ok = matches!(report.target_status(t), Status::Ok | Status::Warning);
         let _ = writeln!(
             out,
             "portprobe_probe_success{{target=\"{}\"}} {}",

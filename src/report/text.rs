@@ -375,16 +375,7 @@ fn list_ports(rows: &[&Row], max: usize) -> String {
     runs_text.join(", ")
 }
 
-/// The verdict sentence of one target.
-pub fn verdict_line(t: &TargetReport, interrupted: bool) -> String {
-    let status = if interrupted {
-        Status::Unknown
-    } else {
-        t.status()
-    };
-    verdict_sentence(t, status)
-}
-
+/// The verdict sentence of one target, starting with its status word.
 fn verdict_sentence(t: &TargetReport, status: Status) -> String {
     if let Some(e) = &t.error {
         return format!("UNKNOWN: {}: {e}", t.host);
@@ -504,7 +495,7 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
     let mut out = String::new();
     if opts.quiet {
         for t in &report.targets {
-            let _ = writeln!(out, "{}", verdict_line(t, report.interrupted));
+            let _ = writeln!(out, "{}", verdict_sentence(t, report.target_status(t)));
         }
         return out;
     }
@@ -556,11 +547,7 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
             address_lines(&mut out, t, address, opts, paint, report.products.len() > 1);
         }
         out.push('\n');
-        let status = if report.interrupted {
-            Status::Unknown
-        } else {
-            t.status()
-        };
+        let status = report.target_status(t);
         let sentence = verdict_sentence(t, status);
         let rest = sentence
             .split_once(": ")
