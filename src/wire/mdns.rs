@@ -5,7 +5,7 @@
 //! the multicast group) for `_services._dns-sd._udp.local. PTR`, the DNS-SD
 //! meta-query that every responder answers with the service types it
 //! offers. The question class has the unicast-response ("QU") bit set, and
-//! the message ID comes from the nonce.
+//! the message ID comes from the nonce (never 0, for the reason below).
 //!
 //! Because the probe does not come from port 5353, responders treat it as a
 //! "legacy unicast" query (RFC 6762 section 6.7): they answer with a
@@ -18,13 +18,15 @@
 //! nothing.
 //!
 //! Responders ignore queries from other links, and answer from their
-//! interface address, so the engine must match on our port, not on the
-//! address we sent to.
+//! interface address, which need not be the address we sent to. A reply
+//! with our ID is [`Match::Ours`] and counts from any address; an ID-0
+//! answer carries nothing of ours, so it is [`Match::ShapeFromPort`] and
+//! counts only from the probed address and port.
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
-use super::{Nonce, ProbeContext, Reply, UdpRequest};
+use super::{Match, Nonce, ProbeContext, Reply, UdpRequest};
 
 /// The DNS-SD service-type enumeration name (RFC 6763 section 9).
 pub const SERVICES_NAME: &str = "_services._dns-sd._udp.local.";
@@ -40,9 +42,10 @@ pub struct Request {
 }
 
 impl Request {
-    /// Builds the probe for one port; the message ID is [`Nonce::u16`].
+    /// Builds the probe for one port; the message ID is [`Nonce::u16`], or
+    /// 1 when that is 0, the ID of multicast-style answers.
     pub fn new(_ctx: &ProbeContext, nonce: &Nonce) -> Self {
-        let id = nonce.u16();
+        let id = nonce.u16().max(1);
         Request {
             id,
             datagram: request(id),
@@ -139,9 +142,14 @@ impl UdpRequest for Request {
 
     fn recognise(&self, reply: &[u8]) -> Option<Reply> {
         let response = recognise(reply)?;
-        let id_matches =
-            response.id == self.id || (response.id == 0 && !response.service_types.is_empty());
-        if !id_matches || !question_matches(&response.questions) {
+        let matched = if response.id == self.id {
+            Match::Ours
+        } else if response.id == 0 && !response.service_types.is_empty() {
+            Match::ShapeFromPort
+        } else {
+            return None;
+        };
+        if !question_matches(&response.questions) {
             return None;
         }
         let types = &response.service_types;
@@ -158,7 +166,7 @@ impl UdpRequest for Request {
             }
             format!("mDNS response: {}", listed.join(", "))
         };
-        Some(Reply::new("mdns", detail))
+        Some(Reply::with_match("mdns", detail, matched))
     }
 }
 
@@ -167,7 +175,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, id_field_property, mutations,
+        other_nonce_property, other_nonces,
     };
     use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::PTR;
@@ -227,9 +236,12 @@ mod tests {
 
     #[test]
     fn accepts_id_zero_only_with_an_answer_to_our_question() {
-        let mut reply = hex(AVAHI);
-        reply[..2].copy_from_slice(&[0, 0]);
-        assert!(probe().recognise(&reply).is_some());
+        assert_eq!(
+            probe()
+                .recognise(&with_id_zero(&hex(AVAHI)))
+                .map(|reply| reply.matched),
+            Some(Match::ShapeFromPort)
+        );
 
         let empty = Message::new(0, MessageType::Response, OpCode::Query)
             .to_vec()
@@ -274,7 +286,46 @@ mod tests {
         assert_other_replies_refused(&probe(), "mdns");
     }
 
+    /// `reply` with its message ID set to 0, as a multicast-style answer.
+    fn with_id_zero(reply: &[u8]) -> Vec<u8> {
+        let mut zero = reply.to_vec();
+        zero[..2].copy_from_slice(&[0, 0]);
+        zero
+    }
+
+    #[test]
+    fn a_nonce_starting_with_zeros_still_asks_with_a_nonzero_id() {
+        let request = Request::new(&ProbeContext::default(), &Nonce([0; 16]));
+        assert_eq!(request.datagrams()[0][..2], [0, 1]);
+        assert_eq!(
+            request
+                .recognise(&with_id_zero(&hex(AVAHI)))
+                .map(|reply| reply.matched),
+            Some(Match::ShapeFromPort)
+        );
+    }
+
     proptest! {
+        #[test]
+        fn an_id_byte_changed_is_refused(change in byte_changes()) {
+            id_field_property(&probe(), &hex(AVAHI), 0..2, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_id_refuses_the_capture(nonce in other_nonces(NONCE_3A7C, 0..2)) {
+            let request = Request::new(&ProbeContext::default(), &nonce);
+            other_nonce_property(&request, &hex(AVAHI))?;
+        }
+
+        #[test]
+        fn an_id_zero_answer_is_only_ever_a_shape_match(nonce in any::<[u8; 16]>()) {
+            let request = Request::new(&ProbeContext::default(), &Nonce(nonce));
+            prop_assert_eq!(
+                request.recognise(&with_id_zero(&hex(AVAHI))).map(|reply| reply.matched),
+                Some(Match::ShapeFromPort)
+            );
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

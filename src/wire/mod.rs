@@ -6,12 +6,18 @@
 //! function panics on any input: every recogniser is fuzzed with arbitrary
 //! bytes in its tests.
 //!
+//! A few protocols give a reply nothing of ours to carry (TFTP, Net
+//! Assistant, serialnumberd, an mDNS answer with ID 0), so their replies are
+//! recognised by layout alone, which anyone can forge. Every [`Reply`] says
+//! how it was matched ([`Match`]), and [`Match::accepts`] tells the engine
+//! from which senders that is enough.
+//!
 //! [`UdpProtocol::for_port`] picks the protocol for a port number and
 //! [`UdpProtocol::request`] builds a [`UdpRequest`] from per-probe random
 //! bytes (a [`Nonce`]), which the engine sends and asks to recognise replies.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub mod dhcp;
 pub mod dns;
@@ -85,23 +91,85 @@ impl Default for ProbeContext {
     }
 }
 
-/// A recognised reply: which protocol answered, and a short human description
-/// of what it said ("DNS response, rcode REFUSED").
+/// How a recognised reply was tied to the request, which decides which
+/// senders it may come from. A reply that [`Match::accepts`] refuses proves
+/// nothing about the probed port: treat it as an unrecognised datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Match {
+    /// The reply carries a value only this request holds: our transaction
+    /// ID, cookie, SPI, tunnel ID, Call-ID or echoed random bytes. It counts
+    /// from any address and port, because a stranger cannot know the value,
+    /// while a host may answer from another of its addresses.
+    Ours,
+    /// Recognised by its layout alone, for a protocol whose server answers
+    /// from a new port (TFTP, RFC 1350: the reply comes from the server's
+    /// fresh transfer ID). It counts only from the probed address, from any
+    /// port.
+    ShapeFromHost,
+    /// Recognised by its layout alone (Net Assistant, serialnumberd, an mDNS
+    /// answer with ID 0). It counts only from the probed address and port.
+    ShapeFromPort,
+}
+
+impl Match {
+    /// Whether a reply matched this way counts when it comes from `from` in
+    /// answer to a probe sent to `probed`. IPv4-mapped IPv6 addresses (as a
+    /// dual-stack socket reports them) are compared as the IPv4 addresses
+    /// they stand for.
+    pub fn accepts(self, probed: SocketAddr, from: SocketAddr) -> bool {
+        let same_host = probed.ip().to_canonical() == from.ip().to_canonical();
+        match self {
+            Match::Ours => true,
+            Match::ShapeFromHost => same_host,
+            Match::ShapeFromPort => same_host && probed.port() == from.port(),
+        }
+    }
+}
+
+/// A recognised reply: which protocol answered, a short human description
+/// of what it said ("DNS response, rcode REFUSED"), and how it was matched
+/// to the request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     /// Short protocol name, e.g. `"dns"`, `"snmp"`.
     pub protocol: &'static str,
     /// One line on what the reply said, for reports.
     pub detail: String,
+    /// How the reply was tied to the request: see [`Match::accepts`].
+    pub matched: Match,
 }
 
 impl Reply {
-    /// A reply of `protocol` described by `detail`.
+    /// A reply of `protocol` described by `detail`, matched by a value of
+    /// ours it carries ([`Match::Ours`]).
     pub fn new(protocol: &'static str, detail: impl Into<String>) -> Self {
+        Reply::with_match(protocol, detail, Match::Ours)
+    }
+
+    /// A reply recognised by its layout alone, from a protocol whose server
+    /// answers from a new port ([`Match::ShapeFromHost`]).
+    pub fn shape_from_host(protocol: &'static str, detail: impl Into<String>) -> Self {
+        Reply::with_match(protocol, detail, Match::ShapeFromHost)
+    }
+
+    /// A reply recognised by its layout alone ([`Match::ShapeFromPort`]).
+    pub fn shape_from_port(protocol: &'static str, detail: impl Into<String>) -> Self {
+        Reply::with_match(protocol, detail, Match::ShapeFromPort)
+    }
+
+    /// A reply of `protocol` described by `detail`, matched as `matched` says.
+    pub fn with_match(protocol: &'static str, detail: impl Into<String>, matched: Match) -> Self {
         Reply {
             protocol,
             detail: detail.into(),
+            matched,
         }
+    }
+
+    /// Whether this reply counts when it comes from `from` in answer to a
+    /// probe sent to `probed` ([`Match::accepts`]).
+    pub fn accepts(&self, probed: SocketAddr, from: SocketAddr) -> bool {
+        self.matched.accepts(probed, from)
     }
 }
 
@@ -113,8 +181,11 @@ pub trait UdpRequest: Send + Sync + fmt::Debug {
     fn datagrams(&self) -> Vec<Vec<u8>>;
 
     /// `Some` exactly when `reply` is a reply of this protocol *to this
-    /// request* (matching IDs, cookies or echoed values). Must not panic on
-    /// any input.
+    /// request*: one carrying our IDs, cookies or echoed values
+    /// ([`Match::Ours`]), or, for a protocol that gives replies nothing of
+    /// ours to carry, one of the reply layout ([`Match::ShapeFromHost`],
+    /// [`Match::ShapeFromPort`]), which the engine must then check against
+    /// the sender with [`Reply::accepts`]. Must not panic on any input.
     fn recognise(&self, reply: &[u8]) -> Option<Reply>;
 }
 
@@ -321,6 +392,164 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::fixtures::{NONCE_3A7C, REPLIES, context_5a17, hex, nonce_5a17};
+    use std::net::Ipv6Addr;
+
+    fn at(ip: &str, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.parse().expect("an address"), port)
+    }
+
+    #[test]
+    fn a_reply_of_ours_counts_from_any_sender() {
+        let probed = at("192.0.2.7", 53);
+        for from in [
+            probed,
+            at("192.0.2.7", 40000),
+            at("198.51.100.1", 53),
+            at("2001:db8::1", 5353),
+        ] {
+            assert!(Match::Ours.accepts(probed, from), "{from}");
+        }
+    }
+
+    #[test]
+    fn a_shape_from_the_host_counts_from_any_port_of_the_probed_address() {
+        let probed = at("192.0.2.7", 69);
+        assert!(Match::ShapeFromHost.accepts(probed, at("192.0.2.7", 69)));
+        assert!(Match::ShapeFromHost.accepts(probed, at("192.0.2.7", 51234)));
+        assert!(Match::ShapeFromHost.accepts(probed, at("::ffff:192.0.2.7", 51234)));
+        assert!(!Match::ShapeFromHost.accepts(probed, at("192.0.2.8", 69)));
+        assert!(!Match::ShapeFromHost.accepts(probed, at("::1", 69)));
+        let v6 = at("2001:db8::7", 69);
+        assert!(Match::ShapeFromHost.accepts(v6, at("2001:db8::7", 4000)));
+        assert!(!Match::ShapeFromHost.accepts(v6, at("2001:db8::8", 69)));
+    }
+
+    #[test]
+    fn a_shape_counts_only_from_the_probed_address_and_port() {
+        let probed = at("192.0.2.7", 3283);
+        assert!(Match::ShapeFromPort.accepts(probed, probed));
+        assert!(Match::ShapeFromPort.accepts(probed, at("::ffff:192.0.2.7", 3283)));
+        assert!(Match::ShapeFromPort.accepts(at("::ffff:192.0.2.7", 3283), probed));
+        assert!(!Match::ShapeFromPort.accepts(probed, at("192.0.2.7", 3284)));
+        assert!(!Match::ShapeFromPort.accepts(probed, at("192.0.2.8", 3283)));
+        assert!(!Match::ShapeFromPort.accepts(probed, at("::ffff:192.0.2.8", 3283)));
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 626);
+        assert!(Match::ShapeFromPort.accepts(v6, at("::1", 626)));
+        assert!(!Match::ShapeFromPort.accepts(v6, at("127.0.0.1", 626)));
+        assert!(!Match::ShapeFromPort.accepts(v6, at("::1", 627)));
+    }
+
+    #[test]
+    fn constructors_set_the_match_and_the_reply_asks_it() {
+        assert_eq!(Reply::new("dns", "x").matched, Match::Ours);
+        assert_eq!(
+            Reply::shape_from_host("tftp", "x").matched,
+            Match::ShapeFromHost
+        );
+        assert_eq!(
+            Reply::shape_from_port("serialnumberd", "x").matched,
+            Match::ShapeFromPort
+        );
+        let reply = Reply::with_match("mdns", "x", Match::ShapeFromPort);
+        assert!(reply.accepts(at("192.0.2.7", 5353), at("192.0.2.7", 5353)));
+        assert!(!reply.accepts(at("192.0.2.7", 5353), at("192.0.2.9", 5353)));
+    }
+
+    /// Each captured or published reply: the port it answered, the context
+    /// and nonce of the request that drew it, and how it is matched.
+    fn pinned(file: &str) -> (u16, ProbeContext, Nonce, Match) {
+        let capture_3a7c = |port| (port, ProbeContext::default(), NONCE_3A7C, Match::Ours);
+        let run = |port, run| (port, context_5a17(), nonce_5a17(run), Match::Ours);
+        match file {
+            "dhcp-dnsmasq-ack.hex" => (67, context_5a17(), NONCE_3A7C, Match::Ours),
+            "dns-dnsmasq-refused.hex" => capture_3a7c(53),
+            "mdns-avahi-services.hex" => capture_3a7c(5353),
+            "netbios-nmbd-negative.hex" | "netbios-nmbd-node-status.hex" => capture_3a7c(137),
+            "ntp-chrony-stratum8.hex" | "ntp-chrony-unsynchronised.hex" | "ntp-ntpsec-init.hex" => {
+                capture_3a7c(123)
+            }
+            "snmp-netsnmp-v2c-response.hex" | "snmp-netsnmp-v3-report.hex" => capture_3a7c(161),
+            "tftp-hpa-data.hex" | "tftp-hpa-error.hex" => (
+                69,
+                ProbeContext::default(),
+                NONCE_3A7C,
+                Match::ShapeFromHost,
+            ),
+            "rpcbind-portmapper-reply.hex" => run(111, 1),
+            "ganesha-nfs-reply.hex" => run(2049, 1),
+            "ganesha-prog-unavail-reply.hex" => run(700, 2),
+            "ganesha-mountd-prog-unavail-reply.hex" => run(700, 3),
+            "charon-no-proposal-chosen.hex" => run(500, 1),
+            "charon-invalid-ke-payload.hex" => run(500, 2),
+            "charon-ike-sa-init-response.hex" => run(500, 3),
+            "charon-nat-t-response.hex" => run(4500, 1),
+            "xl2tpd-sccrp.hex" => run(1701, 1),
+            "kamailio-200-ok.hex" => run(5060, 1),
+            "ipmi-sim-pong.hex" => run(623, 1),
+            "ard-status-reply.hex" => (3283, context_5a17(), nonce_5a17(1), Match::ShapeFromPort),
+            other => panic!("no match kind pinned for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_fixture_is_recognised_with_its_protocols_match_kind() {
+        for (_, file, text) in REPLIES {
+            let (port, ctx, nonce, kind) = pinned(file);
+            let request = UdpProtocol::for_port(port).request(&ctx, &nonce);
+            let reply = request.recognise(&hex(text));
+            assert_eq!(reply.map(|reply| reply.matched), Some(kind), "{file}");
+        }
+    }
+
+    #[test]
+    fn replies_built_by_hand_are_recognised_with_their_protocols_match_kind() {
+        let ctx = context_5a17();
+        let nonce = nonce_5a17(1);
+        let echo = UdpProtocol::Echo.request(&ctx, &nonce);
+        let echoed = echo.datagrams().remove(0);
+        // An SLPv2 SrvAck (RFC 2608 section 8.3) with XID 5a17, no error.
+        let slp_ack = hex("02 05 000012 0000 000000 5a17 0002 656e 0000");
+        let forty = "0123456789ABCDEF0123456789ABCDEF01234567";
+        let snresps = format!("SNRESPS:host:0x{forty}:xsvr:0x{forty}:0x0badf00d:0x{forty}:host\0");
+        let mut mdns_id_zero = hex(include_str!("fixtures/mdns-avahi-services.hex"));
+        mdns_id_zero[..2].copy_from_slice(&[0, 0]);
+        let cases: [(UdpProtocol, Nonce, Vec<u8>, Match); 4] = [
+            (UdpProtocol::Echo, nonce, echoed, Match::Ours),
+            (UdpProtocol::Slp, nonce, slp_ack, Match::Ours),
+            (
+                UdpProtocol::SerialNumberd,
+                nonce,
+                snresps.into_bytes(),
+                Match::ShapeFromPort,
+            ),
+            (
+                UdpProtocol::Mdns,
+                NONCE_3A7C,
+                mdns_id_zero,
+                Match::ShapeFromPort,
+            ),
+        ];
+        for (protocol, nonce, reply, kind) in cases {
+            let request = protocol.request(&ctx, &nonce);
+            let matched = request.recognise(&reply).map(|reply| reply.matched);
+            assert_eq!(matched, Some(kind), "{}", protocol.name());
+        }
+    }
+
+    #[test]
+    fn protocols_without_replies_recognise_no_fixture() {
+        let ctx = ProbeContext::default();
+        for port in [68, 138, 514, 6970] {
+            let request = UdpProtocol::for_port(port).request(&ctx, &NONCE_3A7C);
+            for (_, file, text) in REPLIES {
+                assert_eq!(request.recognise(&hex(text)), None, "{port} {file}");
+            }
+            for sent in request.datagrams() {
+                assert_eq!(request.recognise(&sent), None, "{port}");
+            }
+        }
+    }
 
     #[test]
     fn specific_ports_win_over_the_rpc_range() {

@@ -5,7 +5,9 @@
 //! `00 14 00 01 03` that nmap sends (`nmap-payloads` and
 //! `nmap-service-probes`, "Apple Remote Desktop"), and which published
 //! write-ups on UDP reflection send to ARD agents too. It has no ID field, so
-//! replies can only be recognised by their structure.
+//! replies can only be recognised by their structure, and such a reply is
+//! [`Match::ShapeFromPort`](super::Match::ShapeFromPort): it counts only from
+//! the probed address and port.
 //!
 //! What an agent sends back is known from nmap's `nmap-service-probes`
 //! ("netassistant" matches for the ARD probe) and from a published capture of
@@ -114,16 +116,17 @@ impl UdpRequest for Request {
     }
 
     fn recognise(&self, reply: &[u8]) -> Option<Reply> {
-        recognise(reply).map(|parsed| Reply::new("net-assistant", parsed.describe()))
+        recognise(reply).map(|parsed| Reply::shape_from_port("net-assistant", parsed.describe()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Match;
     use crate::wire::fixtures::{
-        assert_other_replies_refused, assert_truncations_refused, context_5a17, datagrams, hex,
-        mutations, nonce_5a17,
+        assert_other_replies_refused, assert_truncations_refused, byte_changes, context_5a17,
+        datagrams, hex, layout_property, mutations, nonce_5a17,
     };
     use proptest::prelude::*;
 
@@ -154,7 +157,7 @@ mod tests {
         let reply = hex(PUBLISHED);
         assert_eq!(
             probe().recognise(&reply),
-            Some(Reply::new(
+            Some(Reply::shape_from_port(
                 "net-assistant",
                 "ARD status reply: computer name \"dataheerd4\""
             ))
@@ -203,7 +206,32 @@ mod tests {
         assert_eq!(probe().recognise(&QUERY), None);
     }
 
+    /// Offsets of every byte the layout fixes: `00 01`, `00 31`, the zeros,
+    /// `01` and `12` up to the name, the name's length byte and its
+    /// terminator.
+    fn layout() -> Vec<usize> {
+        let mut at = vec![0, 1];
+        at.extend(4..=NAME_AT);
+        at.push(NEEDED - 1);
+        at
+    }
+
     proptest! {
+        #[test]
+        fn a_layout_byte_changed_is_refused(change in byte_changes()) {
+            let reply = hex(PUBLISHED);
+            layout_property(&probe(), &reply, Match::ShapeFromPort, &layout(), change)?;
+        }
+
+        #[test]
+        fn the_version_bytes_are_left_free(change in byte_changes()) {
+            let reply = change.apply(&hex(PUBLISHED), 2..4);
+            prop_assert_eq!(
+                probe().recognise(&reply).map(|reply| reply.matched),
+                Some(Match::ShapeFromPort)
+            );
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = probe().recognise(&bytes);

@@ -18,7 +18,9 @@
 //! letters and digits, and the others `0x` followed by exactly 40, 40, 8 and
 //! 40 hexadecimal digits; then the zero byte, which ends the datagram. A
 //! truncated reply therefore never passes, and nothing but serialnumberd
-//! sends text of this layout.
+//! sends text of this layout. Nothing in it is ours, though, so such a reply
+//! is [`Match::ShapeFromPort`](super::Match::ShapeFromPort): it counts only
+//! from the probed address and port.
 
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
@@ -107,16 +109,17 @@ impl UdpRequest for Request {
     }
 
     fn recognise(&self, reply: &[u8]) -> Option<Reply> {
-        recognise(reply).map(|parsed| Reply::new("serialnumberd", parsed.describe()))
+        recognise(reply).map(|parsed| Reply::shape_from_port("serialnumberd", parsed.describe()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Match;
     use crate::wire::fixtures::{
-        assert_other_replies_refused, assert_truncations_refused, context_5a17, datagrams,
-        mutations, nonce_5a17,
+        assert_other_replies_refused, assert_truncations_refused, byte_changes, context_5a17,
+        datagrams, layout_property, mutations, nonce_5a17,
     };
     use proptest::prelude::*;
 
@@ -146,7 +149,7 @@ mod tests {
     fn a_reply_of_the_known_shape_is_recognised() {
         assert_eq!(
             probe().recognise(&reply("127.0.0.1")),
-            Some(Reply::new(
+            Some(Reply::shape_from_port(
                 "serialnumberd",
                 "serialnumberd SNRESPS from 127.0.0.1 (product xsvr)"
             ))
@@ -185,7 +188,27 @@ mod tests {
         assert_eq!(probe().recognise(QUERY), None);
     }
 
+    /// Offsets of the bytes the layout fixes in `reply`: the tag, every
+    /// colon, the `0x` of each number and the final zero byte.
+    fn layout(reply: &[u8]) -> Vec<usize> {
+        let mut at: Vec<usize> = (0..b"SNRESPS".len()).collect();
+        for (colon, _) in reply.iter().enumerate().filter(|(_, b)| **b == b':') {
+            at.push(colon);
+            if reply[colon + 1..].starts_with(b"0x") {
+                at.extend([colon + 1, colon + 2]);
+            }
+        }
+        at.push(reply.len() - 1);
+        at
+    }
+
     proptest! {
+        #[test]
+        fn a_layout_byte_changed_is_refused(change in byte_changes()) {
+            let reply = reply("127.0.0.1");
+            layout_property(&probe(), &reply, Match::ShapeFromPort, &layout(&reply), change)?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = probe().recognise(&bytes);

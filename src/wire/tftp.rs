@@ -10,8 +10,9 @@
 //! TFTP replies come from a new port (the server's transfer ID) and carry no
 //! identifier of ours, so a reply is recognised by its structure alone: an
 //! ERROR with a two-byte code and a printable message ending in its single
-//! NUL, or DATA for block 1. The engine matches them by our port and the
-//! target's address.
+//! NUL, or DATA for block 1. Such a reply is
+//! [`Match::ShapeFromHost`](super::Match::ShapeFromHost): it counts only from
+//! the probed address, from any port.
 
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
@@ -206,16 +207,17 @@ impl UdpRequest for Request {
             Packet::Data { block: 1, len } => format!("TFTP DATA block 1 ({len} bytes)"),
             Packet::Data { .. } => return None,
         };
-        Some(Reply::new("tftp", detail))
+        Some(Reply::shape_from_host("tftp", detail))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Match;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, layout_property, mutations,
     };
     use proptest::prelude::*;
 
@@ -253,7 +255,10 @@ mod tests {
         let reply = probe().recognise(&hex(HPA_ERROR));
         assert_eq!(
             reply,
-            Some(Reply::new("tftp", "TFTP ERROR 1: File not found"))
+            Some(Reply::shape_from_host(
+                "tftp",
+                "TFTP ERROR 1: File not found"
+            ))
         );
         assert_eq!(
             recognise(&hex(HPA_ERROR)),
@@ -269,7 +274,10 @@ mod tests {
         let reply = probe().recognise(&hex(HPA_DATA));
         assert_eq!(
             reply,
-            Some(Reply::new("tftp", "TFTP DATA block 1 (16 bytes)"))
+            Some(Reply::shape_from_host(
+                "tftp",
+                "TFTP DATA block 1 (16 bytes)"
+            ))
         );
         let mut block_two = hex(HPA_DATA);
         block_two[3] = 2;
@@ -320,6 +328,29 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn data_with_its_opcode_or_block_changed_is_refused(change in byte_changes()) {
+            layout_property(&probe(), &hex(HPA_DATA), Match::ShapeFromHost, &[0, 1, 2, 3], change)?;
+        }
+
+        #[test]
+        fn an_error_with_its_opcode_or_terminator_changed_is_refused(change in byte_changes()) {
+            let error = hex(HPA_ERROR);
+            prop_assert_eq!(
+                probe().recognise(&error).map(|reply| reply.matched),
+                Some(Match::ShapeFromHost)
+            );
+            let changed = change.apply_among(&error, &[0, 1, error.len() - 1]);
+            let recognised = probe().recognise(&changed).map(|reply| reply.matched);
+            if changed[..4] == [0, 3, 0, 1] {
+                // Opcode 3 makes DATA of the error, whose code 1 reads as
+                // block 1: still a TFTP packet the probe can draw.
+                prop_assert_eq!(recognised, Some(Match::ShapeFromHost));
+            } else {
+                prop_assert_eq!(recognised, None);
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
