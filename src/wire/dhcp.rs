@@ -301,7 +301,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, id_field_property, mutations,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -464,6 +465,18 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_xid_byte_changed_is_refused(change in byte_changes()) {
+            id_field_property(&probe(), &hex(DNSMASQ_ACK), 4..8, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_xid_refuses_the_capture(nonce in other_nonces(NONCE_3A7C, 0..4)) {
+            let source = IpAddr::V4(Ipv4Addr::new(198, 18, 9, 1));
+            let request = Request::new(&context(source), &nonce);
+            other_nonce_property(&request, &hex(DNSMASQ_ACK))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

@@ -153,7 +153,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, id_field_property, mutations,
+        other_nonce_property, other_nonces,
     };
     use hickory_proto::rr::{RData, Record, rdata::A};
     use proptest::prelude::*;
@@ -264,6 +265,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_id_byte_changed_is_refused(change in byte_changes()) {
+            id_field_property(&probe(), &hex(DNSMASQ_REFUSED), 0..2, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_id_refuses_the_capture(nonce in other_nonces(NONCE_3A7C, 0..2)) {
+            let request = Request::new(&ProbeContext::default(), &nonce);
+            other_nonce_property(&request, &hex(DNSMASQ_REFUSED))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

@@ -42,7 +42,9 @@ impl UdpRequest for Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::fixtures::datagrams;
+    use crate::wire::fixtures::{
+        NONCE_3A7C, byte_changes, datagrams, id_field_property, other_nonce_property, other_nonces,
+    };
     use proptest::prelude::*;
 
     #[test]
@@ -57,6 +59,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_echoed_byte_changed_is_refused(change in byte_changes()) {
+            let req = Request::new(&ProbeContext::default(), &NONCE_3A7C);
+            let echoed = request(&NONCE_3A7C);
+            id_field_property(&req, &echoed, 0..echoed.len(), change)?;
+        }
+
+        #[test]
+        fn a_request_with_other_nonce_bytes_refuses_the_echo(
+            nonce in other_nonces(NONCE_3A7C, 0..16),
+        ) {
+            let req = Request::new(&ProbeContext::default(), &nonce);
+            other_nonce_property(&req, &request(&NONCE_3A7C))?;
+        }
+
         #[test]
         fn never_panics(bytes in datagrams()) {
             let req = Request::new(&ProbeContext::default(), &Nonce([3; 16]));

@@ -583,7 +583,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
-        context_5a17, datagrams, hex, mutations, nonce_5a17,
+        byte_changes, capture_and_other_nonce, context_5a17, datagrams, hex, id_field_property,
+        mutations, nonce_5a17, other_nonce_property,
     };
     use proptest::prelude::*;
 
@@ -621,11 +622,14 @@ mod tests {
     ];
 
     fn build(nat_traversal: bool, run: u8) -> Request {
-        let (ctx, nonce) = (context_5a17(), nonce_5a17(run));
+        build_for(nat_traversal, &nonce_5a17(run))
+    }
+
+    fn build_for(nat_traversal: bool, nonce: &Nonce) -> Request {
         if nat_traversal {
-            Request::nat_traversal(&ctx, &nonce)
+            Request::nat_traversal(&context_5a17(), nonce)
         } else {
-            Request::new(&ctx, &nonce)
+            Request::new(&context_5a17(), nonce)
         }
     }
 
@@ -832,6 +836,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_initiator_spi_byte_changed_is_refused(
+            which in 0..CAPTURES.len(),
+            change in byte_changes(),
+        ) {
+            let (natt, run, _, received, _) = CAPTURES[which];
+            let start = if natt { 4 } else { 0 };
+            id_field_property(&build(natt, run), &hex(received), start..start + 8, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_spi_refuses_the_captures(
+            (which, nonce) in capture_and_other_nonce(
+                CAPTURES.len(),
+                |which| nonce_5a17(CAPTURES[which].1),
+                0..8,
+            ),
+        ) {
+            let (natt, _, _, received, _) = CAPTURES[which];
+            other_nonce_property(&build_for(natt, &nonce), &hex(received))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

@@ -334,7 +334,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, id_field_property, mutations,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -483,6 +484,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_id_byte_changed_is_refused(negative in any::<bool>(), change in byte_changes()) {
+            let fixture = if negative { NMBD_NEGATIVE } else { NMBD_NODE_STATUS };
+            id_field_property(&probe(), &hex(fixture), 0..2, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_id_refuses_the_captures(nonce in other_nonces(NONCE_3A7C, 0..2)) {
+            let request = Request::new(&ProbeContext::default(), &nonce);
+            for fixture in [NMBD_NODE_STATUS, NMBD_NEGATIVE] {
+                other_nonce_property(&request, &hex(fixture))?;
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

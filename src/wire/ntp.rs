@@ -217,7 +217,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, id_field_property, mutations,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -329,6 +330,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_origin_timestamp_byte_changed_is_refused(
+            which in 0..3usize,
+            change in byte_changes(),
+        ) {
+            let fixture = [CHRONY, CHRONY_UNSYNCHRONISED, NTPSEC_INIT][which];
+            id_field_property(&probe(), &hex(fixture), ORIGIN_OFFSET..ORIGIN_OFFSET + 8, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_timestamp_refuses_the_captures(
+            nonce in other_nonces(NONCE_3A7C, 0..8),
+        ) {
+            let request = Request::new(&ProbeContext::default(), &nonce);
+            for fixture in [CHRONY, CHRONY_UNSYNCHRONISED, NTPSEC_INIT] {
+                other_nonce_property(&request, &hex(fixture))?;
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

@@ -150,7 +150,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
-        context_5a17, datagrams, hex, mutations, nonce_5a17,
+        byte_changes, context_5a17, datagrams, hex, id_field_property, mutations, nonce_5a17,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -243,6 +244,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_message_tag_changed_is_refused(change in byte_changes()) {
+            id_field_property(&captured_request(), &hex(RECEIVED), 9..10, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_tag_refuses_the_capture(
+            nonce in other_nonces(nonce_5a17(1), 0..1),
+        ) {
+            let request = Request::new(&context_5a17(), &nonce);
+            other_nonce_property(&request, &hex(RECEIVED))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

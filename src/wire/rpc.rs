@@ -301,7 +301,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
-        context_5a17, datagrams, hex, mutations, nonce_5a17,
+        byte_changes, capture_and_other_nonce, context_5a17, datagrams, hex, id_field_property,
+        mutations, nonce_5a17, other_nonce_property,
     };
     use proptest::prelude::*;
 
@@ -484,6 +485,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_xid_byte_changed_is_refused(which in 0..CAPTURES.len(), change in byte_changes()) {
+            let (make, run, _, received, _, _) = CAPTURES[which];
+            let req = make(&context_5a17(), &nonce_5a17(run));
+            id_field_property(&req, &hex(received), 0..4, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_xid_refuses_the_captures(
+            (which, nonce) in capture_and_other_nonce(
+                CAPTURES.len(),
+                |which| nonce_5a17(CAPTURES[which].1),
+                0..4,
+            ),
+        ) {
+            let (make, _, _, received, _, _) = CAPTURES[which];
+            other_nonce_property(&make(&context_5a17(), &nonce), &hex(received))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

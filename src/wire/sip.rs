@@ -225,7 +225,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
-        context_5a17, datagrams, hex, mutations, nonce_5a17,
+        byte_changes, context_5a17, datagrams, hex, id_field_property, mutations, nonce_5a17,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
     use std::net::Ipv6Addr;
@@ -387,6 +388,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_call_id_or_branch_byte_changed_is_refused(
+            branch in any::<bool>(),
+            change in byte_changes(),
+        ) {
+            let reply = hex(RECEIVED);
+            let ids = Ids::from_nonce(&nonce_5a17(1));
+            let value = if branch { &ids.branch } else { &ids.call_id };
+            id_field_property(&captured_request(), &reply, span(&reply, value), change)?;
+        }
+
+        #[test]
+        fn a_request_with_other_ids_refuses_the_capture(
+            nonce in other_nonces(nonce_5a17(1), 0..16),
+        ) {
+            let request = Request::new(&context_5a17(), &nonce);
+            other_nonce_property(&request, &hex(RECEIVED))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

@@ -355,7 +355,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
-        context_5a17, datagrams, hex, mutations, nonce_5a17,
+        byte_changes, context_5a17, datagrams, hex, id_field_property, mutations, nonce_5a17,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -553,6 +554,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn an_xid_byte_changed_is_refused(which in 0..3usize, change in byte_changes()) {
+            let (reply, _) = &replies()[which];
+            id_field_property(&captured_request(), reply, 10..12, change)?;
+        }
+
+        #[test]
+        fn a_request_with_other_xids_refuses_the_replies(
+            nonce in other_nonces(nonce_5a17(1), 0..2).prop_filter(
+                "a nonce whose XID is the complement of ours sends the same pair",
+                |nonce| {
+                    let ours = captured_request().xids;
+                    Request::new(&context_5a17(), nonce).xids.iter().all(|xid| !ours.contains(xid))
+                },
+            ),
+        ) {
+            let request = Request::new(&context_5a17(), &nonce);
+            for (reply, _) in replies() {
+                other_nonce_property(&request, &reply)?;
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);

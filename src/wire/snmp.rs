@@ -873,7 +873,8 @@ mod tests {
     use super::*;
     use crate::wire::fixtures::{
         NONCE_3A7C, assert_bit_flips_refused, assert_other_replies_refused,
-        assert_truncations_refused, datagrams, hex, mutations,
+        assert_truncations_refused, byte_changes, datagrams, hex, id_field_property, mutations,
+        other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -896,7 +897,11 @@ mod tests {
     const V3_MSG_ID_AT: usize = 9;
 
     fn probe() -> Request {
-        Request::new(&ProbeContext::default(), &NONCE_3A7C)
+        probe_with(&NONCE_3A7C)
+    }
+
+    fn probe_with(nonce: &Nonce) -> Request {
+        Request::new(&ProbeContext::default(), nonce)
     }
 
     #[test]
@@ -1139,6 +1144,39 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_request_id_or_msg_id_byte_changed_is_refused(
+            v3 in any::<bool>(),
+            change in byte_changes(),
+        ) {
+            let (fixture, at) = if v3 {
+                (NETSNMP_V3, V3_MSG_ID_AT)
+            } else {
+                (NETSNMP_V2C, V2C_REQUEST_ID_AT)
+            };
+            id_field_property(&probe(), &hex(fixture), at..at + 4, change)?;
+        }
+
+        #[test]
+        fn a_request_with_another_request_id_refuses_the_v2c_capture(
+            nonce in other_nonces(NONCE_3A7C, 0..4).prop_filter(
+                "the request-id keeps 31 of the 32 bits",
+                |nonce| probe_with(nonce).request_id != probe().request_id,
+            ),
+        ) {
+            other_nonce_property(&probe_with(&nonce), &hex(NETSNMP_V2C))?;
+        }
+
+        #[test]
+        fn a_request_with_another_msg_id_refuses_the_v3_capture(
+            nonce in other_nonces(NONCE_3A7C, 8..12).prop_filter(
+                "the msgID keeps 31 of the 32 bits",
+                |nonce| probe_with(nonce).msg_id != probe().msg_id,
+            ),
+        ) {
+            other_nonce_property(&probe_with(&nonce), &hex(NETSNMP_V3))?;
+        }
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in datagrams()) {
             let _ = recognise(&bytes);
