@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::UdpProtocol;
+
 /// The transport protocol a port belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +35,43 @@ impl Transport {
         match self {
             Transport::Tcp => "TCP",
             Transport::Udp => "UDP",
+        }
+    }
+}
+
+/// How one port is probed: a TCP connect, or a UDP request of a protocol.
+/// Chosen once, when the plan is made, and carried to the results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Probe {
+    /// A TCP connect.
+    Tcp,
+    /// A UDP request of this protocol.
+    Udp(UdpProtocol),
+}
+
+impl Probe {
+    /// The probe for `port` on `transport`: for UDP, the protocol portprobe
+    /// speaks to that port.
+    pub fn for_port(transport: Transport, port: u16) -> Probe {
+        match transport {
+            Transport::Tcp => Probe::Tcp,
+            Transport::Udp => Probe::Udp(UdpProtocol::for_port(port)),
+        }
+    }
+
+    /// The transport.
+    pub fn transport(self) -> Transport {
+        match self {
+            Probe::Tcp => Transport::Tcp,
+            Probe::Udp(_) => Transport::Udp,
+        }
+    }
+
+    /// The UDP protocol, for a UDP probe.
+    pub fn udp(self) -> Option<UdpProtocol> {
+        match self {
+            Probe::Tcp => None,
+            Probe::Udp(p) => Some(p),
         }
     }
 }

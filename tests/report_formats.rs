@@ -9,8 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use portprobe::catalog::Catalog;
-use portprobe::engine::{AddressNote, IcmpCode, PortResult, Reason, RunOutcome, State};
-use portprobe::port::{Transport, parse_port_list};
+use portprobe::engine::{
+    AddressNote, IcmpCode, Note, PortResult, Reason, RunOutcome, State, Unconfirmed,
+};
+use portprobe::port::{Probe, Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
 use portprobe::wire::Reply;
 
@@ -22,6 +24,7 @@ fn result(transport: Transport, port: u16, state: State, reason: Reason) -> Port
         address: SERVER,
         transport,
         port,
+        udp_probe: Probe::for_port(transport, port).udp(),
         state,
         reason,
         reason_from: None,
@@ -86,10 +89,12 @@ fn report(interrupted: bool) -> Report {
             )),
             ..result(Transport::Udp, 137, State::Open, Reason::UdpResponse)
         },
-        silent(Transport::Udp, 138),
+        PortResult {
+            note: Some(Note::Unconfirmed(Unconfirmed::OutOfTime)),
+            ..silent(Transport::Udp, 138)
+        },
         PortResult {
             reason_from: Some(SERVER),
-            note: Some("the host limits ICMP errors".to_string()),
             attempts: 4,
             ..result(Transport::Udp, 626, State::Closed, Reason::PortUnreachable)
         },
@@ -123,7 +128,8 @@ fn report(interrupted: bool) -> Report {
             icmp_senders: vec![SERVER, ROUTER],
             icmp_rounds: 3,
             icmp_revealed: 1,
-            icmp_unconfirmed: 0,
+            icmp_unconfirmed: 1,
+            icmp_unconfirmed_why: Some(Unconfirmed::OutOfTime),
             icmp_time: Duration::from_millis(3120),
             loss_seen: false,
             srtt: Some(Duration::from_micros(420)),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Catalog, Product, Requirement};
-use crate::port::{PortItem, Transport};
+use crate::port::{PortItem, Probe, Transport};
 
 /// One port to probe and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,9 @@ pub struct PlannedPort {
     pub transport: Transport,
     /// The port.
     pub port: u16,
+    /// How the port is probed (for UDP, the protocol spoken), chosen here
+    /// once and carried to the results.
+    pub probe: Probe,
     /// Short service names of the catalog rows that name this port (joined
     /// with " / " when several rows do), or `"unlisted"`.
     pub service: String,
@@ -110,6 +113,7 @@ impl Catalog {
                     .or_insert_with(|| PlannedPort {
                         transport: req.protocol,
                         port,
+                        probe: Probe::for_port(req.protocol, port),
                         service: String::new(),
                         products: Vec::new(),
                     });
@@ -132,6 +136,7 @@ impl Catalog {
                     .or_insert_with(|| PlannedPort {
                         transport: item.transport,
                         port,
+                        probe: Probe::for_port(item.transport, port),
                         service: self.service_name(item.transport, port),
                         products: Vec::new(),
                     });

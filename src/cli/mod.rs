@@ -4,6 +4,7 @@
 
 mod args;
 mod probe;
+mod targets;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -7,14 +7,16 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::watch;
 
-use super::{ColorChoice, Format, ProbeArgs, find_products, nothing_to_probe, write_stdout};
+use super::{
+    ColorChoice, Format, ProbeArgs, find_products, nothing_to_probe, targets, write_stdout,
+};
 use crate::catalog::{Catalog, Plan};
-use crate::engine::{self, Config, Family, Job, Progress};
-use crate::report::{self, Report, Status, TextOptions};
+use crate::engine::{self, Config, Family, Phase, Probe, Progress, Target};
+use crate::report::{self, Report, Status, TextOptions, words};
 
 /// The default bound on a run's time.
 const DEFAULT_MAX_TIME: Duration = Duration::from_secs(60);
@@ -34,7 +36,7 @@ struct Run<'a> {
 
 /// Runs a probe (or a watch) and reports it.
 pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
-    let hosts = hosts(&args)?;
+    let hosts = targets::hosts(&args.hosts, args.targets.as_deref())?;
     if args.products.is_empty() && args.ports.is_empty() {
         return Err(nothing_to_probe());
     }
@@ -86,27 +88,6 @@ fn use_color(choice: ColorChoice, terminal: bool) -> bool {
                 && std::env::var("TERM").map_or(true, |t| t != "dumb")
         }
     }
-}
-
-/// The hosts from the command line and --targets.
-fn hosts(args: &ProbeArgs) -> Result<Vec<String>> {
-    let mut hosts = args.hosts.clone();
-    if let Some(path) = &args.targets {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read targets file {}", path.display()))?;
-        for line in text.lines() {
-            let host = line.split('#').next().unwrap_or("").trim();
-            if !host.is_empty() {
-                hosts.push(host.to_string());
-            }
-        }
-    }
-    if hosts.is_empty() {
-        bail!(
-            "no host given: name one or more hosts, e.g. `portprobe server.local --product \"Mac OS X Server\"`"
-        );
-    }
-    Ok(hosts)
 }
 
 /// Set once Ctrl-C or SIGTERM arrives.
@@ -187,46 +168,60 @@ impl Run<'_> {
         }
     }
 
-    /// Resolves every host, probes every address, and builds the report.
+    /// Resolves every host, probes every address, and builds the report,
+    /// all under one deadline (`--max-time`) and the stop signal.
     async fn probe_once(&self, stop: watch::Receiver<bool>, first: bool) -> Result<Report> {
+        let started = tokio::time::Instant::now();
+        let max_time = self.cfg.max_time.unwrap_or(DEFAULT_MAX_TIME);
+        let deadline = started.checked_add(max_time);
+        let resolved =
+            engine::resolve_all(&self.hosts, self.family, deadline, stopped(stop.clone())).await;
         let mut targets: Vec<(String, Result<Vec<IpAddr>, String>)> = Vec::new();
-        for host in &self.hosts {
-            let resolved = engine::resolve(host, self.family).await;
-            if self.hosts.len() == 1 && self.args.watch.is_none() {
-                targets.push((host.clone(), Ok(resolved?)));
-            } else {
-                targets.push((host.clone(), resolved.map_err(|e| e.to_string())));
+        let mut addresses: Vec<Target> = Vec::new();
+        for (host, result) in self.hosts.iter().zip(resolved) {
+            match result {
+                Err(e) if self.hosts.len() == 1 && self.args.watch.is_none() => {
+                    return Err(e.into());
+                }
+                Err(e) => targets.push((host.clone(), Err(words::error_chain(&e)))),
+                Ok(list) => {
+                    for t in &list {
+                        if !addresses.iter().any(|a| a.ip == t.ip) {
+                            addresses.push(*t);
+                        }
+                    }
+                    targets.push((host.clone(), Ok(list.iter().map(|t| t.ip).collect())));
+                }
             }
         }
-        let mut addresses: Vec<IpAddr> = Vec::new();
-        for a in targets.iter().flat_map(|(_, r)| r.iter().flatten()) {
-            if !addresses.contains(a) {
-                addresses.push(*a);
-            }
-        }
-        let jobs: Vec<Job> = addresses
-            .iter()
-            .flat_map(|&address| {
-                self.plan.ports.iter().map(move |p| Job {
-                    address,
-                    transport: p.transport,
-                    port: p.port,
-                })
-            })
-            .collect();
+        let ports: Vec<(Probe, u16)> = self.plan.ports.iter().map(|p| (p.probe, p.port)).collect();
+        let cfg = Config {
+            max_time: Some(deadline.map_or(max_time, |d| {
+                d.saturating_duration_since(tokio::time::Instant::now())
+            })),
+            ..self.cfg.clone()
+        };
         let mut bar = ProgressDisplay::new(
             first
                 && self.args.format() == Format::Text
                 && !self.args.quiet
                 && std::io::stderr().is_terminal(),
         );
-        let outcome = engine::run(jobs, &self.cfg, &mut |p| bar.update(p), stopped(stop)).await;
+        let mut outcome = engine::run(
+            &addresses,
+            &ports,
+            &cfg,
+            &mut |p| bar.update(p),
+            stopped(stop),
+        )
+        .await;
         bar.finish();
+        outcome.duration = started.elapsed();
         Ok(Report::new(
             targets,
             self.products.clone(),
             &self.plan,
-            outcome?,
+            outcome,
         ))
     }
 }
@@ -238,25 +233,37 @@ struct ProgressDisplay {
     bar: Option<ProgressBar>,
     started: Instant,
     shown: bool,
+    confirming: bool,
+}
+
+/// Ports done of the total, with an estimate of the time left.
+fn probing_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} ports, {msg}, about {eta} left",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ")
+}
+
+/// While silent UDP ports are confirmed: what is being done and why, with
+/// no estimate (the target's ICMP allowance sets the pace).
+fn confirming_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} ports; {msg}")
+        .expect("a valid template")
 }
 
 impl ProgressDisplay {
     fn new(enabled: bool) -> Self {
         let bar = enabled.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} ports, {msg}, about {eta} left",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
+            bar.set_style(probing_style());
             bar
         });
         ProgressDisplay {
             bar,
             started: Instant::now(),
             shown: false,
+            confirming: false,
         }
     }
 
@@ -269,7 +276,27 @@ impl ProgressDisplay {
         }
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
-        bar.set_message(format!("{} blocked", p.blocked));
+        match p.phase {
+            Phase::Probing => {
+                if self.confirming {
+                    bar.set_style(probing_style());
+                    self.confirming = false;
+                }
+                bar.set_message(format!("{} blocked", p.blocked));
+            }
+            Phase::Confirming {
+                ports,
+                addresses,
+                round,
+                max_rounds,
+            } => {
+                if !self.confirming {
+                    bar.set_style(confirming_style());
+                    self.confirming = true;
+                }
+                bar.set_message(words::confirming(ports, addresses, round, max_rounds));
+            }
+        }
     }
 
     fn finish(&mut self) {

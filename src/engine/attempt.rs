@@ -1,111 +1,88 @@
-//! One attempt at one port: the socket work.
+//! One attempt at one port: the socket work, behind the [`Prober`]
+//! interface the scheduler drives.
 //!
 //! An attempt starts synchronously (socket, `IP_RECVERR`, connect or send),
 //! so that the scheduler learns at once when the process runs out of
 //! sockets, and then waits asynchronously for the evidence: a completed or
 //! refused connection, a UDP reply, or an ICMP error from the error queue.
-//! The scheduler cancels attempts that take longer than the path's timeout.
+//! At its deadline an attempt takes a last look at its socket, so that a
+//! busy process never mistakes an answer it has not yet been told about for
+//! silence. A local failure to send is evidence too (`LocalError`), never a
+//! reason to stop the run.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use nix::libc;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::icmp::{self, IcmpError};
+use super::Probe;
+use super::evidence::{Deadline, Evidence, Finished};
+use super::icmp;
 use super::outcome::Reason;
-use crate::wire::{Reply, UdpRequest};
+use super::own_ports::OwnPorts;
+use crate::wire::{Nonce, ProbeContext, UdpRequest};
 
-/// What an attempt found.
-#[derive(Debug)]
-pub enum Evidence {
-    /// TCP: the connection completed.
-    Connected,
-    /// TCP: the connection reached itself (the kernel chose the target port
-    /// as the source port on loopback): no evidence, probe again.
-    SelfConnect,
-    /// TCP: refused by a reset.
-    Refused,
-    /// UDP: a reply arrived; `Some` when recognised as the protocol asked.
-    Datagram {
-        /// The recognised reply, if the bytes were one.
-        reply: Option<Reply>,
-        /// Where it came from.
-        from: SocketAddr,
-    },
-    /// An ICMP error.
-    Icmp(IcmpError),
-    /// This host refused to send or has no route.
-    Local(Reason),
-    /// Nothing came back before the deadline.
-    Silent,
+/// What to probe, as the scheduler hands it to a [`Prober`].
+#[derive(Clone, Copy, Debug)]
+pub struct AttemptSpec<'a> {
+    /// The address (with its IPv6 scope) and port.
+    pub target: SocketAddr,
+    /// TCP, or UDP with its protocol.
+    pub probe: Probe,
+    /// What a UDP request needs to know.
+    pub context: &'a ProbeContext,
+    /// The address is this machine's own.
+    pub local: bool,
 }
 
-/// The evidence and when it arrived.
-#[derive(Debug)]
-pub struct Finished {
-    /// What was found.
-    pub evidence: Evidence,
-    /// Time from the start of the attempt to the evidence.
-    pub rtt: Duration,
-}
+/// This process cannot open another socket right now (the `errno`): the
+/// scheduler lowers its concurrency and tries again later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exhausted(pub i32);
 
-/// An attempt that started and waits for its evidence.
+/// An attempt that started.
 pub enum Started {
     /// The evidence came at once (loopback, local errors).
     Done(Finished),
     /// Waiting for the network.
-    Waiting(std::pin::Pin<Box<dyn std::future::Future<Output = Finished> + Send>>),
+    Waiting(Pin<Box<dyn Future<Output = Finished> + Send>>),
 }
 
-/// When an attempt gives up: its timeout after its start, where the timeout
-/// follows the path's measured round-trip times and may change (usually
-/// shrink) while the attempt waits.
-#[derive(Clone, Debug)]
-pub struct Deadline {
-    start: Instant,
-    timeout: watch::Receiver<Duration>,
+/// The socket work: starts one attempt.
+pub trait Prober {
+    /// Starts an attempt at `spec`, giving up at `deadline`.
+    fn start(&mut self, spec: &AttemptSpec<'_>, deadline: Deadline) -> Result<Started, Exhausted>;
 }
 
-impl Deadline {
-    /// A deadline starting now.
-    pub fn new(timeout: watch::Receiver<Duration>) -> Self {
-        Deadline {
-            start: Instant::now(),
-            timeout,
-        }
-    }
+/// The real [`Prober`]: sockets, connects, datagrams and error queues.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    own: Arc<OwnPorts>,
+}
 
-    /// Completes when the deadline has passed.
-    async fn passed(mut self) {
-        loop {
-            let at = self.start + *self.timeout.borrow_and_update();
-            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
-            tokio::select! {
-                () = sleep => {
-                    if Instant::now() >= self.start + *self.timeout.borrow() {
-                        return;
-                    }
-                }
-                changed = self.timeout.changed() => {
-                    if changed.is_err() {
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                        return;
-                    }
-                }
+impl Prober for Sockets {
+    fn start(&mut self, spec: &AttemptSpec<'_>, deadline: Deadline) -> Result<Started, Exhausted> {
+        match spec.probe {
+            Probe::Tcp => tcp(spec.target, deadline),
+            Probe::Udp(protocol) => {
+                let request = protocol.request(spec.context, &Nonce(rand::random()));
+                udp(spec, request, deadline, &self.own)
             }
         }
     }
 }
 
-/// Errors that mean "this process cannot open another socket right now":
-/// the scheduler lowers its concurrency and tries again, instead of failing.
-pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+/// Errors that mean "this process cannot open another socket right now".
+fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
@@ -117,6 +94,23 @@ pub fn is_resource_exhaustion(e: &io::Error) -> bool {
                 | libc::EAGAIN
         )
     )
+}
+
+/// A failure to start: exhaustion for the scheduler to handle, or a local
+/// error that is this attempt's evidence.
+fn failed(e: &io::Error, start: Instant) -> Result<Started, Exhausted> {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    if is_resource_exhaustion(e) {
+        return Err(Exhausted(errno));
+    }
+    Ok(done(Evidence::LocalError(errno), start))
+}
+
+fn done(evidence: Evidence, start: Instant) -> Started {
+    Started::Done(Finished {
+        evidence,
+        rtt: start.elapsed(),
+    })
 }
 
 fn new_socket(addr: IpAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
@@ -147,49 +141,62 @@ fn classify_error<F: AsRawFd>(e: &io::Error, socket: &F, immediate: bool) -> Opt
     }
 }
 
-fn failed(e: io::Error, what: &str, addr: SocketAddr) -> io::Error {
-    io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
+/// An error at the start of an attempt: evidence, exhaustion, or a local error.
+fn start_error<F: AsRawFd>(
+    e: &io::Error,
+    socket: &F,
+    start: Instant,
+) -> Result<Started, Exhausted> {
+    if is_resource_exhaustion(e) {
+        return failed(e, start);
+    }
+    match classify_error(e, socket, true) {
+        Some(evidence) => Ok(done(evidence, start)),
+        None => failed(e, start),
+    }
 }
 
 /// Starts a TCP connect to `addr`.
-pub fn tcp(addr: SocketAddr, deadline: Deadline) -> io::Result<Started> {
-    let start = deadline.start;
-    let socket = new_socket(addr.ip(), Type::STREAM, Protocol::TCP)
-        .map_err(|e| failed(e, "cannot create a TCP socket for", addr))?;
+fn tcp(addr: SocketAddr, deadline: Deadline) -> Result<Started, Exhausted> {
+    let start = deadline.start();
+    let socket = match new_socket(addr.ip(), Type::STREAM, Protocol::TCP) {
+        Ok(s) => s,
+        Err(e) => return failed(&e, start),
+    };
     match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => Ok(Started::Done(Finished {
-            evidence: connected(
+        Ok(()) => Ok(done(
+            connected(
                 socket.local_addr().ok().and_then(|a| a.as_socket()),
                 socket.peer_addr().ok().and_then(|a| a.as_socket()),
             ),
-            rtt: start.elapsed(),
-        })),
+            start,
+        )),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
             // On loopback the answer is often there before connect returns:
             // take it without registering the socket with the reactor.
             match socket.take_error() {
                 Ok(Some(e)) => {
                     if let Some(evidence) = classify_error(&e, &socket, false) {
-                        return Ok(Started::Done(Finished {
-                            evidence,
-                            rtt: start.elapsed(),
-                        }));
+                        return Ok(done(evidence, start));
                     }
                 }
                 Ok(None) => {
                     if let Ok(peer) = socket.peer_addr() {
-                        return Ok(Started::Done(Finished {
-                            evidence: connected(
+                        return Ok(done(
+                            connected(
                                 socket.local_addr().ok().and_then(|a| a.as_socket()),
                                 peer.as_socket(),
                             ),
-                            rtt: start.elapsed(),
-                        }));
+                            start,
+                        ));
                     }
                 }
                 Err(_) => {}
             }
-            let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+            let stream = match TcpStream::from_std(std::net::TcpStream::from(socket)) {
+                Ok(s) => s,
+                Err(e) => return failed(&e, start),
+            };
             Ok(Started::Waiting(Box::pin(async move {
                 tokio::select! {
                     finished = tcp_wait(&stream, start) => finished,
@@ -197,14 +204,7 @@ pub fn tcp(addr: SocketAddr, deadline: Deadline) -> io::Result<Started> {
                 }
             })))
         }
-        Err(e) if is_resource_exhaustion(&e) => Err(e),
-        Err(e) => match classify_error(&e, &socket, true) {
-            Some(evidence) => Ok(Started::Done(Finished {
-                evidence,
-                rtt: start.elapsed(),
-            })),
-            None => Err(failed(e, "cannot connect to", addr)),
-        },
+        Err(e) => start_error(&e, &socket, start),
     }
 }
 
@@ -268,40 +268,74 @@ fn tcp_last_look(stream: &TcpStream, start: Instant) -> Finished {
     Finished { evidence, rtt }
 }
 
-/// Sends `request`'s datagrams to `addr` from a new unconnected socket.
-pub fn udp(
-    addr: SocketAddr,
+/// How many new sockets a UDP attempt at this machine's own port tries
+/// before giving up, when the kernel keeps choosing the probed port as the
+/// socket's own.
+const OWN_PORT_TRIES: usize = 8;
+
+/// A bound UDP socket whose port is not the probed one when probing this
+/// machine (a socket sending to itself proves nothing).
+fn udp_socket(spec: &AttemptSpec<'_>) -> io::Result<(Socket, u16)> {
+    let any: IpAddr = if spec.target.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    let mut tries = 0;
+    loop {
+        let socket = new_socket(spec.target.ip(), Type::DGRAM, Protocol::UDP)?;
+        socket.bind(&SockAddr::from(SocketAddr::new(any, 0)))?;
+        let port = socket.local_addr()?.as_socket().map_or(0, |a| a.port());
+        tries += 1;
+        if !spec.local || port != spec.target.port() || tries >= OWN_PORT_TRIES {
+            return Ok((socket, port));
+        }
+    }
+}
+
+/// Sends `request`'s datagrams to the target from a new unconnected socket.
+fn udp(
+    spec: &AttemptSpec<'_>,
     request: Box<dyn UdpRequest>,
     deadline: Deadline,
-) -> io::Result<Started> {
-    let start = deadline.start;
-    let socket = new_socket(addr.ip(), Type::DGRAM, Protocol::UDP)
-        .map_err(|e| failed(e, "cannot create a UDP socket for", addr))?;
+    own: &Arc<OwnPorts>,
+) -> Result<Started, Exhausted> {
+    let start = deadline.start();
+    let addr = spec.target;
+    let v6 = addr.is_ipv6();
+    if spec.local && own.holds(v6, addr.port()) {
+        return Ok(done(Evidence::OwnPort, start));
+    }
+    let (socket, port) = match udp_socket(spec) {
+        Ok(s) => s,
+        Err(e) => return failed(&e, start),
+    };
+    let held = own.hold(v6, port);
     let target = SockAddr::from(addr);
     for datagram in request.datagrams() {
         if let Err(e) = socket.send_to(&datagram, &target) {
-            if is_resource_exhaustion(&e) {
-                return Err(e);
-            }
-            return match classify_error(&e, &socket, true) {
-                Some(evidence) => Ok(Started::Done(Finished {
-                    evidence,
-                    rtt: start.elapsed(),
-                })),
-                None => Err(failed(e, "cannot send to", addr)),
-            };
+            return start_error(&e, &socket, start);
         }
     }
-    let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
+    let socket = match UdpSocket::from_std(std::net::UdpSocket::from(socket)) {
+        Ok(s) => s,
+        Err(e) => return failed(&e, start),
+    };
+    let receive = Receive {
+        target: addr,
+        local: spec.local,
+        own: Arc::clone(own),
+        request,
+    };
     Ok(Started::Waiting(Box::pin(async move {
-        let mut buf = vec![0u8; 65536];
         let found = tokio::select! {
-            found = udp_wait(&socket, addr, request.as_ref(), &mut buf) => Some(found),
+            found = receive.wait(&socket) => Some(found),
             () = deadline.passed() => None,
         };
         let evidence = found
-            .or_else(|| udp_look(&socket, addr, request.as_ref(), &mut buf))
+            .or_else(|| receive.look(&socket))
             .unwrap_or(Evidence::Silent);
+        drop(held);
         Finished {
             evidence,
             rtt: start.elapsed(),
@@ -309,64 +343,95 @@ pub fn udp(
     })))
 }
 
-/// Waits until the socket has evidence.
-async fn udp_wait(
-    socket: &UdpSocket,
+thread_local! {
+    /// One receive buffer per thread, large enough for any datagram: an
+    /// attempt reads without waiting in between, so attempts never need a
+    /// buffer of their own while they wait.
+    static BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 65536]);
+}
+
+/// What a UDP attempt needs to tell a reply from other datagrams.
+struct Receive {
     target: SocketAddr,
-    request: &dyn UdpRequest,
-    buf: &mut [u8],
-) -> Evidence {
-    loop {
-        // The error queue raises EPOLLERR, which only ERROR interest sees.
-        if socket
-            .ready(Interest::READABLE | Interest::ERROR)
-            .await
-            .is_err()
+    local: bool,
+    own: Arc<OwnPorts>,
+    request: Box<dyn UdpRequest>,
+}
+
+impl Receive {
+    /// Waits until the socket has evidence.
+    async fn wait(&self, socket: &UdpSocket) -> Evidence {
+        loop {
+            // The error queue raises EPOLLERR, which only ERROR interest sees.
+            if socket
+                .ready(Interest::READABLE | Interest::ERROR)
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+            if let Some(evidence) = self.look(socket) {
+                return evidence;
+            }
+            // Nothing for us: clear the readiness and wait again.
+            let _ = socket.try_io(Interest::ERROR, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+    }
+
+    /// Reads what the socket holds without waiting: an ICMP error from the
+    /// error queue, or a reply that counts. Datagrams that do not count are
+    /// dropped.
+    fn look(&self, socket: &UdpSocket) -> Option<Evidence> {
+        if let Some(icmp) = icmp::drain(socket).into_iter().next() {
+            return Some(Evidence::Icmp(icmp));
+        }
+        BUFFER.with_borrow_mut(|buf| {
+            loop {
+                match socket.try_recv_from(buf) {
+                    Ok((n, from)) => {
+                        if let Some(evidence) = self.judge_datagram(&buf[..n], normalise(from)) {
+                            return Some(evidence);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                    Err(_) => {
+                        // A pending socket error: the ICMP error behind it is queued.
+                        if let Some(icmp) = icmp::drain(socket).into_iter().next() {
+                            return Some(Evidence::Icmp(icmp));
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Whether a datagram counts: never one from portprobe's own sockets; a
+    /// reply carrying our IDs from any sender; a reply recognised by shape
+    /// alone only from where its protocol answers; anything else only from
+    /// the probed address and port.
+    fn judge_datagram(&self, bytes: &[u8], from: SocketAddr) -> Option<Evidence> {
+        if self.local
+            && (from.ip().is_loopback() || from.ip() == self.target.ip())
+            && self.own.holds(from.is_ipv6(), from.port())
         {
-            std::future::pending::<()>().await;
+            return None;
         }
-        if let Some(evidence) = udp_look(socket, target, request, buf) {
-            return evidence;
-        }
-        // Nothing for us: clear the readiness and wait again.
-        let _ = socket.try_io(Interest::ERROR, || {
-            Err::<(), _>(io::ErrorKind::WouldBlock.into())
-        });
+        let probed = SocketAddr::new(self.target.ip(), self.target.port());
+        let counts = match self.request.recognise(bytes) {
+            Some(reply) if reply.matched.accepts(probed, from) => Some(Some(reply)),
+            Some(_) => None,
+            None if same_endpoint(probed, from) => Some(None),
+            None => None,
+        };
+        counts.map(|reply| Evidence::Datagram { reply, from })
     }
 }
 
-/// Reads what the socket holds without waiting: an ICMP error from the error
-/// queue, or a reply that counts. Datagrams that do not count are dropped.
-fn udp_look(
-    socket: &UdpSocket,
-    target: SocketAddr,
-    request: &dyn UdpRequest,
-    buf: &mut [u8],
-) -> Option<Evidence> {
-    if let Some(icmp) = icmp::drain(socket).into_iter().next() {
-        return Some(Evidence::Icmp(icmp));
-    }
-    loop {
-        match socket.try_recv_from(buf) {
-            Ok((n, from)) => {
-                let from = normalise(from);
-                let reply = request.recognise(&buf[..n]);
-                // A reply carrying our IDs counts from any address (a host may
-                // answer from another of its addresses, TFTP from a new port);
-                // anything else only from the target itself.
-                if reply.is_some() || from.ip() == target.ip() {
-                    return Some(Evidence::Datagram { reply, from });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-            Err(_) => {
-                // A pending socket error: the ICMP error behind it is queued.
-                if let Some(icmp) = icmp::drain(socket).into_iter().next() {
-                    return Some(Evidence::Icmp(icmp));
-                }
-            }
-        }
-    }
+/// The same address and port, whatever the IPv6 scope or flow label.
+fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
+    a.ip() == b.ip() && a.port() == b.port()
 }
 
 /// An IPv4-mapped address reported by a dual-stack socket becomes IPv4.

@@ -2,37 +2,89 @@
 //! work of TCP connects, UDP probes and ICMP errors.
 //!
 //! The engine knows nothing of Apple products or of terminals, and never
-//! prints: it takes a list of [`Job`]s and returns a [`PortResult`] for each,
-//! reporting progress through a callback. It needs no privileges: TCP uses
-//! ordinary connects and ICMP errors are read from each socket's error queue.
+//! prints: it takes the addresses and ports to probe and returns a
+//! [`PortResult`] for each, reporting progress through a callback. Outcomes
+//! are data (states, reasons and notes as enums); the report puts them into
+//! words. It needs no privileges: TCP uses ordinary connects and ICMP errors
+//! are read from each socket's error queue.
+//!
+//! Its parts, each the one owner of its state:
+//!
+//! - `scheduler`: the loop that launches attempts under the concurrency and
+//!   rate bounds, settles their evidence, retries silent ports and runs the
+//!   ICMP rate-limit rounds;
+//! - `slot`: every port's state, as one enum per port, and the counts that
+//!   follow from it;
+//! - `path`: per address, the measured round-trip time, the timeouts that
+//!   follow it, loss, and the rounds (`pacing`, a pure state machine);
+//! - `attempt`: the socket work behind the small `Prober` interface, which
+//!   the scheduler's unit tests replace with scripted outcomes;
+//! - `verdict`: evidence judged into states and reasons, beside `outcome`.
 
 mod attempt;
+mod evidence;
 mod icmp;
+pub mod interfaces;
 mod limits;
 mod outcome;
+mod own_ports;
+mod pacing;
+mod path;
+mod rate;
 mod resolve;
 mod rtt;
 mod scheduler;
+mod slot;
+mod verdict;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::time::Duration;
 
 pub use limits::DEFAULT_CONCURRENCY;
-pub use outcome::{IcmpCode, PortResult, Reason, State};
-pub use resolve::{Family, ResolveError, literal, resolve};
+pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
+pub use pacing::DEFAULT_ROUNDS;
+pub use resolve::{
+    Family, NotOneHost, ResolveError, is_literal, literal, one_host, resolve, resolve_all,
+};
 
-use crate::port::Transport;
+pub use crate::port::Probe;
+use crate::wire::ProbeContext;
+
+/// An address to probe, with its IPv6 scope (the interface of a link-local
+/// address; 0 for none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The address.
+    pub ip: IpAddr,
+    /// The IPv6 scope id, 0 for none.
+    pub scope_id: u32,
+}
+
+impl Target {
+    /// An address without a scope.
+    pub fn new(ip: IpAddr) -> Self {
+        Target { ip, scope_id: 0 }
+    }
+
+    /// The socket address of `port` on this target.
+    pub fn socket(self, port: u16) -> SocketAddr {
+        match self.ip {
+            IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, self.scope_id)),
+            v4 => SocketAddr::new(v4, port),
+        }
+    }
+}
 
 /// One port of one address to probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Job {
     /// The address.
     pub address: IpAddr,
-    /// The transport.
-    pub transport: Transport,
     /// The port.
     pub port: u16,
+    /// How it is probed.
+    pub probe: Probe,
 }
 
 /// How to probe.
@@ -46,6 +98,9 @@ pub struct Config {
     /// A fixed timeout per attempt instead of the adaptive one.
     pub timeout: Option<Duration>,
     /// Retries for a silent port; `None` for one, raised on a lossy path.
+    /// When given, it also caps the ICMP rate-limit rounds (each round sends
+    /// every silent UDP port one more datagram), which are otherwise capped
+    /// at [`DEFAULT_ROUNDS`].
     pub retries: Option<u32>,
     /// Stop after this long and report what is known.
     pub max_time: Option<Duration>,
@@ -66,7 +121,35 @@ impl Default for Config {
     }
 }
 
-/// Progress of a run, reported after every port's result.
+impl Config {
+    /// The cap on ICMP rate-limit rounds per address.
+    pub fn max_rounds(&self) -> u32 {
+        self.retries.unwrap_or(DEFAULT_ROUNDS)
+    }
+}
+
+/// What a run is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Probing ports (first attempts and retries).
+    Probing,
+    /// Re-probing silent UDP ports slowly, because some host limits its ICMP
+    /// errors (about one per second) and a closed port may hide behind the
+    /// silence.
+    Confirming {
+        /// Silent UDP ports being confirmed.
+        ports: usize,
+        /// Addresses whose ports are being confirmed.
+        addresses: usize,
+        /// The highest round started so far.
+        round: u32,
+        /// The cap on rounds.
+        max_rounds: u32,
+    },
+}
+
+/// Progress of a run, reported after every port's result and whenever the
+/// phase changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     /// Ports with a result.
@@ -75,6 +158,8 @@ pub struct Progress {
     pub total: usize,
     /// Ports found blocked so far.
     pub blocked: usize,
+    /// What the run is doing.
+    pub phase: Phase,
 }
 
 /// What a run showed about one address as a whole.
@@ -91,6 +176,8 @@ pub struct AddressNote {
     pub icmp_revealed: u32,
     /// UDP ports left unconfirmed when the rounds could not finish.
     pub icmp_unconfirmed: usize,
+    /// Why they were left unconfirmed.
+    pub icmp_unconfirmed_why: Option<Unconfirmed>,
     /// Time spent in those rounds.
     pub icmp_time: Duration,
     /// Whether a port answered only on a retry (a lossy path).
@@ -116,25 +203,17 @@ pub struct RunOutcome {
     pub duration: Duration,
 }
 
-/// A local failure that stops a run (not a probe outcome).
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// A socket could not be created or used.
-    #[error("{0}")]
-    Socket(#[source] std::io::Error),
-}
-
 /// The local address that probes to `target` leave from (no packet is sent:
 /// a UDP socket is connected, which only consults the routing table).
-pub fn source_address(target: IpAddr) -> IpAddr {
-    let unspecified: IpAddr = if target.is_ipv4() {
-        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+pub fn source_address(target: Target) -> IpAddr {
+    let unspecified: IpAddr = if target.ip.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     } else {
-        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     };
     UdpSocket::bind(SocketAddr::new(unspecified, 0))
         .and_then(|s| {
-            s.connect(SocketAddr::new(target, 9))?;
+            s.connect(target.socket(9))?;
             s.local_addr()
         })
         .map(|a| a.ip())
@@ -151,26 +230,38 @@ pub fn effective_concurrency(cfg: &Config) -> usize {
         .max(1)
 }
 
-/// Probes every job and returns the results. `progress` is called after each
-/// result; when `stop` completes the run ends early with what it has.
+/// Probes every port of `ports` on every target and returns the results.
+/// `progress` is called after each result; when `stop` completes the run
+/// ends early with what it has. Nothing a single port or target does (a
+/// local error, an unreachable network) ends the run.
 pub async fn run(
-    jobs: Vec<Job>,
+    targets: &[Target],
+    ports: &[(Probe, u16)],
     cfg: &Config,
     progress: &mut dyn FnMut(Progress),
     stop: impl Future<Output = ()>,
-) -> Result<RunOutcome, EngineError> {
+) -> RunOutcome {
     let limit = effective_concurrency(cfg);
-    let mut addresses: Vec<IpAddr> = Vec::new();
-    for j in &jobs {
-        if !addresses.contains(&j.address) {
-            addresses.push(j.address);
+    let interfaces = interfaces::addresses();
+    let mut unique: Vec<Target> = Vec::new();
+    for t in targets {
+        if !unique.iter().any(|u| u.ip == t.ip) {
+            unique.push(*t);
         }
     }
-    let addresses = addresses
+    let paths = unique
         .into_iter()
-        .map(|a| (a, source_address(a)))
+        .map(|target| {
+            let context = ProbeContext {
+                target: target.ip,
+                source: source_address(target),
+                snmp_community: cfg.snmp_community.clone(),
+            };
+            let local = interfaces::is_local(target.ip, &interfaces);
+            path::Path::new(target, context, local, cfg.timeout, cfg.max_rounds())
+        })
         .collect();
-    scheduler::Scheduler::new(jobs, cfg, addresses, limit)
+    scheduler::Scheduler::new(paths, ports, cfg, attempt::Sockets::default(), limit)
         .run(progress, stop)
         .await
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::port::Transport;
-use crate::wire::Reply;
+use crate::wire::{Reply, UdpProtocol};
 
 /// The reachability state of one port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -104,6 +104,9 @@ pub enum Reason {
     LocalFirewall,
     /// The local host has no route to the address.
     NoRoute,
+    /// This computer could not send the probe (the operating system's error
+    /// is in the result's note).
+    LocalError,
     /// Any other ICMP error.
     Icmp(IcmpCode),
 }
@@ -153,37 +156,10 @@ impl Reason {
             Reason::TimeExceeded => "time-exceeded",
             Reason::LocalFirewall => "local-firewall",
             Reason::NoRoute => "no-route",
+            Reason::LocalError => "local-error",
             Reason::Icmp(c) => {
                 let family = if c.v6 { "icmp6" } else { "icmp" };
                 return format!("{family}-{}-{}", c.kind, c.code);
-            }
-        };
-        s.to_string()
-    }
-
-    /// The words a person reads ("administratively prohibited").
-    pub fn describe(self) -> String {
-        let s = match self {
-            Reason::SynAck => "connection accepted",
-            Reason::ConnRefused => "connection refused",
-            Reason::NoResponse => "no response",
-            Reason::UdpResponse => "service replied",
-            Reason::UdpResponseUnrecognised => "unrecognised reply",
-            Reason::PortUnreachable => "port unreachable",
-            Reason::AdminProhibited => "administratively prohibited",
-            Reason::HostUnreachable => "host unreachable",
-            Reason::NetUnreachable => "network unreachable",
-            Reason::ProtocolUnreachable => "protocol unreachable",
-            Reason::HostProhibited => "host administratively prohibited",
-            Reason::NetProhibited => "network administratively prohibited",
-            Reason::PolicyFailed => "source address failed policy",
-            Reason::RejectRoute => "reject route",
-            Reason::TimeExceeded => "time exceeded (routing loop?)",
-            Reason::LocalFirewall => "refused by this computer's firewall",
-            Reason::NoRoute => "no route from this computer",
-            Reason::Icmp(c) => {
-                let family = if c.v6 { "ICMPv6" } else { "ICMP" };
-                return format!("{family} type {} code {}", c.kind, c.code);
             }
         };
         s.to_string()
@@ -198,6 +174,7 @@ impl Reason {
                 | Reason::HostProhibited
                 | Reason::NetProhibited
                 | Reason::NoRoute
+                | Reason::LocalError
                 | Reason::RejectRoute
                 | Reason::TimeExceeded
         )
@@ -216,6 +193,39 @@ impl Serialize for Reason {
     }
 }
 
+/// Why a silent UDP port could not be confirmed while a host limited its
+/// ICMP errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unconfirmed {
+    /// `--max-time` ran out first.
+    OutOfTime,
+    /// The run was stopped from outside first.
+    Stopped,
+    /// The re-probing rounds reached their cap (see [`Config::retries`](super::Config::retries)).
+    RoundCap {
+        /// Rounds run.
+        rounds: u32,
+    },
+}
+
+/// What qualifies a result, as data; the report puts it into words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Note {
+    /// Every connect reached the connecting socket itself (the kernel chose
+    /// the probed port as the source port), which happens only when nothing
+    /// listens on the port.
+    SelfConnectOnly,
+    /// The port stayed silent while a host limited its ICMP errors, so a
+    /// closed port may hide behind the silence.
+    Unconfirmed(Unconfirmed),
+    /// This computer could not send the probe; the operating system's error
+    /// number (`errno`).
+    LocalError {
+        /// The error number.
+        errno: i32,
+    },
+}
+
 /// The result for one port of one address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortResult {
@@ -225,6 +235,8 @@ pub struct PortResult {
     pub transport: Transport,
     /// The port.
     pub port: u16,
+    /// For UDP: the protocol the probe spoke.
+    pub udp_probe: Option<UdpProtocol>,
     /// What was found.
     pub state: State,
     /// The evidence.
@@ -240,7 +252,7 @@ pub struct PortResult {
     /// For UDP: where the reply came from, when not the probed address and port.
     pub reply_from: Option<SocketAddr>,
     /// What qualifies the result (e.g. ICMP rate limiting left it unconfirmed).
-    pub note: Option<String>,
+    pub note: Option<Note>,
 }
 
 impl PortResult {
@@ -279,7 +291,6 @@ mod tests {
         assert_eq!(v4(3, 5).as_str(), "icmp-3-5");
         assert_eq!(v6(4, 0).as_str(), "icmp6-4-0");
         assert_eq!(v6(1, 1).as_str(), "admin-prohibited");
-        assert_eq!(v4(12, 0).describe(), "ICMP type 12 code 0");
     }
 
     #[test]

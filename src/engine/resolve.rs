@@ -1,6 +1,18 @@
-//! Turning a host argument into the addresses to probe.
+//! Turning host arguments into the addresses to probe: literals (with an
+//! IPv6 zone where one is needed), names through the system resolver, all
+//! of them at once under the run's deadline and stop signal. Only single
+//! hosts are probed: broadcast, multicast and unspecified addresses are
+//! refused, whether given literally or resolved from a name.
 
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+
+use super::Target;
+use super::interfaces::{self, InterfaceAddress};
 
 /// Which address families to probe.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,19 +34,56 @@ impl Family {
             Family::V6 => a.is_ipv6(),
         }
     }
+
+    fn name(self) -> &'static str {
+        if self == Family::V4 { "IPv4" } else { "IPv6" }
+    }
+}
+
+/// Why an address is not one host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotOneHost {
+    /// 0.0.0.0/8 or `::`: "this host, any address".
+    Unspecified,
+    /// 224.0.0.0/4 or ff00::/8.
+    Multicast,
+    /// 255.255.255.255 or the broadcast address of a local subnet.
+    Broadcast,
+}
+
+impl NotOneHost {
+    fn what(self) -> &'static str {
+        match self {
+            NotOneHost::Unspecified => "the unspecified address",
+            NotOneHost::Multicast => "a multicast address",
+            NotOneHost::Broadcast => "a broadcast address",
+        }
+    }
 }
 
 /// A host that could not be turned into addresses.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     /// The resolver failed.
-    #[error("cannot resolve {host}: {source}")]
+    #[error("cannot resolve {host}")]
     Lookup {
         /// The host.
         host: String,
         /// The resolver's error.
         #[source]
         source: std::io::Error,
+    },
+    /// The resolver gave no answer before the run's deadline.
+    #[error("cannot resolve {host}: the name resolver did not answer in time")]
+    TimedOut {
+        /// The host.
+        host: String,
+    },
+    /// The run was stopped before the resolver answered.
+    #[error("{host} was not resolved: the run was stopped first")]
+    Stopped {
+        /// The host.
+        host: String,
     },
     /// The host has addresses, but none of the requested family.
     #[error("{host} has no {family} address (it resolves to {found})")]
@@ -54,6 +103,32 @@ pub enum ResolveError {
         /// "IPv4" or "IPv6".
         family: &'static str,
     },
+    /// The address (given or resolved) is not one host's.
+    #[error("{host}{via} is {}, not a single host: portprobe probes one host at a time; give that host's own address or name", .kind.what())]
+    NotOneHost {
+        /// The host as given.
+        host: String,
+        /// " (resolved to ADDRESS)" when the address came from a name.
+        via: String,
+        /// What the address is.
+        kind: NotOneHost,
+    },
+    /// A link-local IPv6 address without the interface it belongs to.
+    #[error("{host} is a link-local address: add the interface it is on, e.g. {host}%eth0")]
+    NoZone {
+        /// The host.
+        host: String,
+    },
+    /// An IPv6 zone naming no interface of this machine.
+    #[error(
+        "{host}: this computer has no interface `{zone}` (name one of its interfaces, e.g. `ip link` lists them)"
+    )]
+    UnknownZone {
+        /// The host.
+        host: String,
+        /// The zone as given.
+        zone: String,
+    },
     /// Not a name at all.
     #[error("`{host}` is not a host name or address")]
     Invalid {
@@ -62,31 +137,99 @@ pub enum ResolveError {
     },
 }
 
-/// An address literal, with or without brackets (`[2001:db8::1]`).
-pub fn literal(host: &str) -> Option<IpAddr> {
+/// Whether `host` is written as an address (with or without brackets or an
+/// IPv6 zone) rather than a name.
+pub fn is_literal(host: &str) -> bool {
+    let h = unbracket(host);
+    let ip = h.split_once('%').map_or(h, |(ip, _)| ip);
+    ip.parse::<IpAddr>().is_ok()
+}
+
+fn unbracket(host: &str) -> &str {
     let h = host.trim();
-    let h = h
-        .strip_prefix('[')
+    h.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(h);
-    h.parse().ok()
+        .unwrap_or(h)
+}
+
+/// An address literal, with or without brackets (`[2001:db8::1]`), with an
+/// IPv6 zone (`fe80::1%eth0`, `fe80::1%2`) kept as the scope id. `None` when
+/// `host` is not written as an address.
+pub fn literal(host: &str) -> Option<Result<Target, ResolveError>> {
+    let h = unbracket(host);
+    let Some((ip, zone)) = h.split_once('%') else {
+        return h.parse().ok().map(|ip| Ok(Target::new(ip)));
+    };
+    let ip: Ipv6Addr = ip.parse().ok()?;
+    let scope_id = match zone.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => match nix::net::if_::if_nametoindex(zone) {
+            Ok(n) => n,
+            Err(_) => {
+                return Some(Err(ResolveError::UnknownZone {
+                    host: host.to_string(),
+                    zone: zone.to_string(),
+                }));
+            }
+        },
+    };
+    Some(Ok(Target {
+        ip: IpAddr::V6(ip),
+        scope_id,
+    }))
+}
+
+/// Whether `ip` is one host's address; `interfaces` tells the local
+/// subnets, whose broadcast addresses are refused too.
+pub fn one_host(ip: IpAddr, interfaces: &[InterfaceAddress]) -> Result<(), NotOneHost> {
+    match ip {
+        IpAddr::V4(v4) => {
+            if v4.octets()[0] == 0 {
+                Err(NotOneHost::Unspecified)
+            } else if v4.is_multicast() {
+                Err(NotOneHost::Multicast)
+            } else if v4 == Ipv4Addr::BROADCAST
+                || interfaces.iter().any(|i| i.broadcast() == Some(v4))
+            {
+                Err(NotOneHost::Broadcast)
+            } else {
+                Ok(())
+            }
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => one_host(IpAddr::V4(v4), interfaces),
+            None if v6.is_unspecified() => Err(NotOneHost::Unspecified),
+            None if v6.is_multicast() => Err(NotOneHost::Multicast),
+            None => Ok(()),
+        },
+    }
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
+}
+
+/// Whether `host` may be a host name: no spaces, control characters or
+/// punctuation other than `-`, `.` and `_`, at most 253 characters.
+fn plausible_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.chars().count() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
 /// Every address of `host` (A and AAAA) in the resolver's order, without
-/// duplicates, restricted to `family`.
-pub async fn resolve(host: &str, family: Family) -> Result<Vec<IpAddr>, ResolveError> {
-    let family_name = if family == Family::V4 { "IPv4" } else { "IPv6" };
-    if let Some(a) = literal(host) {
-        return if family.admits(&a) {
-            Ok(vec![a])
-        } else {
-            Err(ResolveError::WrongFamily {
-                host: host.to_string(),
-                family: family_name,
-            })
-        };
+/// duplicates, restricted to `family`, each one host's address.
+pub async fn resolve(
+    host: &str,
+    family: Family,
+    interfaces: &[InterfaceAddress],
+) -> Result<Vec<Target>, ResolveError> {
+    if let Some(resolved) = resolve_literal(host, family, interfaces) {
+        return resolved;
     }
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == '@') {
+    if !plausible_name(host) {
         return Err(ResolveError::Invalid {
             host: host.to_string(),
         });
@@ -98,56 +241,266 @@ pub async fn resolve(host: &str, family: Family) -> Result<Vec<IpAddr>, ResolveE
                 host: host.to_string(),
                 source,
             })?;
-    let mut all: Vec<IpAddr> = Vec::new();
+    let mut all: Vec<Target> = Vec::new();
     for sa in found {
-        let ip = match sa.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
+        let target = match sa {
+            std::net::SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => Target::new(IpAddr::V4(v4)),
+                None => Target {
+                    ip: IpAddr::V6(*v6.ip()),
+                    scope_id: v6.scope_id(),
+                },
+            },
+            std::net::SocketAddr::V4(v4) => Target::new(IpAddr::V4(*v4.ip())),
         };
-        if !all.contains(&ip) {
-            all.push(ip);
+        if !all.iter().any(|t| t.ip == target.ip) {
+            all.push(target);
         }
     }
-    let admitted: Vec<IpAddr> = all.iter().copied().filter(|a| family.admits(a)).collect();
+    let admitted: Vec<Target> = all
+        .iter()
+        .copied()
+        .filter(|t| family.admits(&t.ip))
+        .collect();
     if admitted.is_empty() {
         return Err(ResolveError::NoneOfFamily {
             host: host.to_string(),
-            family: family_name,
+            family: family.name(),
             found: all
                 .iter()
-                .map(ToString::to_string)
+                .map(|t| t.ip.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
         });
     }
-    Ok(admitted)
+    checked(host, admitted, true, interfaces)
+}
+
+/// The address `host` is written as, checked; `None` for a name.
+fn resolve_literal(
+    host: &str,
+    family: Family,
+    interfaces: &[InterfaceAddress],
+) -> Option<Result<Vec<Target>, ResolveError>> {
+    let target = match literal(host)? {
+        Ok(t) => t,
+        Err(e) => return Some(Err(e)),
+    };
+    if !family.admits(&target.ip) {
+        return Some(Err(ResolveError::WrongFamily {
+            host: host.to_string(),
+            family: family.name(),
+        }));
+    }
+    Some(checked(host, vec![target], false, interfaces))
+}
+
+/// Refuses the whole host when any of its addresses is not one host's, or
+/// is link-local without a zone.
+fn checked(
+    host: &str,
+    targets: Vec<Target>,
+    resolved: bool,
+    interfaces: &[InterfaceAddress],
+) -> Result<Vec<Target>, ResolveError> {
+    for t in &targets {
+        if let Err(kind) = one_host(t.ip, interfaces) {
+            return Err(ResolveError::NotOneHost {
+                host: host.to_string(),
+                via: if resolved {
+                    format!(" (resolved to {})", t.ip)
+                } else {
+                    String::new()
+                },
+                kind,
+            });
+        }
+        if is_link_local(t.ip) && t.scope_id == 0 {
+            return Err(ResolveError::NoZone {
+                host: host.to_string(),
+            });
+        }
+    }
+    Ok(targets)
+}
+
+/// Resolves every host at once. Literals need no resolver and are never
+/// late; a name whose resolver has not answered by `deadline`, or when
+/// `stop` completes, gets an error of its own, and the others keep their
+/// addresses.
+pub async fn resolve_all(
+    hosts: &[String],
+    family: Family,
+    deadline: Option<Instant>,
+    stop: impl Future<Output = ()>,
+) -> Vec<Result<Vec<Target>, ResolveError>> {
+    let interfaces = interfaces::addresses();
+    let interfaces = &interfaces;
+    let mut results: Vec<Option<Result<Vec<Target>, ResolveError>>> = hosts
+        .iter()
+        .map(|host| resolve_literal(host, family, interfaces))
+        .collect();
+    let mut pending: FuturesUnordered<_> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| results[*i].is_none())
+        .map(|(i, host)| async move { (i, resolve(host, family, interfaces).await) })
+        .collect();
+    let timeout = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop, timeout);
+    let mut stopped = false;
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = &mut stop => { stopped = true; break; }
+            () = &mut timeout => break,
+            next = pending.next() => match next {
+                Some((i, r)) => results[i] = Some(r),
+                None => break,
+            },
+        }
+    }
+    results
+        .into_iter()
+        .zip(hosts)
+        .map(|(r, host)| {
+            r.unwrap_or_else(|| {
+                let host = host.clone();
+                Err(if stopped {
+                    ResolveError::Stopped { host }
+                } else {
+                    ResolveError::TimedOut { host }
+                })
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn lit(host: &str) -> Target {
+        literal(host).unwrap().unwrap()
+    }
+
     #[test]
     fn literals() {
-        assert_eq!(literal("127.0.0.1"), Some("127.0.0.1".parse().unwrap()));
-        assert_eq!(literal("[::1]"), Some("::1".parse().unwrap()));
-        assert_eq!(literal("::1"), Some("::1".parse().unwrap()));
-        assert_eq!(literal("server.local"), None);
+        assert_eq!(lit("127.0.0.1"), Target::new("127.0.0.1".parse().unwrap()));
+        assert_eq!(lit("[::1]"), Target::new("::1".parse().unwrap()));
+        assert_eq!(lit("::1").ip, "::1".parse::<IpAddr>().unwrap());
+        assert!(literal("server.local").is_none());
+        assert!(is_literal("fe80::1%eth7") && !is_literal("server.local"));
+    }
+
+    #[test]
+    fn zones_become_scope_ids() {
+        let numeric = lit("fe80::1%7");
+        assert_eq!(numeric.scope_id, 7);
+        let lo = lit("[fe80::1%lo]");
+        assert_eq!(lo.scope_id, nix::net::if_::if_nametoindex("lo").unwrap());
+        assert!(matches!(
+            literal("fe80::1%no-such-if0"),
+            Some(Err(ResolveError::UnknownZone { .. }))
+        ));
+    }
+
+    #[test]
+    fn only_single_hosts_pass() {
+        let lo = [InterfaceAddress {
+            interface: "lo".into(),
+            address: "127.0.0.1".parse().unwrap(),
+            prefix: 8,
+        }];
+        let kind = |s: &str| one_host(s.parse().unwrap(), &lo).err();
+        assert_eq!(kind("255.255.255.255"), Some(NotOneHost::Broadcast));
+        assert_eq!(kind("127.255.255.255"), Some(NotOneHost::Broadcast));
+        assert_eq!(kind("224.0.0.251"), Some(NotOneHost::Multicast));
+        assert_eq!(kind("239.255.255.250"), Some(NotOneHost::Multicast));
+        assert_eq!(kind("ff02::fb"), Some(NotOneHost::Multicast));
+        assert_eq!(kind("0.0.0.0"), Some(NotOneHost::Unspecified));
+        assert_eq!(kind("::"), Some(NotOneHost::Unspecified));
+        assert_eq!(kind("::ffff:224.0.0.1"), Some(NotOneHost::Multicast));
+        assert_eq!(kind("127.0.0.1"), None);
+        assert_eq!(kind("198.18.1.255"), None, "not a local subnet's broadcast");
+        assert_eq!(kind("2001:db8::1"), None);
     }
 
     #[tokio::test]
     async fn families_filter_literals_and_names() {
+        let none = [];
         assert!(matches!(
-            resolve("::1", Family::V4).await,
+            resolve("::1", Family::V4, &none).await,
             Err(ResolveError::WrongFamily { .. })
         ));
-        assert_eq!(resolve("127.0.0.1", Family::Any).await.unwrap().len(), 1);
-        let local = resolve("localhost", Family::V4).await.unwrap();
+        assert_eq!(
+            resolve("127.0.0.1", Family::Any, &none)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let local = resolve("localhost", Family::V4, &none).await.unwrap();
         assert!(
-            local.iter().all(|a| a.is_loopback() && a.is_ipv4()),
+            local.iter().all(|a| a.ip.is_loopback() && a.ip.is_ipv4()),
             "{local:?}"
         );
-        let err = resolve("bad host", Family::Any).await.unwrap_err();
+        let err = resolve("bad host", Family::Any, &none).await.unwrap_err();
         assert_eq!(err.to_string(), "`bad host` is not a host name or address");
+        let escape = resolve("x\u{1b}[2J", Family::Any, &none).await.unwrap_err();
+        assert!(matches!(escape, ResolveError::Invalid { .. }));
+        let err = resolve("fe80::1", Family::Any, &none).await.unwrap_err();
+        assert!(matches!(err, ResolveError::NoZone { .. }), "{err}");
+        let err = resolve("224.0.0.251", Family::Any, &none)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "224.0.0.251 is a multicast address, not a single host: portprobe probes one host at a time; give that host's own address or name"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deadline_or_a_stop_ends_resolution_for_names_still_waiting() {
+        let hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let out = resolve_all(
+            &hosts,
+            Family::Any,
+            Some(Instant::now()),
+            std::future::pending(),
+        )
+        .await;
+        assert!(out[0].is_ok(), "a literal is never late: {out:?}");
+        assert!(
+            matches!(&out[1], Err(ResolveError::TimedOut { host }) if host == "localhost"),
+            "{out:?}"
+        );
+        let stopped = resolve_all(&hosts, Family::Any, None, async {}).await;
+        assert!(stopped[0].is_ok(), "{stopped:?}");
+        assert!(
+            matches!(&stopped[1], Err(ResolveError::Stopped { .. })),
+            "{stopped:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_host_gets_its_own_answer() {
+        let hosts = vec![
+            "127.0.0.1".to_string(),
+            "255.255.255.255".to_string(),
+            "localhost".to_string(),
+        ];
+        let out = resolve_all(&hosts, Family::V4, None, std::future::pending()).await;
+        assert!(out[0].is_ok());
+        assert!(matches!(out[1], Err(ResolveError::NotOneHost { .. })));
+        assert!(out[2].is_ok());
     }
 }

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::model::{HostVerdict, Report, Row, Summary, TargetReport};
-use crate::engine::{Reason, State};
+use super::words;
+use crate::engine::{Reason, State, Unconfirmed};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -38,7 +39,7 @@ struct Result<'a> {
     udp_probe: Option<&'static str>,
     reply: Option<Reply<'a>>,
     reply_from: Option<SocketAddr>,
-    note: Option<&'a str>,
+    note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +58,7 @@ struct IcmpRateLimit<'a> {
     rounds: u32,
     revealed: u32,
     unconfirmed: usize,
+    unconfirmed_why: Option<&'static str>,
     seconds: f64,
 }
 
@@ -125,13 +127,13 @@ fn result(row: &Row) -> Result<'_> {
         rtt_ms: r.rtt.map(ms),
         attempts: r.attempts,
         blocked: r.blocked(),
-        udp_probe: (r.transport == Transport::Udp).then(|| UdpProtocol::for_port(r.port).name()),
+        udp_probe: r.udp_probe.map(UdpProtocol::name),
         reply: r.reply.as_ref().map(|p| Reply {
             protocol: p.protocol,
             detail: &p.detail,
         }),
         reply_from: r.reply_from,
-        note: r.note.as_deref(),
+        note: r.note.map(words::note),
     }
 }
 
@@ -153,13 +155,20 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
                 reason_from,
                 srtt_ms: note.and_then(|n| n.srtt).map(ms),
                 lossy_path: note.is_some_and(|n| n.loss_seen),
-                icmp_rate_limit: note.filter(|n| n.icmp_rounds > 0).map(|n| IcmpRateLimit {
-                    senders: &n.icmp_senders,
-                    rounds: n.icmp_rounds,
-                    revealed: n.icmp_revealed,
-                    unconfirmed: n.icmp_unconfirmed,
-                    seconds: (n.icmp_time.as_secs_f64() * 1000.0).round() / 1000.0,
-                }),
+                icmp_rate_limit: note
+                    .filter(|n| n.icmp_rounds > 0 || n.icmp_unconfirmed > 0)
+                    .map(|n| IcmpRateLimit {
+                        senders: &n.icmp_senders,
+                        rounds: n.icmp_rounds,
+                        revealed: n.icmp_revealed,
+                        unconfirmed: n.icmp_unconfirmed,
+                        unconfirmed_why: n.icmp_unconfirmed_why.map(|w| match w {
+                            Unconfirmed::OutOfTime => "max-time",
+                            Unconfirmed::Stopped => "stopped",
+                            Unconfirmed::RoundCap { .. } => "round-cap",
+                        }),
+                        seconds: (n.icmp_time.as_secs_f64() * 1000.0).round() / 1000.0,
+                    }),
             }
         })
         .collect();

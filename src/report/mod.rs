@@ -8,6 +8,7 @@ pub mod model;
 pub mod nagios;
 pub mod prometheus;
 pub mod text;
+pub mod words;
 
 pub use model::{HostVerdict, Report, Row, Summary, TargetReport};
 pub use text::TextOptions;

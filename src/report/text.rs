@@ -8,8 +8,9 @@ use std::net::IpAddr;
 
 use super::Status;
 use super::model::{HostVerdict, Report, Row, TargetReport};
-use crate::engine::{AddressNote, Reason, State};
-use crate::wire::{Silence, UdpProtocol};
+use super::words;
+use crate::engine::{AddressNote, Reason, State, Unconfirmed};
+use crate::wire::UdpProtocol;
 
 /// How to render the text report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -167,7 +168,7 @@ fn explain(run: &Run<'_>) -> String {
         }
         (State::Open, _) => format!(
             "{many}replied, but not as {} would (unrecognised reply)",
-            UdpProtocol::for_port(r.port).name()
+            r.udp_probe.unwrap_or(UdpProtocol::Generic).name()
         ),
         (State::Closed, Reason::ConnRefused) => {
             format!("{many}connection refused: nothing listens (or a firewall forges resets)")
@@ -178,21 +179,20 @@ fn explain(run: &Run<'_>) -> String {
         }
         (State::Filtered, reason) => match r.reason_from {
             Some(from) if from != r.address => {
-                format!("{many}rejected by {from}: {}", reason.describe())
+                format!("{many}rejected by {from}: {}", words::reason(reason))
             }
-            Some(_) => format!("{many}rejected by the host itself: {}", reason.describe()),
-            None => format!("{many}{}", reason.describe()),
+            Some(_) => format!(
+                "{many}rejected by the host itself: {}",
+                words::reason(reason)
+            ),
+            None => format!("{many}{}", words::reason(reason)),
         },
         (State::OpenFiltered, _) => {
-            let silence = UdpProtocol::for_port(r.port).silence();
-            let likely = match silence {
-                Silence::DropLikelier(_) => "a drop is likelier",
-                Silence::ServiceSilent(_) => "an open port looks like this",
-                Silence::CannotTell(_) => "cannot tell",
-            };
+            let protocol = r.udp_probe.unwrap_or(UdpProtocol::Generic);
             format!(
-                "{many}no reply after {attempts}; {likely}: {}",
-                silence.explanation()
+                "{many}no reply after {attempts}; {}: {}",
+                words::silence_likelihood(protocol),
+                words::silence_explanation(protocol)
             )
         }
     };
@@ -204,8 +204,8 @@ fn explain(run: &Run<'_>) -> String {
             let _ = write!(s, " (answered from {from})");
         }
     }
-    if let Some(note) = &r.note {
-        let _ = write!(s, " ({note})");
+    if let Some(note) = r.note {
+        let _ = write!(s, " ({})", words::note(note));
     }
     s
 }
@@ -249,7 +249,7 @@ fn address_lines(
                 out,
                 "  {} reported{by} ({}) for all {} ports (-v lists them)",
                 paint.red("HOST UNREACHABLE:"),
-                reason.describe(),
+                words::reason(reason),
                 rows.len()
             );
             return;
@@ -328,7 +328,7 @@ fn address_lines(
 }
 
 fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
-    if n.icmp_rounds == 0 || (n.icmp_revealed == 0 && n.icmp_unconfirmed == 0) {
+    if n.icmp_revealed == 0 && n.icmp_unconfirmed == 0 {
         return;
     }
     let senders: Vec<String> = n.icmp_senders.iter().map(ToString::to_string).collect();
@@ -351,9 +351,17 @@ fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
         n.icmp_time.as_secs_f64()
     );
     if n.icmp_unconfirmed > 0 {
+        let why = match n.icmp_unconfirmed_why {
+            Some(Unconfirmed::RoundCap { rounds }) => format!(
+                "in {rounds} round{}, the cap (--retries N sets it)",
+                if rounds == 1 { "" } else { "s" }
+            ),
+            Some(Unconfirmed::Stopped) => "before probing stopped".to_string(),
+            Some(Unconfirmed::OutOfTime) | None => "in time (raise --max-time)".to_string(),
+        };
         let _ = write!(
             s,
-            "; {} silent UDP port{} could not be confirmed in time (raise --max-time)",
+            "; {} silent UDP port{} could not be confirmed {why}",
             n.icmp_unconfirmed,
             if n.icmp_unconfirmed == 1 { "" } else { "s" }
         );
@@ -394,7 +402,7 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
         Status::Critical if host_level => match &verdicts[0] {
             HostVerdict::Unreachable { reason, from } => format!(
                 "host unreachable: {}{} for all {total} required ports",
-                reason.describe(),
+                words::reason(*reason),
                 from.map(|f| format!(" reported by {f}"))
                     .unwrap_or_default()
             ),
@@ -475,13 +483,18 @@ fn advice(t: &TargetReport) -> Vec<String> {
                 format!("{what} is refused by this computer's own firewall")
             }
             (Reason::NoRoute, _) => format!("this computer has no route to {}", r.address),
+            (Reason::LocalError, _) => format!(
+                "{what} could not be probed: {}",
+                r.note
+                    .map_or_else(|| words::reason(Reason::LocalError), words::note)
+            ),
             (reason, Some(from)) if from != r.address => format!(
                 "{what} is rejected by {from} ({}): ask whoever runs that router or firewall to allow it",
-                reason.describe()
+                words::reason(reason)
             ),
             (reason, _) => format!(
                 "{what} is rejected by the host ({}): check its own firewall",
-                reason.describe()
+                words::reason(reason)
             ),
         };
         out.push(line);

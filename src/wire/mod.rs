@@ -189,25 +189,17 @@ pub trait UdpRequest: Send + Sync + fmt::Debug {
     fn recognise(&self, reply: &[u8]) -> Option<Reply>;
 }
 
-/// What silence from a UDP port most likely means for a protocol, and why.
+/// What silence from a UDP port most likely means for a protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Silence {
     /// The protocol always answers our request, so silence points to a drop.
-    DropLikelier(&'static str),
+    DropLikelier,
     /// The service never answers (syslog, a DHCP client), so silence is what
     /// an open port looks like.
-    ServiceSilent(&'static str),
-    /// Without a protocol-specific request, silence proves nothing either way.
-    CannotTell(&'static str),
-}
-
-impl Silence {
-    /// The sentence that explains it.
-    pub fn explanation(self) -> &'static str {
-        match self {
-            Silence::DropLikelier(s) | Silence::ServiceSilent(s) | Silence::CannotTell(s) => s,
-        }
-    }
+    ServiceSilent,
+    /// Without a protocol-specific request, or with a responder that ignores
+    /// other links, silence proves nothing either way.
+    CannotTell,
 }
 
 /// The UDP protocols portprobe has a request for.
@@ -353,33 +345,11 @@ impl UdpProtocol {
     /// What silence from this protocol's port most likely means.
     pub fn silence(self) -> Silence {
         match self {
-            UdpProtocol::Syslog => Silence::ServiceSilent(
-                "syslog receivers never reply, so an open syslog port is silent too",
-            ),
-            UdpProtocol::DhcpClient => {
-                Silence::ServiceSilent("a DHCP client never answers a datagram sent to it")
+            UdpProtocol::Syslog | UdpProtocol::DhcpClient | UdpProtocol::NetbiosDgm => {
+                Silence::ServiceSilent
             }
-            UdpProtocol::NetbiosDgm => Silence::ServiceSilent(
-                "the NetBIOS datagram service does not answer unsolicited datagrams",
-            ),
-            UdpProtocol::Mdns => Silence::CannotTell(
-                "mDNS responders ignore queries from other links, so silence through a router is expected even when Bonjour runs",
-            ),
-            UdpProtocol::Generic => Silence::CannotTell(
-                "this port's protocol is private or session-bound, so a live service may ignore a probe",
-            ),
-            UdpProtocol::Rpc => Silence::CannotTell(
-                "an RPC service answers any call, but these ports are often unused without sending port-unreachable",
-            ),
-            UdpProtocol::Snmp => Silence::DropLikelier(
-                "an SNMPv3 agent answers engine discovery whatever its communities, but a v1/v2c-only agent ignores a wrong community",
-            ),
-            UdpProtocol::SerialNumberd | UdpProtocol::NetAssistant => Silence::DropLikelier(
-                "the Apple service answers this request when it runs; silence points to a drop",
-            ),
-            _ => Silence::DropLikelier(
-                "a server of this protocol answers the request portprobe sends, so silence points to a drop",
-            ),
+            UdpProtocol::Mdns | UdpProtocol::Generic | UdpProtocol::Rpc => Silence::CannotTell,
+            _ => Silence::DropLikelier,
         }
     }
 }
@@ -486,7 +456,7 @@ mod tests {
             "charon-nat-t-response.hex" => run(4500, 1),
             "xl2tpd-sccrp.hex" => run(1701, 1),
             "kamailio-200-ok.hex" => run(5060, 1),
-            "ipmi-sim-pong.hex" => run(623, 1),
+            "ipmi-sim-pong.hex" => (623, context_5a17(), nonce_5a17(1), Match::ShapeFromPort),
             "ard-status-reply.hex" => (3283, context_5a17(), nonce_5a17(1), Match::ShapeFromPort),
             other => panic!("no match kind pinned for {other}"),
         }

@@ -9,7 +9,9 @@
 //! message" in ASF, so the tag is never 0xFF.
 //!
 //! A reply counts when it is an RMCP ASF message of type 0x40 (Presence Pong)
-//! with our tag and its 16 data bytes. The report says whether the pong's
+//! with our tag and its 16 data bytes. The tag is a single byte, which a
+//! stranger could guess by sending a few hundred pongs, so a pong counts only
+//! from the probed address and port ([`super::Match::ShapeFromPort`]). The report says whether the pong's
 //! supported-entities byte announces IPMI, and the ASF version it gives.
 
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
@@ -141,17 +143,18 @@ impl UdpRequest for Request {
 
     fn recognise(&self, reply: &[u8]) -> Option<Reply> {
         let parsed = recognise(reply)?;
-        (parsed.tag == self.tag).then(|| Reply::new("rmcp", parsed.describe()))
+        (parsed.tag == self.tag).then(|| Reply::shape_from_port("rmcp", parsed.describe()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Match;
     use crate::wire::fixtures::{
         assert_bit_flips_refused, assert_other_replies_refused, assert_truncations_refused,
-        byte_changes, context_5a17, datagrams, hex, id_field_property, mutations, nonce_5a17,
-        other_nonce_property, other_nonces,
+        byte_changes, context_5a17, datagrams, hex, id_field_property_matched, mutations,
+        nonce_5a17, other_nonce_property, other_nonces,
     };
     use proptest::prelude::*;
 
@@ -196,7 +199,7 @@ mod tests {
         assert_eq!(req.datagrams(), vec![hex(SENT)]);
         assert_eq!(
             req.recognise(&hex(RECEIVED)),
-            Some(Reply::new(
+            Some(Reply::shape_from_port(
                 "rmcp",
                 "ASF presence pong: IPMI supported, ASF 1.0"
             ))
@@ -246,7 +249,13 @@ mod tests {
     proptest! {
         #[test]
         fn a_message_tag_changed_is_refused(change in byte_changes()) {
-            id_field_property(&captured_request(), &hex(RECEIVED), 9..10, change)?;
+            id_field_property_matched(
+                &captured_request(),
+                &hex(RECEIVED),
+                9..10,
+                change,
+                Match::ShapeFromPort,
+            )?;
         }
 
         #[test]

@@ -1,0 +1,198 @@
+//! The words every report uses for the engine's data: reasons, notes, what
+//! silence from a UDP protocol means, and error chains.
+
+use std::error::Error;
+
+use crate::engine::{Note, Reason, Unconfirmed};
+use crate::wire::{Silence, UdpProtocol};
+
+/// What a reason means, in words a person reads ("administratively
+/// prohibited").
+pub fn reason(r: Reason) -> String {
+    let s = match r {
+        Reason::SynAck => "connection accepted",
+        Reason::ConnRefused => "connection refused",
+        Reason::NoResponse => "no response",
+        Reason::UdpResponse => "service replied",
+        Reason::UdpResponseUnrecognised => "unrecognised reply",
+        Reason::PortUnreachable => "port unreachable",
+        Reason::AdminProhibited => "administratively prohibited",
+        Reason::HostUnreachable => "host unreachable",
+        Reason::NetUnreachable => "network unreachable",
+        Reason::ProtocolUnreachable => "protocol unreachable",
+        Reason::HostProhibited => "host administratively prohibited",
+        Reason::NetProhibited => "network administratively prohibited",
+        Reason::PolicyFailed => "source address failed policy",
+        Reason::RejectRoute => "reject route",
+        Reason::TimeExceeded => "time exceeded (routing loop?)",
+        Reason::LocalFirewall => "refused by this computer's firewall",
+        Reason::NoRoute => "no route from this computer",
+        Reason::LocalError => "this computer could not send the probe",
+        Reason::Icmp(c) => {
+            let family = if c.v6 { "ICMPv6" } else { "ICMP" };
+            return format!("{family} type {} code {}", c.kind, c.code);
+        }
+    };
+    s.to_string()
+}
+
+/// The operating system's message for `errno` ("Invalid argument").
+pub fn os_error(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    // "Invalid argument (os error 22)": the message, without the number.
+    match text.rsplit_once(" (os error") {
+        Some((message, _)) => message.to_string(),
+        None => text,
+    }
+}
+
+/// A note in words.
+pub fn note(n: Note) -> String {
+    match n {
+        Note::SelfConnectOnly => "every connect reached itself (the kernel chose this port as the source port), which happens only when nothing listens".to_string(),
+        Note::Unconfirmed(why) => {
+            let cause = match why {
+                Unconfirmed::OutOfTime => {
+                    "--max-time ran out before this port could be re-probed".to_string()
+                }
+                Unconfirmed::Stopped => {
+                    "probing stopped before this port could be re-probed".to_string()
+                }
+                Unconfirmed::RoundCap { rounds } => format!(
+                    "{rounds} slow re-probing round{} (the cap; --retries sets it) did not settle it",
+                    if rounds == 1 { "" } else { "s" }
+                ),
+            };
+            format!(
+                "not confirmed: the host limits ICMP errors and {cause}; a closed port may hide behind the silence"
+            )
+        }
+        Note::LocalError { errno } => format!("this computer could not send: {}", os_error(errno)),
+    }
+}
+
+/// How likely silence from `protocol` is a drop, in a few words.
+pub fn silence_likelihood(protocol: UdpProtocol) -> &'static str {
+    match protocol.silence() {
+        Silence::DropLikelier => "a drop is likelier",
+        Silence::ServiceSilent => "an open port looks like this",
+        Silence::CannotTell => "cannot tell",
+    }
+}
+
+/// Why silence from `protocol` means what [`silence_likelihood`] says.
+pub fn silence_explanation(protocol: UdpProtocol) -> &'static str {
+    match protocol {
+        UdpProtocol::Syslog => "syslog receivers never reply, so an open syslog port is silent too",
+        UdpProtocol::DhcpClient => "a DHCP client never answers a datagram sent to it",
+        UdpProtocol::NetbiosDgm => {
+            "the NetBIOS datagram service does not answer unsolicited datagrams"
+        }
+        UdpProtocol::Mdns => {
+            "mDNS responders ignore queries from other links, so silence through a router is expected even when Bonjour runs"
+        }
+        UdpProtocol::Generic => {
+            "this port's protocol is private or session-bound, so a live service may ignore a probe"
+        }
+        UdpProtocol::Rpc => {
+            "an RPC service answers any call, but these ports are often unused without sending port-unreachable"
+        }
+        UdpProtocol::Snmp => {
+            "an SNMPv3 agent answers engine discovery whatever its communities, but a v1/v2c-only agent ignores a wrong community"
+        }
+        UdpProtocol::SerialNumberd | UdpProtocol::NetAssistant => {
+            "the Apple service answers this request when it runs; silence points to a drop"
+        }
+        _ => {
+            "a server of this protocol answers the request portprobe sends, so silence points to a drop"
+        }
+    }
+}
+
+/// What the run does while it confirms silent UDP ports, and why it takes
+/// its time: "confirming 36 silent UDP ports of 1 address: ...".
+pub fn confirming(ports: usize, addresses: usize, round: u32, max_rounds: u32) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let round = if round == 0 {
+        "first round in a second".to_string()
+    } else {
+        format!("round {round} of at most {max_rounds}")
+    };
+    format!(
+        "confirming {ports} silent UDP port{} of {addresses} address{}: the host limits ICMP errors to about one a second, so each round waits for its allowance ({round})",
+        plural(ports),
+        if addresses == 1 { "" } else { "es" },
+    )
+}
+
+/// An error and its causes, each once: `cannot resolve x: Name or service
+/// not known`. A cause whose text its parent already ends with is skipped.
+pub fn error_chain(e: &dyn Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protocol_explains_its_silence() {
+        for port in [7, 53, 68, 138, 161, 514, 626, 700, 3283, 5353, 6970] {
+            let p = UdpProtocol::for_port(port);
+            assert!(!silence_explanation(p).is_empty());
+            assert!(!silence_likelihood(p).is_empty());
+        }
+        assert_eq!(
+            silence_likelihood(UdpProtocol::Syslog),
+            "an open port looks like this"
+        );
+    }
+
+    #[test]
+    fn os_errors_lose_their_number() {
+        assert_eq!(os_error(nix::libc::EINVAL), "Invalid argument");
+        assert_eq!(
+            note(Note::LocalError {
+                errno: nix::libc::EACCES
+            }),
+            "this computer could not send: Permission denied"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot resolve server.local: {}", self.0)
+        }
+    }
+
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::other("Name or service not known");
+        assert_eq!(
+            error_chain(&Outer(io)),
+            "cannot resolve server.local: Name or service not known"
+        );
+        let anyhow =
+            anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write x");
+        assert_eq!(error_chain(anyhow.as_ref()), "cannot write x: disk full");
+    }
+}
