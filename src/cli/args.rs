@@ -1,9 +1,10 @@
 //! The command-line arguments (clap derive).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::port::{PortItem, parse_port_list};
 use crate::report::EXIT_CODES;
@@ -27,7 +28,7 @@ Port states:
     name = "portprobe",
     version,
     about = ABOUT,
-    args_conflicts_with_subcommands = true,
+
     subcommand_negates_reqs = true,
     after_help = format!("Examples:\n  portprobe server.local --product \"Mac OS X Server\"\n  portprobe 192.0.2.10 --product ARD --product \"File Sharing\" --json\n  portprobe server.local --ports 548,5900,53/udp\n  portprobe products\n  portprobe ports --product \"Apple Remote Desktop\"\n\n{STATES}\n\n{EXIT_CODES}"),
 )]
@@ -187,7 +188,68 @@ pub struct PortsArgs {
     pub json: bool,
 }
 
+/// The command line with a `probe` subcommand named after options moved to
+/// the front, so that `portprobe -4 probe HOST ...` means what `portprobe
+/// probe -4 HOST ...` does (the options are the probe's). Listings
+/// (`products`, `ports`) need no move: clap runs them whatever options
+/// come first.
+pub fn hoist_probe(mut args: Vec<OsString>) -> Vec<OsString> {
+    let cmd = Cli::command();
+    if let Some(at) = subcommand_at(&cmd, &args)
+        && at > 1
+        && args[at] == "probe"
+    {
+        let name = args.remove(at);
+        args.insert(1, name);
+    }
+    args
+}
+
+/// Where the subcommand's name is in `args` (the first argument that is no
+/// option and no option's value), if it names one.
+fn subcommand_at(cmd: &clap::Command, args: &[OsString]) -> Option<usize> {
+    let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_str()?;
+        if a == "--" {
+            return None;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            let (name, inline) = long
+                .split_once('=')
+                .map_or((long, false), |(n, _)| (n, true));
+            let arg = cmd.get_arguments().find(|x| x.get_long() == Some(name));
+            if arg.is_some_and(takes_value) && !inline {
+                i += 1;
+            }
+        } else if let Some(shorts) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
+            for (n, c) in shorts.char_indices() {
+                let arg = cmd.get_arguments().find(|x| x.get_short() == Some(c));
+                if arg.is_some_and(takes_value) {
+                    if n + c.len_utf8() == shorts.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        } else {
+            return cmd
+                .get_subcommands()
+                .any(|s| s.get_name() == a)
+                .then_some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 impl ProbeArgs {
+    /// Whether JSON output was asked for (`--json` or `--format json`).
+    pub fn json_asked(&self) -> bool {
+        self.format() == Format::Json
+    }
+
     /// The output format, with --json folded in.
     pub fn format(&self) -> Format {
         if self.json { Format::Json } else { self.format }

@@ -16,18 +16,21 @@ use clap::error::ErrorKind;
 pub use args::{Cli, ColorChoice, Command, Format, PortsArgs, ProbeArgs, ProductsArgs};
 
 use crate::catalog::{Catalog, Product};
-use crate::report::{Status, listing};
+use crate::report::clean::clean;
+use crate::report::{Status, listing, words};
 
 /// Runs portprobe with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = args::hoist_probe(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
     match run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(e) => {
-            eprintln!("portprobe: {}", one_line(&format!("{e:#}")));
+            let message = one_line(&words::error_chain(e.as_ref()));
+            eprintln!("portprobe: {}", clean(&message));
             ExitCode::from(Status::Unknown.code())
         }
     }
@@ -52,7 +55,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
                 .collect();
             let message = message.join(" ").replace(" tip: ", "; ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);
-            eprintln!("portprobe: {message} (see `portprobe --help`)");
+            eprintln!("portprobe: {} (see `portprobe --help`)", clean(message));
             ExitCode::from(Status::Unknown.code())
         }
     }
@@ -69,8 +72,13 @@ fn run(cli: Cli) -> Result<Status> {
         None => Catalog::builtin(),
     };
     match cli.command {
-        Some(Command::Products(args)) => products(&catalog, &args),
-        Some(Command::Ports(args)) => ports(&catalog, &args),
+        // Probe options given before a listing's name shape nothing it
+        // prints, except the output format.
+        Some(Command::Products(args)) => products(&catalog, args.json || cli.probe.json_asked()),
+        Some(Command::Ports(args)) => {
+            let json = args.json || cli.probe.json_asked();
+            ports(&catalog, &args, json)
+        }
         Some(Command::Probe(args)) => probe::run(&catalog, args),
         None => probe::run(&catalog, cli.probe),
     }
@@ -88,8 +96,8 @@ fn find_products<'a>(catalog: &'a Catalog, names: &[String]) -> Result<Vec<&'a P
     Ok(found)
 }
 
-fn products(catalog: &Catalog, args: &ProductsArgs) -> Result<Status> {
-    let text = if args.json {
+fn products(catalog: &Catalog, json: bool) -> Result<Status> {
+    let text = if json {
         let mut s = serde_json::to_string_pretty(&listing::product_summaries(catalog))?;
         s.push('\n');
         s
@@ -100,7 +108,7 @@ fn products(catalog: &Catalog, args: &ProductsArgs) -> Result<Status> {
     Ok(Status::Ok)
 }
 
-fn ports(catalog: &Catalog, args: &PortsArgs) -> Result<Status> {
+fn ports(catalog: &Catalog, args: &PortsArgs, json: bool) -> Result<Status> {
     let requirements = if args.all {
         catalog.all_requirements()
     } else {
@@ -110,7 +118,7 @@ fn ports(catalog: &Catalog, args: &PortsArgs) -> Result<Status> {
         reqs.extend(catalog.ad_hoc_requirements(&items));
         reqs
     };
-    let text = if args.json {
+    let text = if json {
         let mut s = serde_json::to_string_pretty(&requirements)?;
         s.push('\n');
         s

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use super::clean::clean;
 use super::model::Report;
 use crate::engine::{PortResult, Reason, State};
 use crate::port::Transport;
@@ -44,10 +45,10 @@ pub fn render(before: &Report, after: &Report, time: &str) -> String {
         };
         match (&old.error, &t.error) {
             (None, Some(e)) => {
-                let _ = writeln!(out, "{time} {}: {e}", t.host);
+                let _ = writeln!(out, "{time} {}: {}", clean(&t.host), clean(e));
             }
             (Some(_), None) => {
-                let _ = writeln!(out, "{time} {}: resolves again", t.host);
+                let _ = writeln!(out, "{time} {}: resolves again", clean(&t.host));
             }
             _ => {}
         }
@@ -61,7 +62,7 @@ pub fn render(before: &Report, after: &Report, time: &str) -> String {
             let _ = writeln!(
                 out,
                 "{time} {}: addresses changed: {} -> {}",
-                t.host,
+                clean(&t.host),
                 list(&old.addresses),
                 list(&t.addresses)
             );

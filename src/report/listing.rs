@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::clean::clean;
 use crate::catalog::{Catalog, Requirement};
 
 /// One product as `portprobe products --json` lists it.
@@ -45,7 +46,12 @@ pub fn product_summaries(catalog: &Catalog) -> Vec<ProductSummary<'_>> {
 /// `portprobe products` as a text table.
 pub fn products_text(catalog: &Catalog) -> String {
     let rows = product_summaries(catalog);
-    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(7);
+    let name_w = rows
+        .iter()
+        .map(|r| clean(r.name).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
     let mut out = format!(
         "{:<name_w$}  {:>5}  {:>5}  ALIASES\n",
         "PRODUCT", "TCP", "UDP"
@@ -54,17 +60,17 @@ pub fn products_text(catalog: &Catalog) -> String {
         let _ = writeln!(
             out,
             "{:<name_w$}  {:>5}  {:>5}  {}",
-            r.name,
+            clean(r.name),
             r.tcp_ports,
             r.udp_ports,
-            r.aliases.join(", ")
+            clean(&r.aliases.join(", "))
         );
     }
     let _ = write!(
         out,
         "\n{} products from the {}. Names match ignoring case, spaces and punctuation.\n",
         rows.len(),
-        catalog.origin()
+        clean(catalog.origin())
     );
     out
 }
@@ -79,7 +85,7 @@ pub fn ports_text(requirements: &[Requirement]) -> String {
         .max(4);
     let service_w = requirements
         .iter()
-        .map(|r| r.service.len())
+        .map(|r| clean(&r.service).chars().count())
         .max()
         .unwrap_or(0)
         .max(7);
@@ -91,14 +97,14 @@ pub fn ports_text(requirements: &[Requirement]) -> String {
         let products = if r.products.is_empty() {
             "-".to_string()
         } else {
-            r.products.join(", ")
+            clean(&r.products.join(", ")).into_owned()
         };
         let _ = writeln!(
             out,
             "{:<5}{:<port_w$}  {:<service_w$}  {products}",
             r.protocol.label(),
             r.range().to_string(),
-            r.service
+            clean(&r.service)
         );
     }
     let ports: u64 = requirements

@@ -2,6 +2,7 @@
 //! exit codes. Nothing here touches the network.
 
 pub mod changes;
+pub mod clean;
 pub mod json;
 pub mod listing;
 pub mod model;

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use super::Status;
+use super::clean;
 use super::model::{Report, Row};
 
 /// Up to this many blocked ports are named in the status line.
@@ -15,7 +16,7 @@ const NAMED: usize = 8;
 fn port_name(row: &Row, many_targets: bool, host: &str) -> String {
     let r = &row.result;
     if many_targets {
-        format!("{host} {}/{}", r.transport, r.port)
+        format!("{} {}/{}", clean::nagios(host), r.transport, r.port)
     } else {
         format!("{}/{}", r.transport, r.port)
     }
@@ -44,7 +45,11 @@ pub fn render(report: &Report) -> String {
     let errors: Vec<String> = report
         .targets
         .iter()
-        .filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.host)))
+        .filter_map(|t| {
+            t.error
+                .as_ref()
+                .map(|e| format!("{}: {}", clean::nagios(&t.host), clean::nagios(e)))
+        })
         .collect();
     match status {
         Status::Critical => {

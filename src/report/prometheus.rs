@@ -5,14 +5,8 @@
 use std::fmt::Write as _;
 
 use super::Status;
+use super::clean;
 use super::model::{Report, Summary};
-
-/// Escapes a label value: backslash, double quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 fn header(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -34,11 +28,11 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "portprobe_port_state{{target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\",state=\"{}\"}} 1",
-                escape(&t.host),
+                clean::prometheus_label(&t.host),
                 r.address,
                 r.transport,
                 r.port,
-                escape(&row.service),
+                clean::prometheus_label(&row.service),
                 r.state
             );
         }
@@ -55,11 +49,11 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "portprobe_port_blocked{{target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\"}} {}",
-                escape(&t.host),
+                clean::prometheus_label(&t.host),
                 r.address,
                 r.transport,
                 r.port,
-                escape(&row.service),
+                clean::prometheus_label(&row.service),
                 u8::from(r.blocked())
             );
         }
@@ -81,7 +75,7 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(
                 out,
                 "portprobe_ports{{target=\"{}\",state=\"{state}\"}} {n}",
-                escape(&t.host)
+                clean::prometheus_label(&t.host)
             );
         }
     }
@@ -107,7 +101,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "portprobe_probe_success{{target=\"{}\"}} {}",
-            escape(&t.host),
+            clean::prometheus_label(&t.host),
             u8::from(ok)
         );
     }
@@ -119,15 +113,4 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(out, "portprobe_status {}", report.status().code());
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape("x\ny"), "x\\ny");
-    }
 }

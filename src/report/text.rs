@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::Status;
+use super::clean::clean;
 use super::model::{HostVerdict, Report, Row, TargetReport};
 use super::words;
 use crate::engine::{AddressNote, Reason, State, Unconfirmed};
@@ -164,7 +165,7 @@ fn explain(run: &Run<'_>) -> String {
                 .reply
                 .as_ref()
                 .map_or("service replied", |p| p.detail.as_str());
-            format!("{many}{detail}")
+            format!("{many}{}", clean(detail))
         }
         (State::Open, _) => format!(
             "{many}replied, but not as {} would (unrecognised reply)",
@@ -259,7 +260,7 @@ fn address_lines(
     let label_w = 4 + 1 + 11;
     let service_w = rows
         .iter()
-        .map(|r| r.service.chars().count())
+        .map(|r| clean(&r.service).chars().count())
         .max()
         .unwrap_or(7)
         .min(32);
@@ -267,7 +268,7 @@ fn address_lines(
         let p = if row.products.is_empty() {
             "-".to_string()
         } else {
-            row.products.join(", ")
+            clean(&row.products.join(", ")).into_owned()
         };
         if p.chars().count() > 28 {
             format!("{}...", p.chars().take(25).collect::<String>())
@@ -315,7 +316,7 @@ fn address_lines(
                 out,
                 "    {:<label_w$}  {:<service_w$}  {:<products_w$}{:<13}  {}",
                 port_label(&run),
-                run.first.service,
+                clean(&run.first.service),
                 needed_by,
                 state,
                 explain(&run)
@@ -373,7 +374,7 @@ fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
 fn list_ports(rows: &[&Row], max: usize) -> String {
     let mut runs_text: Vec<String> = runs(rows, true)
         .iter()
-        .map(|run| format!("{} ({})", port_label(run), run.first.service))
+        .map(|run| format!("{} ({})", port_label(run), clean(&run.first.service)))
         .collect();
     if runs_text.len() > max {
         let more = runs_text.len() - max;
@@ -386,7 +387,7 @@ fn list_ports(rows: &[&Row], max: usize) -> String {
 /// The verdict sentence of one target, starting with its status word.
 fn verdict_sentence(t: &TargetReport, status: Status) -> String {
     if let Some(e) = &t.error {
-        return format!("UNKNOWN: {}: {e}", t.host);
+        return format!("UNKNOWN: {}: {}", clean(&t.host), clean(e));
     }
     let s = t.summary();
     let total = s.total() + t.unprobed;
@@ -442,7 +443,7 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
             list_ports(&blocked, 5)
         );
     }
-    format!("{}: {}: {text}", status.word(), t.host)
+    format!("{}: {}: {text}", status.word(), clean(&t.host))
 }
 
 /// What to do next, where the evidence makes it clear.
@@ -474,7 +475,7 @@ fn advice(t: &TargetReport) -> Vec<String> {
         .collect();
     for run in runs(&rows, true).iter().take(5) {
         let r = &run.first.result;
-        let what = format!("{} ({})", port_label(run), run.first.service);
+        let what = format!("{} ({})", port_label(run), clean(&run.first.service));
         let line = match (r.reason, r.reason_from) {
             (Reason::NoResponse, _) => format!(
                 "{what} times out: a firewall between you and the host drops it, or the host is down"
@@ -516,7 +517,7 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
     let what = if report.products.is_empty() {
         "ports given with --ports".to_string()
     } else {
-        report.products.join(", ")
+        clean(&report.products.join(", ")).into_owned()
     };
     for (i, t) in report.targets.iter().enumerate() {
         if i > 0 {
@@ -527,7 +528,7 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
             out,
             "{} {}{}",
             paint.bold("portprobe"),
-            paint.bold(&t.host),
+            paint.bold(&clean(&t.host)),
             if addrs.is_empty() || (addrs.len() == 1 && addrs[0] == t.host) {
                 String::new()
             } else {
