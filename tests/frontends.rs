@@ -316,7 +316,8 @@ fn output_file_is_replaced_atomically() {
         "/nonexistent/dir/x.prom",
     ]);
     assert_eq!(bad.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("cannot write /nonexistent/dir/.x.prom.")
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "portprobe: cannot write --output /nonexistent/dir/x.prom: directory /nonexistent/dir does not exist\n"
     );
 }
