@@ -3,6 +3,8 @@
 //! noticing a listener that went away, Ctrl-C giving a partial report,
 //! several targets in one run, and `--output` written atomically.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Command, Output, Stdio};
@@ -10,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use support::proc::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
 
@@ -34,10 +38,7 @@ fn listener(addr: Ipv4Addr) -> (u16, Arc<AtomicBool>) {
 /// stdout and stderr; returns everything the terminal showed.
 fn in_terminal(args: &str, env: &[(&str, &str)]) -> Option<String> {
     if Command::new("script").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "`script` (util-linux) is missing in CI"
-        );
+        assert!(!support::in_ci(), "`script` (util-linux) is missing in CI");
         eprintln!("skipped a terminal test: `script` from util-linux is not installed");
         return None;
     }
@@ -130,12 +131,13 @@ fn interrupt(child: &std::process::Child) {
 #[test]
 fn watch_prints_changes_when_a_listener_goes_away() {
     let (port, stop) = listener(Ipv4Addr::LOCALHOST);
-    let mut child = Command::new(BIN)
-        .args(["127.0.0.1", "--ports", &port.to_string(), "--watch", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args(["127.0.0.1", "--ports", &port.to_string(), "--watch", "1s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut first = Vec::new();
     for line in lines.by_ref() {
@@ -165,18 +167,19 @@ fn watch_prints_changes_when_a_listener_goes_away() {
 #[test]
 fn watch_with_json_writes_one_object_per_line() {
     let (port, _stop) = listener(Ipv4Addr::LOCALHOST);
-    let mut child = Command::new(BIN)
-        .args([
-            "127.0.0.1",
-            "--ports",
-            &port.to_string(),
-            "--watch",
-            "1s",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args([
+                "127.0.0.1",
+                "--ports",
+                &port.to_string(),
+                "--watch",
+                "1s",
+                "--json",
+            ])
+            .stdout(Stdio::piped()),
+    )
+    .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for _ in 0..2 {
         let line = lines.next().unwrap().unwrap();
@@ -190,12 +193,13 @@ fn watch_with_json_writes_one_object_per_line() {
 #[test]
 fn ctrl_c_gives_a_partial_report_and_unknown_within_a_second() {
     // 65535 ports at 100 per second would take 11 minutes.
-    let mut child = Command::new(BIN)
-        .args(["127.0.0.1", "--ports", "1-65535", "--rate", "100"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args(["127.0.0.1", "--ports", "1-65535", "--rate", "100"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
     thread::sleep(Duration::from_millis(1500));
     let sent = Instant::now();
     interrupt(&child);
@@ -316,7 +320,8 @@ fn output_file_is_replaced_atomically() {
         "/nonexistent/dir/x.prom",
     ]);
     assert_eq!(bad.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("cannot write /nonexistent/dir/.x.prom.")
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "portprobe: cannot write --output /nonexistent/dir/x.prom: directory /nonexistent/dir does not exist\n"
     );
 }

@@ -2,10 +2,15 @@
 //! with reviewed output in `tests/snapshots/`. After a deliberate change,
 //! regenerate with `UPDATE_SNAPSHOTS=1 cargo test --test report_formats` and
 //! review the diff. The Prometheus output is also checked by a parser of the
-//! text exposition format.
+//! text exposition format. The Nagios plugin's exit codes are checked on
+//! whole runs: on loopback, and through the lab's firewall for a blocked
+//! port (root only).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use portprobe::catalog::Catalog;
@@ -326,4 +331,78 @@ fn watch_changes() {
         "12:03:10 tcp/445 filtered -> open (syn-ack)\n12:03:10 tcp/548 open -> filtered (no-response)\n"
     );
     assert_eq!(report::changes::render(&before, &before, "12:03:10"), "");
+}
+
+/// A `--format nagios` run: one line starting `PORTPROBE WORD - `, and the
+/// plugin exit code that goes with WORD.
+fn assert_plugin(o: &Output, word: &str, code: i32) -> String {
+    let line = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(line.lines().count(), 1, "{line}{err}");
+    assert!(
+        line.starts_with(&format!("PORTPROBE {word} - ")),
+        "{line}{err}"
+    );
+    assert_eq!(o.status.code(), Some(code), "{word}: {line}{err}");
+    line
+}
+
+fn run_nagios(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portprobe"))
+        .args(args)
+        .args(["--format", "nagios"])
+        .output()
+        .expect("run portprobe")
+}
+
+#[test]
+fn nagios_exit_codes_agree_with_the_status_word() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let open = listener.local_addr().unwrap().port().to_string();
+    let closed = {
+        let gone = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        gone.local_addr().unwrap().port().to_string()
+    };
+    assert_plugin(&run_nagios(&["127.0.0.1", "--ports", &open]), "OK", 0);
+    let both = format!("{open},{closed}");
+    assert_plugin(&run_nagios(&["127.0.0.1", "--ports", &both]), "WARNING", 1);
+    // `@` cannot be in a host name: refused before any lookup is made.
+    let line = assert_plugin(
+        &run_nagios(&["127.0.0.1", "bad@host", "--ports", &open]),
+        "UNKNOWN",
+        3,
+    );
+    assert!(line.contains("bad@host: "), "{line}");
+    // The only target is bad input: exit 3, one line on stderr, no report.
+    let bad = run_nagios(&["bad@host", "--ports", &open]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(3), "{err}");
+    assert!(bad.stdout.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("portprobe: "), "{err}");
+}
+
+#[test]
+fn nagios_exit_code_is_critical_for_a_blocked_port() {
+    let Some(lab) = support::lab_or_skip("nagios_exit_code_is_critical_for_a_blocked_port") else {
+        return;
+    };
+    let _open = lab.tcp_listeners(&[548, 5900], false).unwrap();
+    lab.nft(&["tcp dport 5900 drop"]).unwrap();
+    let o = lab
+        .client_cmd_as_nobody(env!("CARGO_BIN_EXE_portprobe"))
+        .unwrap()
+        .arg(lab.server_v4().to_string())
+        .args([
+            "--ports",
+            "548,5900",
+            "--timeout",
+            "300ms",
+            "--format",
+            "nagios",
+        ])
+        .output()
+        .unwrap();
+    let line = assert_plugin(&o, "CRITICAL", 2);
+    assert!(line.contains("1 of 2 ports blocked: tcp/5900"), "{line}");
 }

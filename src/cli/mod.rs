@@ -3,6 +3,7 @@
 //! code 3 (UNKNOWN), whatever went wrong.
 
 mod args;
+mod output;
 mod probe;
 mod targets;
 

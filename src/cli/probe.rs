@@ -4,7 +4,6 @@
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -42,6 +41,9 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     }
     let products = find_products(catalog, &args.products)?;
     let plan = catalog.plan(&products, &args.port_items());
+    if let Some(path) = &args.output {
+        super::output::check(path)?;
+    }
     let run = Run {
         hosts,
         family: match (args.ipv4, args.ipv6) {
@@ -157,7 +159,7 @@ impl Run<'_> {
             Format::Text => report::text::render(report, self.text),
         };
         if let Some(path) = &self.args.output {
-            return write_atomically(path, &full);
+            return super::output::write_atomically(path, &full);
         }
         match (format, previous) {
             (Format::Text, Some(before)) => {
@@ -304,21 +306,4 @@ impl ProgressDisplay {
             bar.finish_and_clear();
         }
     }
-}
-
-/// Writes `text` beside `path`, then renames it over `path`, so that a
-/// reader (node_exporter's textfile collector) never sees half a file.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("--output {} names no file", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot replace {}", path.display())
-    })
 }

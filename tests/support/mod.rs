@@ -61,9 +61,19 @@ pub fn lab_available() -> Result<(), String> {
     netns::can_create_netns().map_err(|e| format!("cannot create a network namespace: {e}"))
 }
 
-/// True when running under CI, where a missing prerequisite is a failure.
+/// True when running under CI, where a missing prerequisite is a failure:
+/// the environment variable `CI` is set as [`ci_value`] reads it.
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    ci_value(std::env::var_os("CI").as_deref())
+}
+
+/// Whether a value of `CI` means CI: any non-empty value other than `false`
+/// and `0` (CI systems set `true`, `1` or `yes`).
+pub fn ci_value(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| {
+        let v = v.to_string_lossy();
+        !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+    })
 }
 
 /// Checks the lab's prerequisites for test `name`. Without them it prints
@@ -148,5 +158,20 @@ pub fn run(cmd: &mut Command) -> std::io::Result<String> {
             String::from_utf8_lossy(&out.stderr).trim(),
             String::from_utf8_lossy(&out.stdout).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ci_is_any_value_but_empty_false_or_zero() {
+        use std::ffi::OsStr;
+        for yes in ["true", "1", "yes", "TRUE", "woodpecker"] {
+            assert!(super::ci_value(Some(OsStr::new(yes))), "{yes}");
+        }
+        for no in ["", "0", "false", "False"] {
+            assert!(!super::ci_value(Some(OsStr::new(no))), "{no:?}");
+        }
+        assert!(!super::ci_value(None));
     }
 }

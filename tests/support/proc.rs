@@ -112,3 +112,53 @@ impl Drop for Group {
         self.kill();
     }
 }
+
+/// A child process that is killed and reaped when dropped, so that a test
+/// failing half-way never leaves it running. It dereferences to the
+/// [`Child`], for its pipes, `id()`, `wait()` and so on.
+#[derive(Debug)]
+pub struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Spawns `cmd`.
+    pub fn spawn(cmd: &mut Command) -> io::Result<KillOnDrop> {
+        cmd.spawn()
+            .map(KillOnDrop)
+            .map_err(|e| io::Error::new(e.kind(), format!("spawn {cmd:?}: {e}")))
+    }
+
+    /// Waits up to `limit` for the child to exit on its own.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.0.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Neither signals nor waits again once the child has been reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
