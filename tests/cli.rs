@@ -303,3 +303,114 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(report.status.code(), Some(0), "{report:?}");
     assert_eq!(stderr(&report), "");
 }
+
+#[test]
+fn addresses_that_are_not_one_host_are_refused_before_anything_is_sent() {
+    for bad in [
+        "255.255.255.255",
+        "127.255.255.255",
+        "224.0.0.251",
+        "239.255.255.250",
+        "ff02::fb",
+        "0.0.0.0",
+        "::",
+        "[::ffff:224.0.0.1]",
+    ] {
+        // Alone, or beside a good target: the run is refused either way.
+        assert_bad_input(&[bad, "--ports", "53/udp,80"], "not a single host");
+        assert_bad_input(&["127.0.0.1", bad, "--ports", "53/udp,80"], bad);
+    }
+    assert_bad_input(
+        &["fe80::1", "--ports", "80"],
+        "link-local address: add the interface it is on, e.g. fe80::1%eth0",
+    );
+    assert_bad_input(
+        &["fe80::1%no-such-if0", "--ports", "80"],
+        "no interface `no-such-if0`",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets");
+    std::fs::write(&file, "127.0.0.1\n224.0.0.251\n").unwrap();
+    assert_bad_input(
+        &["--targets", file.to_str().unwrap(), "--ports", "80"],
+        "224.0.0.251 is a multicast address, not a single host",
+    );
+}
+
+#[test]
+fn a_targets_file_is_read_with_a_bound() {
+    assert_bad_input(
+        &["--targets", "/dev/zero", "--ports", "80"],
+        "targets file /dev/zero is larger than 1048576 bytes",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("binary");
+    std::fs::write(&file, b"127.0.0.1\n\xff\xfe\n").unwrap();
+    assert_bad_input(
+        &["--targets", file.to_str().unwrap(), "--ports", "80"],
+        "is not text",
+    );
+}
+
+#[test]
+fn options_before_a_subcommand_do_not_make_it_a_host() {
+    let o = portprobe(&["-4", "ports", "--product", "ARD"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Net Assistant (ARD)"), "{}", stdout(&o));
+    let o = portprobe(&["--json", "-6", "products"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(list.as_array().unwrap().len() >= 28);
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site.toml");
+    std::fs::write(
+        &site,
+        "[[entry]]\nid = \"web\"\nrow = 1\nlabel = \"Intranet web\"\ntable_port = \"8080\"\nports = [\"8080\"]\ntable_protocol = \"TCP\"\n\n[[product]]\nname = \"Intranet\"\nneeds = [{ entry = \"web\" }]\n",
+    )
+    .unwrap();
+    let site = site.to_str().unwrap();
+    let o = portprobe(&["--catalog", site, "products"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("PRODUCT"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("Intranet"), "{}", stdout(&o));
+    let o = portprobe(&["--catalog", site, "-4", "ports", "-p", "intranet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("TCP  8080"), "{}", stdout(&o));
+    // Options before `probe` are the probe's: -4 refuses an IPv6 literal.
+    assert_bad_input(
+        &["-4", "probe", "::1", "--ports", "80"],
+        "::1 is not an IPv4 address",
+    );
+    assert_bad_input(
+        &["--catalog", site, "probe", "127.0.0.1", "-p", "ARD"],
+        "no product named \"ARD\"",
+    );
+}
+
+#[test]
+fn rates_the_parser_accepts_are_the_rates_that_work() {
+    for tiny in ["1e-300", "1e-19", "0.001", "0"] {
+        assert_bad_input(
+            &["127.0.0.1", "--ports", "80", "--rate", tiny],
+            "a number of at least 0.01",
+        );
+    }
+}
+
+#[test]
+fn text_from_a_targets_file_never_reaches_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets");
+    std::fs::write(&file, "bad\u{1b}[2J\u{1b}]0;owned\u{7}|host\n").unwrap();
+    let file = file.to_str().unwrap();
+    // Alone, the host is bad input: one line, its escape shown, not sent.
+    let o = portprobe(&["--targets", file, "--ports", "80"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(
+        err.contains("bad\\x1b[2J\\x1b]0;owned\\x07|host"),
+        "{err:?}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+}

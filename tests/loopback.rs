@@ -10,6 +10,8 @@ use std::thread;
 
 use serde_json::Value;
 
+mod support;
+
 fn portprobe(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_portprobe"))
         .args(args)
@@ -174,10 +176,7 @@ fn udp_reply_that_no_protocol_recognises_is_open_unrecognised() {
 #[test]
 fn ipv6_loopback() {
     let Ok(l) = TcpListener::bind("[::1]:0") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs an IPv6 loopback"
-        );
+        assert!(!support::in_ci(), "CI needs an IPv6 loopback");
         eprintln!("skipped ipv6_loopback: this host has no IPv6 loopback");
         return;
     };
@@ -283,4 +282,162 @@ fn full_sweep_under_a_1024_descriptor_limit_is_exact() {
         false_opens.is_empty(),
         "reported open but not listening: {false_opens:?}"
     );
+}
+
+/// UDP ports bound on this machine (v4 or v6), from /proc/net/udp{,6}.
+fn bound_udp_ports(v6: bool) -> BTreeSet<u16> {
+    let file = if v6 {
+        "/proc/net/udp6"
+    } else {
+        "/proc/net/udp"
+    };
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let local = l.split_whitespace().nth(1)?;
+            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+        })
+        .collect()
+}
+
+/// A UDP sweep of this machine's own loopback: portprobe's probe sockets
+/// hold ports of the range being probed, and a datagram from one of them
+/// must never read as another port's reply.
+fn udp_sweep_has_no_false_opens(address: &str, v6: bool) {
+    let o = portprobe(&[address, "--ports", "1-65535/udp", "--json"]);
+    let doc = json(&o);
+    assert_eq!(doc["complete"], true);
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 65535);
+    let bound = bound_udp_ports(v6);
+    let false_opens: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["state"] == "open")
+        .filter(|r| !bound.contains(&(r["port"].as_u64().unwrap() as u16)))
+        .collect();
+    assert!(
+        false_opens.is_empty(),
+        "{address}: open but nothing bound there: {false_opens:?}"
+    );
+    // Nothing answers from elsewhere on loopback.
+    for r in results.iter().filter(|r| r["state"] == "open") {
+        assert_eq!(r["reply_from"], Value::Null, "{r}");
+    }
+}
+
+#[test]
+fn udp_sweep_of_ipv4_loopback_has_no_false_opens() {
+    udp_sweep_has_no_false_opens("127.0.0.1", false);
+}
+
+#[test]
+fn udp_sweep_of_ipv6_loopback_has_no_false_opens() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        assert!(!support::in_ci(), "CI needs an IPv6 loopback");
+        eprintln!("skipped udp_sweep_of_ipv6_loopback_has_no_false_opens: no IPv6 loopback");
+        return;
+    }
+    udp_sweep_has_no_false_opens("::1", true);
+}
+
+#[test]
+fn duplicate_targets_are_probed_and_reported_once() {
+    let open = tcp_listener();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets");
+    std::fs::write(&file, "127.0.0.1\n".repeat(10_000)).unwrap();
+    let o = portprobe(&[
+        "127.0.0.1",
+        "--targets",
+        file.to_str().unwrap(),
+        "--ports",
+        &open.to_string(),
+        "--json",
+    ]);
+    let doc = json(&o);
+    // One target: the single-target document, not a `targets` array.
+    assert_eq!(doc["target"]["host"], "127.0.0.1", "{doc}");
+    assert_eq!(doc["results"].as_array().unwrap().len(), 1);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn hostile_host_names_keep_every_format_intact() {
+    let open = tcp_listener();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets");
+    let evil = "bad\u{1b}[2J\u{9b}31m\u{202e}|x=1";
+    std::fs::write(&file, format!("{evil}\n")).unwrap();
+    let run = |format: &str| {
+        portprobe(&[
+            "127.0.0.1",
+            "--targets",
+            file.to_str().unwrap(),
+            "--ports",
+            &open.to_string(),
+            "--format",
+            format,
+        ])
+    };
+    for format in ["text", "nagios", "prometheus", "json"] {
+        let o = run(format);
+        // The bad name is that target's error, the other target is probed.
+        assert_eq!(o.status.code(), Some(3), "{format}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        let err = String::from_utf8(o.stderr).unwrap();
+        for raw in ['\u{1b}', '\u{9b}', '\u{202e}'] {
+            assert!(!out.contains(raw), "{format}: {raw:?} in {out:?}");
+            assert!(!err.contains(raw), "{format}: {raw:?} in {err:?}");
+        }
+        match format {
+            "text" => assert!(out.contains("bad\\x1b[2J\\x9b31m\\u{202e}|x=1"), "{out}"),
+            "nagios" => {
+                assert_eq!(out.lines().count(), 1, "{out}");
+                assert_eq!(out.matches('|').count(), 1, "one perfdata separator: {out}");
+                assert!(
+                    out.contains("bad\\x1b[2J\\x9b31m\\u{202e}\u{a6}x=1"),
+                    "{out}"
+                );
+            }
+            "prometheus" => {
+                let lines = out.lines().map(|l| Ok(l.to_string()));
+                prometheus_parse::Scrape::parse(lines).expect("valid exposition");
+                // The label value as the text format escapes it: the
+                // neutralised escapes' backslashes doubled.
+                assert!(
+                    out.contains(
+                        "portprobe_probe_success{target=\"bad\\\\x1b[2J\\\\x9b31m\\\\u{202e}|x=1\"} 0"
+                    ),
+                    "{out}"
+                );
+                assert!(
+                    out.contains("portprobe_probe_success{target=\"127.0.0.1\"} 1"),
+                    "{out}"
+                );
+            }
+            _ => {
+                let doc: Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(doc["targets"][1]["target"]["host"], evil);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_slowest_rate_accepted_still_ends_within_max_time() {
+    let o = portprobe(&[
+        "127.0.0.1",
+        "--ports",
+        "1,2,3",
+        "--rate",
+        "0.01",
+        "--max-time",
+        "1s",
+        "--json",
+    ]);
+    let doc = json(&o);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(doc["complete"], false);
+    assert_eq!(doc["results"].as_array().unwrap().len(), 1);
 }

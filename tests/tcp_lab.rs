@@ -421,3 +421,191 @@ fn a_name_that_does_not_resolve_is_unknown() {
         "{err}"
     );
 }
+
+/// The lab's own resolver for the client namespace, in `/etc/netns`, which
+/// `ip netns exec` puts in place of `/etc/resolv.conf`; removed on drop.
+fn resolver(lab: &Lab, conf: &str) -> NetnsResolv {
+    let dir = std::path::PathBuf::from("/etc/netns").join(lab.client_ns());
+    std::fs::create_dir_all(&dir).unwrap();
+    let guard = NetnsResolv(dir.clone());
+    std::fs::write(dir.join("resolv.conf"), conf).unwrap();
+    guard
+}
+
+#[test]
+fn a_resolver_error_names_its_cause_once() {
+    let Some(lab) = support::lab_or_skip("a_resolver_error_names_its_cause_once") else {
+        return;
+    };
+    let _resolv = resolver(&lab, "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n");
+    let o = probe(&lab, &["no-such-host.pp.test", "--ports", "80"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    let cause = err
+        .trim_end()
+        .strip_prefix("portprobe: cannot resolve no-such-host.pp.test: ")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(!cause.is_empty(), "{err}");
+    assert_eq!(err.matches(cause).count(), 1, "{err}");
+    let halves = cause.split(": ").collect::<Vec<_>>();
+    let unique: std::collections::BTreeSet<&&str> = halves.iter().collect();
+    assert_eq!(unique.len(), halves.len(), "a cause printed twice: {err}");
+}
+
+#[test]
+fn a_silent_name_server_costs_no_more_than_max_time() {
+    let Some(lab) = support::lab_or_skip("a_silent_name_server_costs_no_more_than_max_time") else {
+        return;
+    };
+    // A name server that reads every query and never answers: the system
+    // resolver alone waits 5 s per try, twice, per address family.
+    let server = lab.server_v4().to_string();
+    let _silent_dns = lab.udp_sockets(&[53], false).unwrap();
+    let _resolv = resolver(&lab, &format!("nameserver {server}\n"));
+    let _open = lab.tcp_listeners(&[80], false).unwrap();
+    let started = std::time::Instant::now();
+    let o = probe(
+        &lab,
+        &[
+            "slow.pp.test",
+            &server,
+            "--ports",
+            "80",
+            "--max-time",
+            "2s",
+            "--json",
+        ],
+    );
+    let took = started.elapsed();
+    let doc = json(&o);
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    assert_eq!(o.status.code(), Some(3));
+    let targets = doc["targets"].as_array().unwrap();
+    assert!(
+        targets[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the name resolver did not answer in time"),
+        "{}",
+        targets[0]
+    );
+    assert_eq!(targets[1]["results"][0]["state"], "open", "{}", targets[1]);
+
+    // Ctrl-C while the resolver is still silent ends the run at once.
+    let mut cmd = lab
+        .client_cmd_as_nobody(env!("CARGO_BIN_EXE_portprobe"))
+        .unwrap();
+    cmd.args(["slow.pp.test", "--ports", "80", "--max-time", "60s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = support::proc::KillOnDrop::spawn(&mut cmd).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child
+        .wait_for(std::time::Duration::from_secs(3))
+        .expect("portprobe ended on SIGINT");
+    assert_eq!(status.code(), Some(3));
+}
+
+/// A blackhole route (EINVAL) and a prohibit route (EACCES) on this
+/// computer: each target's ports carry the local error, and the others are
+/// probed as usual.
+#[test]
+fn a_local_error_is_that_targets_result_and_the_run_goes_on() {
+    let Some(lab) =
+        support::lab_or_skip("a_local_error_is_that_targets_result_and_the_run_goes_on")
+    else {
+        return;
+    };
+    for (kind, net) in [
+        ("blackhole", "198.18.200.0/24"),
+        ("prohibit", "198.18.201.0/24"),
+    ] {
+        support::run(lab.cmd(Ns::Client, "ip").args(["route", "add", kind, net])).unwrap();
+    }
+    let _open = lab.tcp_listeners(&[80], false).unwrap();
+    let server = lab.server_v4().to_string();
+    let args = [
+        server.as_str(),
+        "198.18.200.1",
+        "198.18.201.1",
+        "--ports",
+        "53/udp,80",
+    ];
+    let o = probe(&lab, &[&args[..], &["--json"]].concat());
+    let doc = json(&o);
+    let targets = doc["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3);
+    let port_80 = |t: &Value| {
+        t["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["port"] == 80)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(port_80(&targets[0])["state"], "open");
+    for (t, message) in [
+        (&targets[1], "Invalid argument"),
+        (&targets[2], "Permission denied"),
+    ] {
+        for r in t["results"].as_array().unwrap() {
+            assert_eq!(r["reason"], "local-error", "{r}");
+            assert_eq!(r["blocked"], true, "{r}");
+            assert!(r["note"].as_str().unwrap().ends_with(message), "{r}");
+        }
+    }
+    assert_eq!(o.status.code(), Some(2));
+    let text = String::from_utf8(probe(&lab, &args).stdout).unwrap();
+    assert!(text.contains(&format!("WARNING: {server}")), "{text}");
+    assert!(
+        text.contains("198.18.200.1 cannot be reached from this computer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("this computer cannot send to it (Invalid argument)")
+            && text.contains("this computer cannot send to it (Permission denied)"),
+        "{text}"
+    );
+}
+
+/// A link-local address keeps its zone: the router's own address on the
+/// client's link, named with the client's interface, answers.
+#[test]
+fn a_link_local_address_with_its_zone_is_probed() {
+    let Some(lab) = support::lab_or_skip("a_link_local_address_with_its_zone_is_probed") else {
+        return;
+    };
+    let addrs = support::run(lab.cmd(Ns::Router, "ip").args([
+        "-6",
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        Lab::ROUTER_CLIENT_IF,
+        "scope",
+        "link",
+    ]))
+    .unwrap();
+    let link_local = addrs
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no link-local address: {addrs}"))
+        .to_string();
+    let target = format!("{link_local}%{}", Lab::CLIENT_IF);
+    let doc = json(&probe(&lab, &[&target, "--ports", "80", "--json"]));
+    let r = &doc["results"][0];
+    assert_eq!(
+        (r["state"].as_str(), r["reason"].as_str()),
+        (Some("closed"), Some("conn-refused")),
+        "{doc}"
+    );
+    assert_eq!(doc["target"]["host"], target.as_str());
+}

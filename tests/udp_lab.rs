@@ -407,3 +407,311 @@ fn a_short_max_time_leaves_rate_limited_ports_marked_unconfirmed() {
             > 0
     );
 }
+
+/// Datagrams the router forwarded to each UDP port of the server, counted by
+/// a dynamic nftables set.
+fn count_datagrams(lab: &Lab, ports: &str) {
+    let server = lab.server_v4();
+    let script = format!(
+        "add set inet lab sent {{ type inet_service; size 65535; flags dynamic; counter; }}\n\
+         insert rule inet lab forward ip daddr {server} udp dport {ports} add @sent {{ udp dport }}\n"
+    );
+    use std::io::Write;
+    let mut child = lab
+        .cmd(Ns::Router, "nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft failed: {script}");
+}
+
+/// The counts `count_datagrams` made, per port.
+fn datagrams_sent(lab: &Lab) -> BTreeMap<u16, u64> {
+    let text = support::run(
+        lab.cmd(Ns::Router, "nft")
+            .args(["list", "set", "inet", "lab", "sent"]),
+    )
+    .unwrap();
+    let mut counts = BTreeMap::new();
+    let body = text.split("elements = {").nth(1).unwrap_or("");
+    for element in body.split(',') {
+        let mut words = element.split_whitespace();
+        let (Some(port), Some("counter"), Some("packets"), Some(n)) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            continue;
+        };
+        if let (Ok(port), Ok(n)) = (port.parse(), n.parse()) {
+            counts.insert(port, n);
+        }
+    }
+    counts
+}
+
+/// With the target's ICMP errors limited and a thousand closed ports, the
+/// re-probing rounds stop at their cap (--retries N when given), every port
+/// gets at most that many datagrams, and the ports left are reported
+/// unconfirmed.
+#[test]
+fn rate_limit_rounds_keep_to_their_cap_of_datagrams_per_port() {
+    let Some(lab) =
+        support::lab_or_skip("rate_limit_rounds_keep_to_their_cap_of_datagrams_per_port")
+    else {
+        return;
+    };
+    count_datagrams(&lab, "20000-21001");
+    let server = lab.server_v4().to_string();
+    let o = probe(
+        &lab,
+        Ns::Client,
+        &[
+            &server,
+            "--ports",
+            "20000-21001/udp",
+            "--retries",
+            "2",
+            "--json",
+        ],
+    );
+    let doc = json(&o);
+    let sent = datagrams_sent(&lab);
+    assert_eq!(sent.len(), 1002, "every port was probed");
+    // Three attempts (--retries 2), then one datagram per round, two rounds.
+    let most = sent.values().max().copied().unwrap_or(0);
+    assert!(most <= 3 + 2, "a port got {most} datagrams: {sent:?}");
+    let limit = &doc["hosts"][0]["icmp_rate_limit"];
+    assert_eq!(limit["rounds"], 2, "{limit}");
+    assert_eq!(limit["unconfirmed_why"], "round-cap", "{limit}");
+    let udp = by_port(&doc, "udp");
+    let unconfirmed: Vec<&&Value> = udp
+        .values()
+        .filter(|r| r["state"] == "open|filtered")
+        .collect();
+    assert_eq!(
+        unconfirmed.len() as u64,
+        limit["unconfirmed"].as_u64().unwrap(),
+        "{limit}"
+    );
+    assert!(
+        !unconfirmed.is_empty(),
+        "the limit hid closed ports: {limit}"
+    );
+    for r in &unconfirmed {
+        let note = r["note"].as_str().unwrap_or("");
+        assert!(note.contains("2 slow re-probing rounds (the cap"), "{r}");
+    }
+    assert!(udp.values().all(|r| r["state"] != "open"), "{doc}");
+    assert_eq!(doc["complete"], true);
+}
+
+/// Peak resident memory (VmHWM, KiB) of a running process.
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A sweep of every UDP port of a host whose router drops them all: 16 384
+/// attempts wait at once, so what each holds while it waits decides the
+/// peak. Bounded at 256 MiB (it was 1.15 GB with a 64 KiB buffer each).
+#[test]
+fn a_full_udp_sweep_of_a_silent_host_stays_within_256_mib() {
+    let Some(lab) = support::lab_or_skip("a_full_udp_sweep_of_a_silent_host_stays_within_256_mib")
+    else {
+        return;
+    };
+    let server = lab.server_v4();
+    lab.nft(&[&format!("ip daddr {server} meta l4proto udp drop")])
+        .unwrap();
+    let mut cmd = lab
+        .cmd_as_nobody(Ns::Client, env!("CARGO_BIN_EXE_portprobe"))
+        .unwrap();
+    cmd.args([&server.to_string(), "--ports", "1-65535/udp", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = support::proc::KillOnDrop::spawn(&mut cmd).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut out).map(|_| out)
+    });
+    let pid = child.id();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "portprobe" {
+            peak = peak.max(peak_kib(pid).unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = reader.join().unwrap().unwrap();
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 65535);
+    assert!(results.iter().all(|r| r["state"] == "open|filtered"));
+    eprintln!(
+        "peak resident memory of a 65 535-port silent UDP sweep: {} MiB",
+        peak / 1024
+    );
+    assert!(peak > 0, "the peak was never read");
+    assert!(peak < 256 * 1024, "peak {} MiB", peak / 1024);
+}
+
+/// Sockets in the server namespace that answer each probe from somewhere
+/// other than the probed address and port, except the control port, which
+/// answers from itself.
+struct Forger {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Forger {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const OTHER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 1, 3);
+
+impl Forger {
+    /// `shape` on 3283 (a Net Assistant reply, recognised by its layout
+    /// only), garbage on 6970, an honest answer on 6971.
+    fn start(lab: &Lab) -> Forger {
+        use std::net::{SocketAddr, UdpSocket};
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let server = lab.server_v4();
+        let shape = hex(include_str!("../src/wire/fixtures/ard-status-reply.hex"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = support::netns::spawn_in(lab.server_ns(), "forger", move || {
+            let bind = |ip, port| {
+                let s = UdpSocket::bind(SocketAddr::new(ip, port)).unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                    .unwrap();
+                s
+            };
+            let ard = bind(server.into(), 3283);
+            let generic = bind(server.into(), 6970);
+            let honest = bind(server.into(), 6971);
+            let other_ard = bind(OTHER.into(), 3283);
+            let other_generic = bind(OTHER.into(), 6970);
+            let same_host_other_port = bind(server.into(), 0);
+            tx.send(()).unwrap();
+            let mut buf = [0u8; 2048];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((_, from)) = ard.recv_from(&mut buf) {
+                    let _ = other_ard.send_to(&shape, from);
+                    let _ = same_host_other_port.send_to(&shape, from);
+                    let _ = other_ard.send_to(b"not a reply", from);
+                }
+                if let Ok((_, from)) = generic.recv_from(&mut buf) {
+                    let _ = other_generic.send_to(b"not a reply", from);
+                    let _ = same_host_other_port.send_to(b"not a reply", from);
+                }
+                if let Ok((_, from)) = honest.recv_from(&mut buf) {
+                    let _ = honest.send_to(b"a private protocol", from);
+                }
+            }
+        })
+        .unwrap();
+        rx.recv().unwrap();
+        Forger {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    digits
+        .chunks(2)
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .collect()
+}
+
+/// Datagrams sent to the probe's own port from another address of the
+/// target, or from another port of it, are no reply: neither unrecognised
+/// bytes nor a reply recognised by its layout alone counts.
+#[test]
+fn datagrams_from_elsewhere_are_not_replies() {
+    let Some(lab) = support::lab_or_skip("datagrams_from_elsewhere_are_not_replies") else {
+        return;
+    };
+    support::run(lab.cmd(Ns::Server, "ip").args([
+        "addr",
+        "add",
+        &format!("{OTHER}/24"),
+        "dev",
+        Lab::SERVER_IF,
+    ]))
+    .unwrap();
+    let _forger = Forger::start(&lab);
+    let server = lab.server_v4().to_string();
+    let doc = json(&probe(
+        &lab,
+        Ns::Client,
+        &[&server, "--ports", "3283/udp,6970/udp,6971/udp", "--json"],
+    ));
+    let udp = by_port(&doc, "udp");
+    assert_eq!(udp[&3283]["state"], "open|filtered", "{}", udp[&3283]);
+    assert_eq!(udp[&6970]["state"], "open|filtered", "{}", udp[&6970]);
+    // The control: the same kind of bytes from the probed port itself.
+    assert_eq!(
+        (udp[&6971]["state"].as_str(), udp[&6971]["reason"].as_str()),
+        (Some("open"), Some("udp-response-unrecognised")),
+        "{}",
+        udp[&6971]
+    );
+}
+
+/// While silent UDP ports are re-probed slowly, the progress bar says so
+/// and why, instead of a finished bar and "about 0s left".
+#[test]
+fn the_progress_bar_shows_the_confirming_phase() {
+    let Some(lab) = support::lab_or_skip("the_progress_bar_shows_the_confirming_phase") else {
+        return;
+    };
+    if !support::require_programs("the_progress_bar_shows_the_confirming_phase", &["script"]) {
+        return;
+    }
+    let server = lab.server_v4();
+    lab.nft(&[&format!("ip daddr {server} udp dport 41001-41050 drop")])
+        .unwrap();
+    let cmd = lab
+        .cmd_as_nobody(Ns::Client, env!("CARGO_BIN_EXE_portprobe"))
+        .unwrap();
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .chain([
+            server.to_string(),
+            "--ports".into(),
+            "40001-40010/udp,41001-41020/udp".into(),
+        ])
+        .collect();
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &line.join(" "), "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains(
+            "silent UDP ports of 1 address: the host limits ICMP errors to about one a second"
+        ),
+        "{screen:?}"
+    );
+    assert!(screen.contains("round 1 of at most 8"), "{screen:?}");
+}

@@ -110,7 +110,7 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
 
-    /// Most probes started per second.
+    /// Most probes started per second (at least 0.01).
     #[arg(long, value_name = "N", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
@@ -265,11 +265,14 @@ fn parse_ports(s: &str) -> Result<Vec<PortItem>, String> {
     parse_port_list(s).map_err(|e| e.to_string())
 }
 
+/// The slowest `--rate` accepted: one probe every 100 seconds.
+const MIN_RATE: f64 = 0.01;
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(r) if r.is_finite() && r >= MIN_RATE => Ok(r),
         _ => Err(format!(
-            "`{s}` is not a rate (expected probes per second, a number above 0, e.g. 100)"
+            "`{s}` is not a rate (expected probes per second, a number of at least {MIN_RATE}, e.g. 100)"
         )),
     }
 }
@@ -320,6 +323,18 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert!(parse_interval("100ms").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("100"), Ok(100.0));
+        assert_eq!(parse_rate("0.01"), Ok(0.01));
+        assert_eq!(parse_rate("1e9"), Ok(1e9));
+        for bad in [
+            "0", "-1", "1e-300", "1e-19", "0.009", "inf", "NaN", "fast", "",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

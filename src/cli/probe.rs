@@ -75,7 +75,11 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run.go())
+    let status = runtime.block_on(run.go());
+    // A name lookup the deadline or Ctrl-C gave up on may still be blocked
+    // in the system resolver: do not wait for it.
+    runtime.shutdown_background();
+    status
 }
 
 /// Colour for `--color`: `auto` means a terminal, with neither `NO_COLOR`

@@ -80,6 +80,7 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
         Evidence::Local(reason) => {
             r.state = State::Filtered;
             r.reason = reason;
+            r.rtt = None;
         }
         Evidence::LocalError(errno) => local_error(&mut r, errno),
         // Held by our own sockets every time it was tried: this computer
@@ -91,6 +92,7 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
 }
 
 fn local_error(r: &mut PortResult, errno: i32) {
+    r.rtt = None;
     r.state = State::Filtered;
     r.reason = Reason::LocalError;
     r.note = Some(Note::LocalError { errno });

@@ -51,6 +51,26 @@ pub fn prometheus_label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A serialised JSON document with every unsafe character that the JSON
+/// encoder left as it is (C1 controls, formatting characters) written as a
+/// `\uXXXX` escape: the same document, safe to show on a terminal. Such
+/// characters occur only inside strings, where the escape means the same.
+pub fn json(doc: String) -> String {
+    if !doc.chars().any(unsafe_char) {
+        return doc;
+    }
+    let mut out = String::with_capacity(doc.len() + 16);
+    for c in doc.chars() {
+        if unsafe_char(c) {
+            // All of them are in the Basic Multilingual Plane.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +85,20 @@ mod tests {
         assert_eq!(clean("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(clean("del\u{7f}"), "del\\x7f");
         assert_eq!(clean("Zürich ok"), "Zürich ok");
+    }
+
+    #[test]
+    fn json_escapes_what_its_encoder_leaves() {
+        let doc = serde_json::to_string(&serde_json::json!({"host": "a\u{1b}b\u{9b}c\u{202e}d"}))
+            .unwrap();
+        let safe = json(doc.clone());
+        assert!(
+            !safe.contains('\u{9b}') && !safe.contains('\u{202e}'),
+            "{safe}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        let before: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(back, before);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::model::{HostVerdict, Report, Row, Summary, TargetReport};
-use super::words;
+use super::{clean, words};
 use crate::engine::{Reason, State, Unconfirmed};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
@@ -207,5 +207,5 @@ pub fn render(report: &Report) -> String {
             duration_ms: ms(report.duration),
         })
     };
-    text.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the report: {e}\"}}"))
+    clean::json(text.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the report: {e}\"}}")))
 }

@@ -10,7 +10,7 @@ use super::Status;
 use super::clean::clean;
 use super::model::{HostVerdict, Report, Row, TargetReport};
 use super::words;
-use crate::engine::{AddressNote, Reason, State, Unconfirmed};
+use crate::engine::{AddressNote, Note, Reason, State, Unconfirmed};
 use crate::wire::UdpProtocol;
 
 /// How to render the text report.
@@ -142,6 +142,25 @@ fn ms(d: std::time::Duration) -> String {
     }
 }
 
+/// Why a whole address is unreachable: the reason, with the operating
+/// system's own words for a local error.
+fn host_reason(t: &TargetReport, address: IpAddr, reason: Reason) -> String {
+    let note = t
+        .rows
+        .iter()
+        .find(|r| r.result.address == address && r.result.reason == reason)
+        .and_then(|r| r.result.note);
+    match (reason, note) {
+        (Reason::LocalError, Some(Note::LocalError { errno })) => {
+            format!(
+                "this computer cannot send to it ({})",
+                words::os_error(errno)
+            )
+        }
+        _ => words::reason(reason),
+    }
+}
+
 /// The sentence that explains one run's outcome.
 fn explain(run: &Run<'_>) -> String {
     let r = &run.first.result;
@@ -175,6 +194,13 @@ fn explain(run: &Run<'_>) -> String {
             format!("{many}connection refused: nothing listens (or a firewall forges resets)")
         }
         (State::Closed, _) => format!("{many}port unreachable: nothing listens"),
+        (State::Filtered, Reason::LocalError) => match r.note {
+            Some(Note::LocalError { errno }) => format!(
+                "{many}this computer could not send the probe: {}",
+                words::os_error(errno)
+            ),
+            _ => format!("{many}{}", words::reason(Reason::LocalError)),
+        },
         (State::Filtered, Reason::NoResponse) => {
             format!("{many}no response after {attempts}: dropped on the way")
         }
@@ -205,7 +231,7 @@ fn explain(run: &Run<'_>) -> String {
             let _ = write!(s, " (answered from {from})");
         }
     }
-    if let Some(note) = r.note {
+    if let Some(note) = r.note.filter(|n| !matches!(n, Note::LocalError { .. })) {
         let _ = write!(s, " ({})", words::note(note));
     }
     s
@@ -246,13 +272,22 @@ fn address_lines(
         }
         HostVerdict::Unreachable { reason, from } if !opts.verbose => {
             let by = from.map(|f| format!(" by {f}")).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {} reported{by} ({}) for all {} ports (-v lists them)",
-                paint.red("HOST UNREACHABLE:"),
-                words::reason(reason),
-                rows.len()
-            );
+            let why = host_reason(t, address, reason);
+            let _ = if from.is_some() {
+                writeln!(
+                    out,
+                    "  {} reported{by} ({why}) for all {} ports (-v lists them)",
+                    paint.red("HOST UNREACHABLE:"),
+                    rows.len()
+                )
+            } else {
+                writeln!(
+                    out,
+                    "  {} {why}, for all {} ports (-v lists them)",
+                    paint.red("HOST UNREACHABLE:"),
+                    rows.len()
+                )
+            };
             return;
         }
         _ => {}
@@ -403,7 +438,7 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
         Status::Critical if host_level => match &verdicts[0] {
             HostVerdict::Unreachable { reason, from } => format!(
                 "host unreachable: {}{} for all {total} required ports",
-                words::reason(*reason),
+                host_reason(t, t.addresses[0], *reason),
                 from.map(|f| format!(" reported by {f}"))
                     .unwrap_or_default()
             ),
