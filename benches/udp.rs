@@ -7,6 +7,8 @@
 //!     rsyslog never answers, so 514 is left out.
 //! (b) through the lab's router, with Linux's default ICMP rate limit in the
 //!     target: 2 open, 12 closed, 132 dropped and 1 prohibited port.
+//! (c) every UDP port of a host whose router drops them all, with wall time
+//!     and peak memory: what thousands of waiting attempts cost.
 //!
 //! Run as root: `cargo bench --bench udp`. Needs `nmap` for the comparison.
 
@@ -14,7 +16,11 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use common::{Expected, Measured, measure, nmap_states, portprobe_states, print_table};
+use std::time::Duration;
+
+use common::{
+    Expected, Measured, measure, measure_peak, nmap_states, portprobe_states, print_table,
+};
 use support::lab::{Lab, Ns};
 use support::peers::{Peer, Peers};
 
@@ -133,4 +139,80 @@ fn main() {
         "(b) through the router, default ICMP rate limit in the target: 2 open, 12 closed, 132 dropped, 1 prohibited",
         &rows,
     );
+
+    // (c) every port of a host whose router drops UDP.
+    lab.nft_flush().expect("flush the router's rules");
+    lab.nft(&[&format!("ip daddr {server} meta l4proto udp drop")])
+        .expect("router rules");
+    let expected: Expected = (1..=65535).map(|p| (p, "open|filtered")).collect();
+    let bin = env!("CARGO_BIN_EXE_portprobe");
+    let mut rows = vec![measure_peak("portprobe (as nobody)", &expected, || {
+        let (out, peak) = output_and_peak(
+            lab.cmd_as_nobody(Ns::Client, bin)
+                .expect("command as nobody")
+                .args([&target, "--ports", "1-65535/udp", "--json"]),
+        );
+        (portprobe_states(&out, "udp"), peak)
+    })];
+    if support::have_program("nmap") {
+        // nmap's defaults take over ten minutes here; this is the quickest
+        // way a user would ask it for the whole range.
+        let tool = "nmap -sU -Pn -n -p- --min-rate 5000 --max-retries 1 (as root)";
+        rows.push(measure_peak(tool, &expected, || {
+            let (out, peak) = output_and_peak(lab.cmd(Ns::Client, "nmap").args([
+                "-sU",
+                "-Pn",
+                "-n",
+                "-p-",
+                "--min-rate",
+                "5000",
+                "--max-retries",
+                "1",
+                &target,
+                "-oX",
+                "-",
+            ]));
+            (nmap_states(&String::from_utf8_lossy(&out), "udp"), peak)
+        }));
+    }
+    print_table(
+        "(c) all 65 535 UDP ports of a host whose router drops UDP",
+        &rows,
+    );
+}
+
+/// Runs `cmd` to its end and returns its standard output and its peak
+/// resident memory (KiB): the high-water mark (`VmHWM`) of the program it
+/// ends up running, read from /proc every few milliseconds. (The rusage a
+/// parent reaps is no use here: a child started with vfork inherits the
+/// parent's high-water mark across exec.)
+pub fn output_and_peak(cmd: &mut std::process::Command) -> (Vec<u8>, Option<u64>) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let pid = child.id();
+    let mut peak = None;
+    while child.try_wait().expect("wait").is_none() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // Skip the launchers (`ip netns exec`, `setpriv`) the program is run by.
+        if !matches!(comm.trim(), "" | "ip" | "setpriv") {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+            peak = peak.max(hwm);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (reader.join().expect("reader"), peak)
 }

@@ -14,6 +14,8 @@ pub struct Measured {
     pub times: Vec<Duration>,
     pub exact: usize,
     pub worst: String,
+    /// Peak resident memory of each run, in KiB, where it was measured.
+    pub peaks: Vec<u64>,
 }
 
 pub fn median(times: &[Duration]) -> Duration {
@@ -112,16 +114,27 @@ pub fn measure(
     expected: &Expected,
     mut run: impl FnMut() -> BTreeMap<u16, String>,
 ) -> Measured {
+    measure_peak(tool, expected, || (run(), None))
+}
+
+/// As [`measure`], for runs that also report their peak memory (KiB).
+pub fn measure_peak(
+    tool: &str,
+    expected: &Expected,
+    mut run: impl FnMut() -> (BTreeMap<u16, String>, Option<u64>),
+) -> Measured {
     let mut m = Measured {
         tool: tool.to_string(),
         times: Vec::new(),
         exact: 0,
         worst: String::new(),
+        peaks: Vec::new(),
     };
     for _ in 0..RUNS {
         let start = Instant::now();
-        let got = run();
+        let (got, peak) = run();
         m.times.push(start.elapsed());
+        m.peaks.extend(peak);
         let diffs = differences(expected, &got);
         if diffs.is_empty() {
             m.exact += 1;
@@ -135,11 +148,27 @@ pub fn measure(
 
 pub fn print_table(title: &str, rows: &[Measured]) {
     println!("\n{title}\n");
-    println!("| tool | median wall time ({RUNS} runs) | runs exact | worst run |");
-    println!("|---|---|---|---|");
-    for m in rows {
+    let memory = rows.iter().any(|m| !m.peaks.is_empty());
+    if memory {
         println!(
-            "| {} | {:.2} s | {}/{} | {} |",
+            "| tool | median wall time ({RUNS} runs) | peak memory (largest of {RUNS}) | runs exact | worst run |"
+        );
+        println!("|---|---|---|---|---|");
+    } else {
+        println!("| tool | median wall time ({RUNS} runs) | runs exact | worst run |");
+        println!("|---|---|---|---|");
+    }
+    for m in rows {
+        let peak = m.peaks.iter().max().map_or("-".to_string(), |k| {
+            format!("{:.0} MiB", *k as f64 / 1024.0)
+        });
+        let peak = if memory {
+            format!(" {peak} |")
+        } else {
+            String::new()
+        };
+        println!(
+            "| {} | {:.2} s |{peak} {}/{} | {} |",
             m.tool,
             median(&m.times).as_secs_f64(),
             m.exact,
