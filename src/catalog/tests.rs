@@ -560,6 +560,50 @@ fn duplicate_ids_names_and_include_cycles_are_rejected() {
     );
 }
 
+/// `GOOD` and `n` more products, each including the next; the last includes
+/// the first when `close` is set.
+fn chain(n: usize, close: bool) -> String {
+    let mut text = GOOD.to_string();
+    for i in 0..n {
+        let includes = if i + 1 < n {
+            format!("includes = [\"P{}\"]\n", i + 1)
+        } else if close {
+            "includes = [\"P0\"]\n".to_string()
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "\n[[product]]\nname = \"P{i}\"\n{includes}needs = [{{ entry = \"web\" }}]\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn long_chains_of_includes_load_and_their_cycles_are_named() {
+    // Deep enough to exhaust a thread's stack if the includes were walked
+    // by recursion.
+    let n = 20_000;
+    let c = Catalog::parse(&chain(n, false), "chain.toml").unwrap();
+    let first = c.product("P0").unwrap();
+    let reqs = c.requirements(&[first]);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].products, ["P0"]);
+    assert_eq!(c.port_counts(first), (1, 0));
+
+    let err = load_err(&chain(n, true));
+    assert!(
+        err.starts_with("site.toml: product 2 (line 14, \"P0\"): field `includes`: products include each other in a cycle: P0 -> P1 -> P2 -> "),
+        "{}",
+        &err[..200]
+    );
+    assert!(
+        err.ends_with(&format!("-> P{} -> P0", n - 1)),
+        "{}",
+        &err[err.len() - 200..]
+    );
+}
+
 #[test]
 fn syntax_errors_give_line_and_column() {
     let err = load_err("[[entry]]\nid = \"x\nrow = 1\n");
