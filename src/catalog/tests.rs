@@ -204,42 +204,48 @@ fn every_row_and_protocol_belongs_to_a_product_or_other_services() {
 #[test]
 fn required_products_exist() {
     let c = cat();
-    for name in [
-        "Mac OS X Server",
-        "Mac OS X",
-        "Apple Remote Desktop",
-        "Xsan",
-        "iChat",
-        "iChat AV",
-        "QuickTime Streaming Server",
-        "MobileMe",
-        "Mail",
-        "Bonjour",
-        "AirPort",
-        "Final Cut Server",
-        "iTunes",
-        "iTunes Store",
-        "iTunes Radio",
-        "iTunes Music Sharing",
-        "VPN",
-        "Open Directory",
-        "Workgroup Manager",
-        "Server Admin",
-        "Back to My Mac",
-        "Printer Sharing",
-        "File Sharing",
-        "AFP",
-        "SMB",
-        "Screen Sharing",
-        "NetBoot",
-        "Podcast Capture",
-        "FileMaker",
-        "Software Update",
-        "Xgrid",
-        "Macintosh Manager",
-        "Password Server",
+    // What a person types, and the product (canonical name) it must find.
+    for (name, canonical) in [
+        ("Mac OS X Server", "Mac OS X Server"),
+        ("Mac OS X", "Mac OS X"),
+        ("Apple Remote Desktop", "Apple Remote Desktop"),
+        ("Xsan", "Xsan"),
+        ("iChat", "iChat"),
+        ("iChat AV", "iChat"),
+        ("QuickTime Streaming Server", "QuickTime Streaming Server"),
+        ("MobileMe", "MobileMe"),
+        ("Mail", "Mail"),
+        ("Bonjour", "Bonjour"),
+        ("AirPort", "AirPort"),
+        ("Final Cut Server", "Final Cut Server"),
+        ("iTunes", "iTunes"),
+        ("iTunes Store", "iTunes"),
+        ("iTunes Radio", "iTunes"),
+        ("iTunes Music Sharing", "iTunes"),
+        ("VPN", "VPN"),
+        ("Open Directory", "Open Directory"),
+        ("Workgroup Manager", "Workgroup Manager"),
+        ("Server Admin", "Server Admin"),
+        ("Back to My Mac", "Back to My Mac"),
+        ("Printer Sharing", "Printer Sharing"),
+        ("File Sharing", "File Sharing"),
+        ("AFP", "File Sharing"),
+        ("SMB", "File Sharing"),
+        ("Screen Sharing", "Screen Sharing"),
+        ("NetBoot", "NetBoot"),
+        ("Podcast Capture", "Podcast Capture"),
+        ("FileMaker", "FileMaker"),
+        ("Software Update", "Software Update"),
+        ("Xgrid", "Xgrid"),
+        ("Macintosh Manager", "Macintosh Manager"),
+        ("Password Server", "Password Server"),
     ] {
-        assert!(c.find_product(name).is_ok(), "{name}");
+        assert_eq!(
+            c.find_product(name).map(|p| p.name.as_str()),
+            Ok(canonical),
+            "{name}"
+        );
+        assert!(c.product(canonical).is_some(), "{canonical} is canonical");
     }
 }
 
