@@ -4,8 +4,9 @@
 //! id), and the field, so that a site maintaining its own catalog can find
 //! the mistake at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -165,7 +166,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
     let product_lines = header_lines(text, "[[product]]");
 
     let mut entries = Vec::with_capacity(raw.entry.len());
-    let mut ids: HashSet<String> = HashSet::new();
+    let mut entry_ids: HashMap<String, usize> = HashMap::new();
     let mut rows: HashSet<u32> = HashSet::new();
     for (index, value) in raw.entry.into_iter().enumerate() {
         let mut item = Item {
@@ -180,7 +181,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         let raw = RawEntry::deserialize(value).map_err(|e| ctx.serde_err(&item, e))?;
         item.name = Some(format!("id \"{}\"", raw.id));
         let entry = validate_entry(&ctx, &item, raw)?;
-        if !ids.insert(entry.id.clone()) {
+        if entry_ids.insert(entry.id.clone(), index).is_some() {
             return Err(ctx.err(
                 &item,
                 "id",
@@ -203,8 +204,9 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         entries.push(entry);
     }
 
-    let mut products = Vec::with_capacity(raw.product.len());
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut products: Vec<(Item, Product)> = Vec::with_capacity(raw.product.len());
+    // Normalised name or alias -> the product it names.
+    let mut lookup_names: BTreeMap<String, usize> = BTreeMap::new();
     for (index, value) in raw.product.into_iter().enumerate() {
         let mut item = Item {
             kind: "product",
@@ -217,7 +219,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         };
         let raw = RawProduct::deserialize(value).map_err(|e| ctx.serde_err(&item, e))?;
         item.name = Some(format!("\"{}\"", raw.name));
-        let product = validate_product(&ctx, &item, raw, &entries)?;
+        let product = validate_product(&ctx, &item, raw, &entries, &entry_ids)?;
         for (field, name) in std::iter::once(("name", &product.name))
             .chain(product.aliases.iter().map(|a| ("aliases", a)))
         {
@@ -229,8 +231,9 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
                     format!("\"{name}\" has no letters or digits to match on"),
                 ));
             }
-            if let Some(owner) = names.insert(key, product.name.clone()) {
-                if owner != product.name {
+            if let Some(owner) = lookup_names.insert(key, index) {
+                if owner != index {
+                    let owner = &products[owner].1.name;
                     return Err(ctx.err(&item, field, format!("\"{name}\" already names product \"{owner}\" (names and aliases must be unique, ignoring case, spaces and punctuation)")));
                 }
             }
@@ -238,9 +241,14 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         products.push((item, product));
     }
 
+    let product_names: HashMap<String, usize> = products
+        .iter()
+        .enumerate()
+        .map(|(i, (_, p))| (p.name.clone(), i))
+        .collect();
     for (item, product) in &products {
         for name in &product.includes {
-            if !products.iter().any(|(_, p)| &p.name == name) {
+            if !product_names.contains_key(name) {
                 let known: Vec<&str> = products.iter().map(|(_, p)| p.name.as_str()).collect();
                 return Err(ctx.err(
                     item,
@@ -254,11 +262,8 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         }
     }
     let products: Vec<Product> = products.into_iter().map(|(_, p)| p).collect();
-    if let Some(cycle) = include_cycle(&products) {
-        let index = products
-            .iter()
-            .position(|p| p.name == cycle[0])
-            .unwrap_or(0);
+    if let Some(cycle) = include_cycle(&products, &product_names) {
+        let index = product_names.get(&cycle[0]).copied().unwrap_or(0);
         let item = Item {
             kind: "product",
             index,
@@ -279,6 +284,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         origin: file.to_string(),
         entries,
         products,
+        entry_ids,
+        product_names,
+        lookup_names,
+        services: OnceLock::new(),
     })
 }
 
@@ -407,6 +416,7 @@ fn validate_product(
     item: &Item,
     raw: RawProduct,
     entries: &[Entry],
+    entry_ids: &HashMap<String, usize>,
 ) -> Result<Product, CatalogError> {
     if raw.name.trim().is_empty() {
         return Err(ctx.err(item, "name", "must not be empty"));
@@ -421,7 +431,7 @@ fn validate_product(
     let mut needs = Vec::with_capacity(raw.needs.len());
     for (i, need) in raw.needs.into_iter().enumerate() {
         let field = format!("needs[{i}].entry");
-        let Some(entry) = entries.iter().find(|e| e.id == need.entry) else {
+        let Some(entry) = entry_ids.get(&need.entry).map(|&i| &entries[i]) else {
             let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
             return Err(ctx.err(
                 item,
@@ -495,35 +505,45 @@ fn closest_hint(name: &str, known: &[&str]) -> String {
     }
 }
 
-/// A chain of product names that includes itself, if any.
-fn include_cycle(products: &[Product]) -> Option<Vec<String>> {
-    fn visit(
-        name: &str,
-        products: &[Product],
-        path: &mut Vec<String>,
-        done: &mut HashSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(pos) = path.iter().position(|p| p == name) {
-            let mut cycle = path[pos..].to_vec();
-            cycle.push(name.to_string());
-            return Some(cycle);
+/// A chain of product names that includes itself, if any: a depth-first walk
+/// of the includes, without recursion so that a long chain cannot exhaust the
+/// stack. Every included name must be in `index`.
+fn include_cycle(products: &[Product], index: &HashMap<String, usize>) -> Option<Vec<String>> {
+    let mut done = vec![false; products.len()];
+    // Position of each product on the current path, if it is on it.
+    let mut on_path: Vec<Option<usize>> = vec![None; products.len()];
+    for root in 0..products.len() {
+        if done[root] {
+            continue;
         }
-        if done.contains(name) {
-            return None;
-        }
-        path.push(name.to_string());
-        let product = products.iter().find(|p| p.name == name)?;
-        for inc in &product.includes {
-            if let Some(cycle) = visit(inc, products, path, done) {
+        // The products on the path, each with the next include to follow.
+        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+        on_path[root] = Some(0);
+        while let Some((product, next)) = path.last_mut() {
+            let product = *product;
+            let Some(name) = products[product].includes.get(*next) else {
+                path.pop();
+                on_path[product] = None;
+                done[product] = true;
+                continue;
+            };
+            *next += 1;
+            let Some(&included) = index.get(name) else {
+                continue;
+            };
+            if let Some(start) = on_path[included] {
+                let mut cycle: Vec<String> = path[start..]
+                    .iter()
+                    .map(|&(p, _)| products[p].name.clone())
+                    .collect();
+                cycle.push(products[included].name.clone());
                 return Some(cycle);
             }
+            if !done[included] {
+                on_path[included] = Some(path.len());
+                path.push((included, 0));
+            }
         }
-        path.pop();
-        done.insert(name.to_string());
-        None
     }
-    let mut done = HashSet::new();
-    products
-        .iter()
-        .find_map(|p| visit(&p.name, products, &mut Vec::new(), &mut done))
+    None
 }

@@ -96,28 +96,32 @@ impl Catalog {
     /// The product a person means by `name`.
     pub fn find_product(&self, name: &str) -> Result<&Product, LookupError> {
         let key = normalise(name);
-        let names = |p: &Product| {
-            std::iter::once(normalise(&p.name))
-                .chain(p.aliases.iter().map(|a| normalise(a)))
-                .collect::<Vec<_>>()
-        };
         if !key.is_empty() {
-            if let Some(p) = self.products().iter().find(|p| names(p).contains(&key)) {
-                return Ok(p);
+            // Names and aliases are unique across products once normalised
+            // (checked at load), so at most one product answers exactly.
+            if let Some(&i) = self.lookup_names.get(&key) {
+                return Ok(&self.products[i]);
             }
             if key.chars().count() >= 3 {
-                let starts: Vec<&Product> = self
-                    .products()
-                    .iter()
-                    .filter(|p| names(p).iter().any(|n| n.starts_with(&key)))
+                // The names beginning with `key` sort together, from `key` on.
+                let mut starts: Vec<usize> = self
+                    .lookup_names
+                    .range(key.clone()..)
+                    .take_while(|(n, _)| n.starts_with(&key))
+                    .map(|(_, &i)| i)
                     .collect();
+                starts.sort_unstable();
+                starts.dedup();
                 match starts.as_slice() {
-                    [one] => return Ok(one),
+                    [one] => return Ok(&self.products[*one]),
                     [] => {}
                     many => {
                         return Err(LookupError::Ambiguous {
                             name: name.to_string(),
-                            candidates: many.iter().map(|p| p.name.clone()).collect(),
+                            candidates: many
+                                .iter()
+                                .map(|&i| self.products[i].name.clone())
+                                .collect(),
                         });
                     }
                 }

@@ -10,7 +10,8 @@ mod load;
 mod lookup;
 mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
 
 use serde::Serialize;
 
@@ -90,6 +91,17 @@ pub struct Catalog {
     origin: String,
     entries: Vec<Entry>,
     products: Vec<Product>,
+    /// Entry id -> position in `entries`.
+    entry_ids: HashMap<String, usize>,
+    /// Canonical product name -> position in `products`.
+    product_names: HashMap<String, usize>,
+    /// Every product name and alias in [`lookup::normalise`]d form ->
+    /// position in `products`; sorted, so that the names beginning with a
+    /// prefix are one range.
+    lookup_names: BTreeMap<String, usize>,
+    /// The service name of every port, built the first time a port named
+    /// with `--ports` needs one.
+    services: OnceLock<plan::ServiceIndex>,
 }
 
 /// A port range on one transport that a selection of products needs.
@@ -169,12 +181,12 @@ impl Catalog {
 
     /// The entry with this id.
     pub fn entry(&self, id: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.id == id)
+        self.entry_ids.get(id).map(|&i| &self.entries[i])
     }
 
     /// The product with exactly this canonical name.
     pub fn product(&self, name: &str) -> Option<&Product> {
-        self.products.iter().find(|p| p.name == name)
+        self.product_names.get(name).map(|&i| &self.products[i])
     }
 
     /// Every (entry, transport) a product needs, following `includes`, each
@@ -185,12 +197,11 @@ impl Catalog {
     ) -> Vec<(&'a Entry, Transport, Option<&'a str>)> {
         let mut out = Vec::new();
         let mut stack = vec![product];
-        let mut seen = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         while let Some(p) = stack.pop() {
-            if seen.contains(&p.name.as_str()) {
+            if !seen.insert(p.name.as_str()) {
                 continue;
             }
-            seen.push(p.name.as_str());
             for need in &p.needs {
                 let entry = self.entry(&need.entry).expect("validated at load");
                 let transports = need.transports.as_deref().unwrap_or(&entry.transports);
@@ -212,17 +223,25 @@ impl Catalog {
     /// merged across products, in table order.
     pub fn requirements(&self, products: &[&Product]) -> Vec<Requirement> {
         let mut merged: BTreeMap<(u32, Transport, PortRange), Requirement> = BTreeMap::new();
+        let mut whys: HashSet<(u32, Transport, PortRange, &str)> = HashSet::new();
+        let mut done: HashSet<&str> = HashSet::new();
         for product in products {
+            // A product given twice adds nothing the first time did not.
+            if !done.insert(product.name.as_str()) {
+                continue;
+            }
             for (entry, transport, why) in self.needs_of(product) {
                 for &range in &entry.ports {
                     let req = merged
                         .entry((entry.row, transport, range))
                         .or_insert_with(|| requirement(entry, transport, range));
-                    if !req.products.contains(&product.name) {
+                    // Every name this product adds is added while it is the
+                    // product at hand, so it can only be the last one.
+                    if req.products.last() != Some(&product.name) {
                         req.products.push(product.name.clone());
                     }
                     if let Some(why) = why {
-                        if !req.why.iter().any(|w| w == why) {
+                        if whys.insert((entry.row, transport, range, why)) {
                             req.why.push(why.to_string());
                         }
                     }
@@ -237,13 +256,14 @@ impl Catalog {
     pub fn all_requirements(&self) -> Vec<Requirement> {
         let all: Vec<&Product> = self.products.iter().collect();
         let mut claimed = self.requirements(&all);
+        let mut listed: HashSet<(Option<u32>, Transport, PortRange)> = claimed
+            .iter()
+            .map(|r| (r.row, r.protocol, r.range()))
+            .collect();
         for entry in &self.entries {
             for &t in &entry.transports {
                 for &range in &entry.ports {
-                    let listed = claimed
-                        .iter()
-                        .any(|r| r.row == Some(entry.row) && r.protocol == t && r.range() == range);
-                    if !listed {
+                    if listed.insert((Some(entry.row), t, range)) {
                         claimed.push(requirement(entry, t, range));
                     }
                 }
@@ -255,17 +275,17 @@ impl Catalog {
 
     /// Number of distinct (transport, port) pairs a product needs, per transport.
     pub fn port_counts(&self, product: &Product) -> (usize, usize) {
-        let reqs = self.requirements(&[product]);
-        let count = |t: Transport| {
-            let mut ports: Vec<PortRange> = reqs
-                .iter()
-                .filter(|r| r.protocol == t)
-                .map(Requirement::range)
-                .collect();
-            ports.sort();
-            distinct_ports(&ports)
-        };
-        (count(Transport::Tcp), count(Transport::Udp))
+        let mut tcp: Vec<PortRange> = Vec::new();
+        let mut udp: Vec<PortRange> = Vec::new();
+        for (entry, transport, _) in self.needs_of(product) {
+            match transport {
+                Transport::Tcp => tcp.extend_from_slice(&entry.ports),
+                Transport::Udp => udp.extend_from_slice(&entry.ports),
+            }
+        }
+        tcp.sort_unstable();
+        udp.sort_unstable();
+        (distinct_ports(&tcp), distinct_ports(&udp))
     }
 }
 

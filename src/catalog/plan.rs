@@ -2,9 +2,9 @@
 //! selection of products and `--ports` items, each with the services and
 //! products that explain why it is probed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Catalog, Product, Requirement};
+use super::{Catalog, Entry, Product, Requirement};
 use crate::port::{PortItem, Probe, Transport};
 
 /// One port to probe and why.
@@ -46,44 +46,142 @@ impl Plan {
     }
 }
 
+/// The service name of every port on each transport, as runs of
+/// consecutive ports that share one name.
+#[derive(Clone, Debug)]
+pub(super) struct ServiceIndex {
+    /// Every distinct name; the first is `"unlisted"`.
+    names: Vec<String>,
+    /// Per transport (TCP, then UDP): the first port of each run and the
+    /// index of its name, sorted by port, starting at port 0; neighbouring
+    /// runs have different names.
+    runs: [Vec<(u16, usize)>; 2],
+}
+
+const UNLISTED: usize = 0;
+
+fn slot(transport: Transport) -> usize {
+    match transport {
+        Transport::Tcp => 0,
+        Transport::Udp => 1,
+    }
+}
+
+impl ServiceIndex {
+    /// Sweeps each transport's ranges in port order, keeping the set of
+    /// entries that cover the current port, so that every port between two
+    /// range boundaries gets its name at once.
+    fn build(entries: &[Entry]) -> ServiceIndex {
+        let mut names = vec!["unlisted".to_string()];
+        let mut ids: HashMap<String, usize> = HashMap::from([(names[0].clone(), UNLISTED)]);
+        let mut runs = [Vec::new(), Vec::new()];
+        for transport in [Transport::Tcp, Transport::Udp] {
+            // (port, +1 or -1, entry): the first port a range covers and the
+            // first port after it.
+            let mut events: Vec<(u32, i8, usize)> = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                if e.transports.contains(&transport) {
+                    for r in &e.ports {
+                        events.push((u32::from(r.start()), 1, i));
+                        events.push((u32::from(r.end()) + 1, -1, i));
+                    }
+                }
+            }
+            events.sort_unstable();
+            let list: &mut Vec<(u16, usize)> = &mut runs[slot(transport)];
+            list.push((0, UNLISTED));
+            // Entry -> number of its ranges covering the current port.
+            let mut active: BTreeMap<usize, u32> = BTreeMap::new();
+            let mut next = 0;
+            while next < events.len() {
+                let port = events[next].0;
+                while next < events.len() && events[next].0 == port {
+                    let (_, step, entry) = events[next];
+                    if step > 0 {
+                        *active.entry(entry).or_insert(0) += 1;
+                    } else if let Some(count) = active.get_mut(&entry) {
+                        *count -= 1;
+                        if *count == 0 {
+                            active.remove(&entry);
+                        }
+                    }
+                    next += 1;
+                }
+                let Ok(port) = u16::try_from(port) else {
+                    break;
+                };
+                let name = joined_labels(active.keys().map(|&i| entries[i].label.as_str()));
+                let id = match ids.get(&name) {
+                    Some(&id) => id,
+                    None => {
+                        names.push(name.clone());
+                        ids.insert(name, names.len() - 1);
+                        names.len() - 1
+                    }
+                };
+                if list.last().is_some_and(|&(_, last)| last != id) {
+                    list.push((port, id));
+                }
+            }
+        }
+        ServiceIndex { names, runs }
+    }
+
+    /// Which run of `transport` holds `port`.
+    fn run(&self, transport: Transport, port: u16) -> usize {
+        // The first run starts at port 0, so at least one run starts at or
+        // before any port.
+        self.runs[slot(transport)].partition_point(|&(start, _)| start <= port) - 1
+    }
+
+    fn name(&self, transport: Transport, run: usize) -> &str {
+        &self.names[self.runs[slot(transport)][run].1]
+    }
+}
+
+/// The distinct labels, in the order given, joined with " / "; `"unlisted"`
+/// when there are none.
+fn joined_labels<'a>(labels: impl Iterator<Item = &'a str>) -> String {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let distinct: Vec<&str> = labels.filter(|l| seen.insert(l)).collect();
+    if distinct.is_empty() {
+        "unlisted".to_string()
+    } else {
+        distinct.join(" / ")
+    }
+}
+
 impl Catalog {
+    fn services(&self) -> &ServiceIndex {
+        self.services
+            .get_or_init(|| ServiceIndex::build(self.entries()))
+    }
+
     /// The short service name for a port the user named with `--ports`:
     /// every catalog row on that transport whose ports include it.
     pub fn service_name(&self, transport: Transport, port: u16) -> String {
-        let mut labels: Vec<&str> = Vec::new();
-        for e in self.entries() {
-            if e.transports.contains(&transport)
-                && e.ports.iter().any(|r| r.contains(port))
-                && !labels.contains(&e.label.as_str())
-            {
-                labels.push(&e.label);
-            }
-        }
-        if labels.is_empty() {
-            "unlisted".to_string()
-        } else {
-            labels.join(" / ")
-        }
+        let services = self.services();
+        services
+            .name(transport, services.run(transport, port))
+            .to_string()
     }
 
     /// Requirements for ports named only with `--ports`: one per item, named
     /// after the catalog rows that cover it ("several services" when the
     /// ports of a range belong to different rows).
     pub fn ad_hoc_requirements(&self, items: &[PortItem]) -> Vec<Requirement> {
+        let services = self.services();
         items
             .iter()
             .map(|item| {
-                let first = self.service_name(item.transport, item.range.start());
-                let same = item
-                    .range
-                    .iter()
-                    .all(|p| self.service_name(item.transport, p) == first);
+                let first = services.run(item.transport, item.range.start());
+                let last = services.run(item.transport, item.range.end());
                 Requirement {
                     protocol: item.transport,
                     port_start: item.range.start(),
                     port_end: item.range.end(),
-                    service: if same {
-                        first
+                    service: if first == last {
+                        services.name(item.transport, first).to_string()
                     } else {
                         "several services".to_string()
                     },
@@ -152,7 +250,162 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use crate::catalog::Catalog;
-    use crate::port::{Transport, parse_port_list};
+    use crate::port::{PortItem, PortRange, Transport, parse_port_list};
+
+    /// Rows that overlap, share labels, reach port 65535, and name the same
+    /// service in two ways ("A" and "B" together, and "A / B").
+    const OVERLAPS: &str = r#"
+[[entry]]
+id = "web"
+row = 1
+label = "Web"
+table_port = "80-90 & 85 & 65535"
+ports = ["80-90", "85", "65535"]
+table_protocol = "TCP"
+
+[[entry]]
+id = "alt"
+row = 2
+label = "Alt"
+table_port = "88-100"
+ports = ["88-100"]
+table_protocol = "TCP/UDP"
+
+[[entry]]
+id = "web-high"
+row = 3
+label = "Web"
+table_port = "95-65535"
+ports = ["95-65535"]
+table_protocol = "TCP"
+
+[[entry]]
+id = "a"
+row = 4
+label = "A"
+table_port = "200"
+ports = ["200"]
+table_protocol = "UDP"
+
+[[entry]]
+id = "b"
+row = 5
+label = "B"
+table_port = "200"
+ports = ["200"]
+table_protocol = "UDP"
+
+[[entry]]
+id = "a-b"
+row = 6
+label = "A / B"
+table_port = "201"
+ports = ["201"]
+table_protocol = "UDP"
+
+[[product]]
+name = "Site"
+needs = [{ entry = "web" }]
+"#;
+
+    /// The service name by its definition: the label of every row on the
+    /// transport whose ports include the port, in table order, each once.
+    fn defined_name(c: &Catalog, transport: Transport, port: u16) -> String {
+        let mut labels: Vec<&str> = Vec::new();
+        for e in c.entries() {
+            if e.transports.contains(&transport)
+                && e.ports.iter().any(|r| r.contains(port))
+                && !labels.contains(&e.label.as_str())
+            {
+                labels.push(&e.label);
+            }
+        }
+        if labels.is_empty() {
+            "unlisted".to_string()
+        } else {
+            labels.join(" / ")
+        }
+    }
+
+    fn catalogs() -> [Catalog; 2] {
+        [
+            Catalog::builtin(),
+            Catalog::parse(OVERLAPS, "overlaps.toml").unwrap(),
+        ]
+    }
+
+    #[test]
+    fn every_port_has_the_service_name_its_rows_define() {
+        for c in catalogs() {
+            for transport in [Transport::Tcp, Transport::Udp] {
+                for port in 0..=u16::MAX {
+                    assert_eq!(
+                        c.service_name(transport, port),
+                        defined_name(&c, transport, port),
+                        "{} {transport} {port}",
+                        c.origin()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ad_hoc_ranges_are_one_service_only_when_every_port_is() {
+        let ranges = [
+            (1, 65535),
+            (1, 1),
+            (65535, 65535),
+            (49152, 65535),
+            (600, 1023),
+            (8000, 8999),
+            (16384, 16403),
+            (16384, 16404),
+            (80, 87),
+            (80, 88),
+            (91, 94),
+            (95, 100),
+            (101, 65534),
+            (101, 65535),
+            (200, 201),
+            (199, 200),
+        ];
+        for c in catalogs() {
+            for transport in [Transport::Tcp, Transport::Udp] {
+                let items: Vec<PortItem> = ranges
+                    .iter()
+                    .map(|&(start, end)| PortItem {
+                        transport,
+                        range: PortRange::new(start, end).unwrap(),
+                    })
+                    .collect();
+                for (item, req) in items.iter().zip(c.ad_hoc_requirements(&items)) {
+                    let first = defined_name(&c, transport, item.range.start());
+                    let same = item
+                        .range
+                        .iter()
+                        .all(|p| defined_name(&c, transport, p) == first);
+                    let expected = if same {
+                        first
+                    } else {
+                        "several services".to_string()
+                    };
+                    assert_eq!(req.service, expected, "{} {item}", c.origin());
+                    assert_eq!(
+                        (req.port_start, req.port_end),
+                        (item.range.start(), item.range.end())
+                    );
+                }
+            }
+        }
+        let c = Catalog::parse(OVERLAPS, "overlaps.toml").unwrap();
+        let names: Vec<String> = c
+            .ad_hoc_requirements(&parse_port_list("200-201/udp,65535,101-65535,90-95").unwrap())
+            .into_iter()
+            .map(|r| r.service)
+            .collect();
+        assert_eq!(names, ["A / B", "Web", "Web", "several services"]);
+    }
 
     #[test]
     fn products_and_ports_combine_without_duplicates() {

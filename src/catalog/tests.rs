@@ -204,42 +204,48 @@ fn every_row_and_protocol_belongs_to_a_product_or_other_services() {
 #[test]
 fn required_products_exist() {
     let c = cat();
-    for name in [
-        "Mac OS X Server",
-        "Mac OS X",
-        "Apple Remote Desktop",
-        "Xsan",
-        "iChat",
-        "iChat AV",
-        "QuickTime Streaming Server",
-        "MobileMe",
-        "Mail",
-        "Bonjour",
-        "AirPort",
-        "Final Cut Server",
-        "iTunes",
-        "iTunes Store",
-        "iTunes Radio",
-        "iTunes Music Sharing",
-        "VPN",
-        "Open Directory",
-        "Workgroup Manager",
-        "Server Admin",
-        "Back to My Mac",
-        "Printer Sharing",
-        "File Sharing",
-        "AFP",
-        "SMB",
-        "Screen Sharing",
-        "NetBoot",
-        "Podcast Capture",
-        "FileMaker",
-        "Software Update",
-        "Xgrid",
-        "Macintosh Manager",
-        "Password Server",
+    // What a person types, and the product (canonical name) it must find.
+    for (name, canonical) in [
+        ("Mac OS X Server", "Mac OS X Server"),
+        ("Mac OS X", "Mac OS X"),
+        ("Apple Remote Desktop", "Apple Remote Desktop"),
+        ("Xsan", "Xsan"),
+        ("iChat", "iChat"),
+        ("iChat AV", "iChat"),
+        ("QuickTime Streaming Server", "QuickTime Streaming Server"),
+        ("MobileMe", "MobileMe"),
+        ("Mail", "Mail"),
+        ("Bonjour", "Bonjour"),
+        ("AirPort", "AirPort"),
+        ("Final Cut Server", "Final Cut Server"),
+        ("iTunes", "iTunes"),
+        ("iTunes Store", "iTunes"),
+        ("iTunes Radio", "iTunes"),
+        ("iTunes Music Sharing", "iTunes"),
+        ("VPN", "VPN"),
+        ("Open Directory", "Open Directory"),
+        ("Workgroup Manager", "Workgroup Manager"),
+        ("Server Admin", "Server Admin"),
+        ("Back to My Mac", "Back to My Mac"),
+        ("Printer Sharing", "Printer Sharing"),
+        ("File Sharing", "File Sharing"),
+        ("AFP", "File Sharing"),
+        ("SMB", "File Sharing"),
+        ("Screen Sharing", "Screen Sharing"),
+        ("NetBoot", "NetBoot"),
+        ("Podcast Capture", "Podcast Capture"),
+        ("FileMaker", "FileMaker"),
+        ("Software Update", "Software Update"),
+        ("Xgrid", "Xgrid"),
+        ("Macintosh Manager", "Macintosh Manager"),
+        ("Password Server", "Password Server"),
     ] {
-        assert!(c.find_product(name).is_ok(), "{name}");
+        assert_eq!(
+            c.find_product(name).map(|p| p.name.as_str()),
+            Ok(canonical),
+            "{name}"
+        );
+        assert!(c.product(canonical).is_some(), "{canonical} is canonical");
     }
 }
 
@@ -557,6 +563,50 @@ fn duplicate_ids_names_and_include_cycles_are_rejected() {
             "field `includes`: products include each other in a cycle: Intranet -> B -> Intranet"
         ),
         "{err}"
+    );
+}
+
+/// `GOOD` and `n` more products, each including the next; the last includes
+/// the first when `close` is set.
+fn chain(n: usize, close: bool) -> String {
+    let mut text = GOOD.to_string();
+    for i in 0..n {
+        let includes = if i + 1 < n {
+            format!("includes = [\"P{}\"]\n", i + 1)
+        } else if close {
+            "includes = [\"P0\"]\n".to_string()
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "\n[[product]]\nname = \"P{i}\"\n{includes}needs = [{{ entry = \"web\" }}]\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn long_chains_of_includes_load_and_their_cycles_are_named() {
+    // Deep enough to exhaust a thread's stack if the includes were walked
+    // by recursion.
+    let n = 20_000;
+    let c = Catalog::parse(&chain(n, false), "chain.toml").unwrap();
+    let first = c.product("P0").unwrap();
+    let reqs = c.requirements(&[first]);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].products, ["P0"]);
+    assert_eq!(c.port_counts(first), (1, 0));
+
+    let err = load_err(&chain(n, true));
+    assert!(
+        err.starts_with("site.toml: product 2 (line 14, \"P0\"): field `includes`: products include each other in a cycle: P0 -> P1 -> P2 -> "),
+        "{}",
+        &err[..200]
+    );
+    assert!(
+        err.ends_with(&format!("-> P{} -> P0", n - 1)),
+        "{}",
+        &err[err.len() - 200..]
     );
 }
 

@@ -119,14 +119,11 @@ fn ports(catalog: &Catalog, args: &PortsArgs, json: bool) -> Result<Status> {
         reqs.extend(catalog.ad_hoc_requirements(&items));
         reqs
     };
-    let text = if json {
-        let mut s = serde_json::to_string_pretty(&requirements)?;
-        s.push('\n');
-        s
+    if json {
+        write_json_stdout(&requirements)?;
     } else {
-        listing::ports_text(&requirements)
-    };
-    write_stdout(&text)?;
+        write_stdout(&listing::ports_text(&requirements))?;
+    }
     Ok(Status::Ok)
 }
 
@@ -134,6 +131,21 @@ fn ports(catalog: &Catalog, args: &PortsArgs, json: bool) -> Result<Status> {
 fn write_stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
+}
+
+/// Writes `value` to stdout as pretty JSON and a newline, rendering it
+/// straight into the stream rather than into one string first; a closed pipe
+/// is not an error.
+fn write_json_stdout(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write to standard output"),
     }
