@@ -609,3 +609,50 @@ fn a_link_local_address_with_its_zone_is_probed() {
     );
     assert_eq!(doc["target"]["host"], target.as_str());
 }
+
+/// A name that resolves to a multicast address is that target's error, and
+/// nothing is sent to it; the other target is probed.
+#[test]
+fn a_name_resolving_to_a_multicast_address_is_refused() {
+    let Some(lab) = support::lab_or_skip("a_name_resolving_to_a_multicast_address_is_refused")
+    else {
+        return;
+    };
+    // `ip netns exec` puts /etc/netns/NS/hosts in place of /etc/hosts.
+    let guard = resolver(&lab, "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n");
+    std::fs::write(
+        guard.0.join("hosts"),
+        "224.0.0.251 group.pp.test\n255.255.255.255 everyone.pp.test\n",
+    )
+    .unwrap();
+    let _open = lab.tcp_listeners(&[80], false).unwrap();
+    let server = lab.server_v4().to_string();
+    let o = probe(
+        &lab,
+        &[
+            "group.pp.test",
+            "everyone.pp.test",
+            &server,
+            "--ports",
+            "80,53/udp",
+            "--json",
+        ],
+    );
+    let doc = json(&o);
+    let targets = doc["targets"].as_array().unwrap();
+    for (t, address, what) in [
+        (&targets[0], "224.0.0.251", "a multicast address"),
+        (&targets[1], "255.255.255.255", "a broadcast address"),
+    ] {
+        let error = t["error"].as_str().unwrap_or_else(|| panic!("{t}"));
+        assert!(
+            error.contains(&format!(
+                "(resolved to {address}) is {what}, not a single host"
+            )),
+            "{error}"
+        );
+        assert_eq!(t["results"].as_array().unwrap().len(), 0, "{t}");
+    }
+    assert_eq!(targets[2]["summary"]["open"], 1, "{}", targets[2]);
+    assert_eq!(o.status.code(), Some(3));
+}
