@@ -439,16 +439,21 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             })
             .collect();
         for &i in &retry {
-            self.slots.update(i, |state| match state {
-                SlotState::Settled(r) => SlotState::Queued {
-                    stage: Stage::Pass,
-                    last: Some(r),
-                },
-                other => other,
-            });
-            self.queue.push_back(i);
+            self.requeue_settled(i, Stage::Pass);
         }
         !retry.is_empty()
+    }
+
+    /// Queues a settled port again for `stage`, keeping its result so far.
+    fn requeue_settled(&mut self, i: usize, stage: Stage) {
+        self.slots.update(i, |state| match state {
+            SlotState::Settled(r) => SlotState::Queued {
+                stage,
+                last: Some(r),
+            },
+            other => other,
+        });
+        self.queue.push_back(i);
     }
 
     /// A round re-probes every silent UDP port, then one canary per sender
@@ -466,17 +471,9 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             .collect();
         for (stage, list) in [(Stage::Round, &members[..]), (Stage::Canary, canaries)] {
             for &i in list {
-                if !matches!(self.slots.get(i).state(), SlotState::Settled(_)) {
-                    continue;
+                if matches!(self.slots.get(i).state(), SlotState::Settled(_)) {
+                    self.requeue_settled(i, stage);
                 }
-                self.slots.update(i, |state| match state {
-                    SlotState::Settled(r) => SlotState::Queued {
-                        stage,
-                        last: Some(r),
-                    },
-                    other => other,
-                });
-                self.queue.push_back(i);
             }
         }
     }
