@@ -38,6 +38,7 @@ fn result(transport: Transport, port: u16, state: State, reason: Reason) -> Port
         reply: None,
         reply_from: None,
         note: None,
+        located: None,
     }
 }
 
@@ -138,6 +139,7 @@ fn report(interrupted: bool) -> Report {
             icmp_time: Duration::from_millis(3120),
             loss_seen: false,
             srtt: Some(Duration::from_micros(420)),
+            route: None,
         }],
         duration: Duration::from_millis(4321),
     };

@@ -157,6 +157,10 @@ pub struct ProbeArgs {
     /// Probe again every INTERVAL (e.g. 30s, 5m); print the report once, then only changes.
     #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
     pub watch: Option<Duration>,
+
+    /// Do not look for the hop where blocked ports stop (TTL-limited probes after the scan).
+    #[arg(long)]
+    pub no_locate: bool,
 }
 
 /// Arguments of `portprobe products`.

@@ -60,6 +60,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
             retries: args.retries,
             max_time: Some(args.max_time.unwrap_or(DEFAULT_MAX_TIME)),
             snmp_community: args.snmp_community.clone(),
+            locate: !args.no_locate,
         },
         text: TextOptions {
             color: use_color(
@@ -239,7 +240,7 @@ struct ProgressDisplay {
     bar: Option<ProgressBar>,
     started: Instant,
     shown: bool,
-    confirming: bool,
+    explaining: bool,
 }
 
 /// Ports done of the total, with an estimate of the time left.
@@ -251,9 +252,10 @@ fn probing_style() -> ProgressStyle {
     .progress_chars("=> ")
 }
 
-/// While silent UDP ports are confirmed: what is being done and why, with
-/// no estimate (the target's ICMP allowance sets the pace).
-fn confirming_style() -> ProgressStyle {
+/// While silent UDP ports are confirmed or blocked ports located: what is
+/// being done and why, with no estimate (routers' and the target's ICMP
+/// allowances set the pace).
+fn explaining_style() -> ProgressStyle {
     ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} ports; {msg}")
         .expect("a valid template")
 }
@@ -269,7 +271,7 @@ impl ProgressDisplay {
             bar,
             started: Instant::now(),
             shown: false,
-            confirming: false,
+            explaining: false,
         }
     }
 
@@ -282,27 +284,27 @@ impl ProgressDisplay {
         }
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
-        match p.phase {
-            Phase::Probing => {
-                if self.confirming {
-                    bar.set_style(probing_style());
-                    self.confirming = false;
-                }
-                bar.set_message(format!("{} blocked", p.blocked));
-            }
+        let explained = match p.phase {
+            Phase::Probing => None,
             Phase::Confirming {
                 ports,
                 addresses,
                 round,
                 max_rounds,
-            } => {
-                if !self.confirming {
-                    bar.set_style(confirming_style());
-                    self.confirming = true;
-                }
-                bar.set_message(words::confirming(ports, addresses, round, max_rounds));
-            }
+            } => Some(words::confirming(ports, addresses, round, max_rounds)),
+            Phase::Locating { ports } => Some(words::locating(ports)),
+        };
+        // While confirming or locating, the bar says what and why instead
+        // of an estimate.
+        if explained.is_some() != self.explaining {
+            bar.set_style(if explained.is_some() {
+                explaining_style()
+            } else {
+                probing_style()
+            });
+            self.explaining = explained.is_some();
         }
+        bar.set_message(explained.unwrap_or_else(|| format!("{} blocked", p.blocked)));
     }
 
     fn finish(&mut self) {

@@ -42,6 +42,9 @@ pub struct AttemptSpec<'a> {
     pub context: &'a ProbeContext,
     /// The address is this machine's own.
     pub local: bool,
+    /// The IP TTL (IPv6 hop limit) to send with, to find where a probe
+    /// stops; `None` for the system's default.
+    pub ttl: Option<u8>,
 }
 
 /// This process cannot open another socket right now (the `errno`): the
@@ -72,7 +75,7 @@ pub struct Sockets {
 impl Prober for Sockets {
     fn start(&mut self, spec: &AttemptSpec<'_>, deadline: Deadline) -> Result<Started, Exhausted> {
         match spec.probe {
-            Probe::Tcp => tcp(spec.target, deadline),
+            Probe::Tcp => tcp(spec.target, spec.ttl, deadline),
             Probe::Udp(protocol) => {
                 let request = protocol.request(spec.context, &Nonce(rand::random()));
                 udp(spec, request, deadline, &self.own)
@@ -113,7 +116,7 @@ fn done(evidence: Evidence, start: Instant) -> Started {
     })
 }
 
-fn new_socket(addr: IpAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+fn new_socket(addr: IpAddr, ty: Type, protocol: Protocol, ttl: Option<u8>) -> io::Result<Socket> {
     let domain = if addr.is_ipv4() {
         Domain::IPV4
     } else {
@@ -121,6 +124,11 @@ fn new_socket(addr: IpAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> 
     };
     let socket = Socket::new(domain, ty.nonblocking().cloexec(), Some(protocol))?;
     icmp::enable_recverr(&socket, addr.is_ipv6())?;
+    match (ttl, addr.is_ipv6()) {
+        (Some(ttl), false) => socket.set_ttl_v4(u32::from(ttl))?,
+        (Some(hops), true) => socket.set_unicast_hops_v6(u32::from(hops))?,
+        (None, _) => {}
+    }
     Ok(socket)
 }
 
@@ -157,9 +165,9 @@ fn start_error<F: AsRawFd>(
 }
 
 /// Starts a TCP connect to `addr`.
-fn tcp(addr: SocketAddr, deadline: Deadline) -> Result<Started, Exhausted> {
+fn tcp(addr: SocketAddr, ttl: Option<u8>, deadline: Deadline) -> Result<Started, Exhausted> {
     let start = deadline.start();
-    let socket = match new_socket(addr.ip(), Type::STREAM, Protocol::TCP) {
+    let socket = match new_socket(addr.ip(), Type::STREAM, Protocol::TCP, ttl) {
         Ok(s) => s,
         Err(e) => return failed(&e, start),
     };
@@ -283,7 +291,7 @@ fn udp_socket(spec: &AttemptSpec<'_>) -> io::Result<(Socket, u16)> {
     };
     let mut tries = 0;
     loop {
-        let socket = new_socket(spec.target.ip(), Type::DGRAM, Protocol::UDP)?;
+        let socket = new_socket(spec.target.ip(), Type::DGRAM, Protocol::UDP, spec.ttl)?;
         socket.bind(&SockAddr::from(SocketAddr::new(any, 0)))?;
         let port = socket.local_addr()?.as_socket().map_or(0, |a| a.port());
         tries += 1;

@@ -26,6 +26,7 @@ mod evidence;
 mod icmp;
 pub mod interfaces;
 mod limits;
+mod locate;
 mod outcome;
 mod own_ports;
 mod pacing;
@@ -42,6 +43,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::time::Duration;
 
 pub use limits::DEFAULT_CONCURRENCY;
+pub use locate::{Located, MAX_HOPS, MAX_TRACED, Route, Stop};
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
 pub use pacing::DEFAULT_ROUNDS;
 pub use resolve::{
@@ -106,6 +108,8 @@ pub struct Config {
     pub max_time: Option<Duration>,
     /// SNMP v1/v2c community for the UDP 161 probe.
     pub snmp_community: String,
+    /// After probing, find where blocked ports stop with TTL-limited probes.
+    pub locate: bool,
 }
 
 impl Default for Config {
@@ -117,6 +121,7 @@ impl Default for Config {
             retries: None,
             max_time: None,
             snmp_community: "public".to_string(),
+            locate: true,
         }
     }
 }
@@ -145,6 +150,11 @@ pub enum Phase {
         round: u32,
         /// The cap on rounds.
         max_rounds: u32,
+    },
+    /// Finding where blocked ports stop, with TTL-limited probes.
+    Locating {
+        /// Blocked ports (and UDP ports without a reply) being located.
+        ports: usize,
     },
 }
 
@@ -184,6 +194,9 @@ pub struct AddressNote {
     pub loss_seen: bool,
     /// Smoothed round-trip time measured to the address.
     pub srtt: Option<Duration>,
+    /// The path to the address as the control port's TTL-limited probes
+    /// showed it, when blocked ports were located.
+    pub route: Option<Route>,
 }
 
 /// The results of a run.

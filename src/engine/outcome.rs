@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+use super::locate::Located;
 use crate::port::Transport;
 use crate::wire::{Reply, UdpProtocol};
 
@@ -253,6 +254,9 @@ pub struct PortResult {
     pub reply_from: Option<SocketAddr>,
     /// What qualifies the result (e.g. ICMP rate limiting left it unconfirmed).
     pub note: Option<Note>,
+    /// For a blocked port (or a UDP port without a reply): where it stops on
+    /// the way, when TTL-limited probes could tell.
+    pub located: Option<Located>,
 }
 
 impl PortResult {

@@ -236,6 +236,7 @@ mod tests {
             reply: None,
             reply_from: None,
             note: None,
+            located: None,
         }
     }
 

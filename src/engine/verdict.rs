@@ -27,6 +27,7 @@ pub(super) fn silent(job: &Job, attempts: u32) -> PortResult {
         reply: None,
         reply_from: None,
         note: None,
+        located: None,
     }
 }
 

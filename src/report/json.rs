@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::model::{HostVerdict, Report, Row, Summary, TargetReport};
 use super::{clean, words};
-use crate::engine::{Reason, State, Unconfirmed};
+use crate::engine::{Located, Reason, Route, State, Stop, Unconfirmed};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -40,6 +40,37 @@ struct Result<'a> {
     reply: Option<Reply<'a>>,
     reply_from: Option<SocketAddr>,
     note: Option<String>,
+    located: Option<LocatedJson>,
+}
+
+#[derive(Serialize)]
+struct LocatedJson {
+    after_hop: u8,
+    after: Option<IpAddr>,
+    before: Option<IpAddr>,
+    how: &'static str,
+}
+
+impl From<Located> for LocatedJson {
+    fn from(l: Located) -> Self {
+        LocatedJson {
+            after_hop: l.after_hop,
+            after: l.after,
+            before: l.before,
+            how: match l.how {
+                Stop::Dropped => "dropped",
+                Stop::Rejected(_) => "rejected",
+                Stop::AtHost => "at-host",
+                Stop::Unconfirmed => "unconfirmed",
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Hop {
+    hop: usize,
+    address: Option<IpAddr>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +102,7 @@ struct Host<'a> {
     srtt_ms: Option<f64>,
     lossy_path: bool,
     icmp_rate_limit: Option<IcmpRateLimit<'a>>,
+    path: Vec<Hop>,
 }
 
 #[derive(Serialize)]
@@ -113,6 +145,26 @@ fn counts(s: Summary) -> Counts {
     }
 }
 
+/// The control path, hop 1 first, ending with the target when it answered.
+fn path(route: &Route, target: IpAddr) -> Vec<Hop> {
+    let mut hops: Vec<Hop> = route
+        .hops
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Hop {
+            hop: i + 1,
+            address: *a,
+        })
+        .collect();
+    if route.reached {
+        hops.push(Hop {
+            hop: hops.len() + 1,
+            address: Some(target),
+        });
+    }
+    hops
+}
+
 fn result(row: &Row) -> Result<'_> {
     let r = &row.result;
     Result {
@@ -134,6 +186,7 @@ fn result(row: &Row) -> Result<'_> {
         }),
         reply_from: r.reply_from,
         note: r.note.map(words::note),
+        located: r.located.map(LocatedJson::from),
     }
 }
 
@@ -169,6 +222,10 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
                         }),
                         seconds: (n.icmp_time.as_secs_f64() * 1000.0).round() / 1000.0,
                     }),
+                path: note
+                    .and_then(|n| n.route.as_ref())
+                    .map(|r| path(r, address))
+                    .unwrap_or_default(),
             }
         })
         .collect();

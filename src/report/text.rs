@@ -10,7 +10,7 @@ use super::Status;
 use super::clean::clean;
 use super::model::{HostVerdict, Report, Row, TargetReport};
 use super::words;
-use crate::engine::{AddressNote, Note, Reason, State, Unconfirmed};
+use crate::engine::{AddressNote, Note, Reason, Route, State, Stop, Unconfirmed};
 use crate::wire::UdpProtocol;
 
 /// How to render the text report.
@@ -104,6 +104,7 @@ fn same_run(a: &Row, b: &Row) -> bool {
         && x.reason == y.reason
         && x.reason_from == y.reason_from
         && x.note == y.note
+        && x.located == y.located
         && a.service == b.service
         && a.products == b.products
         && x.reply.as_ref().map(|r| &r.detail) == y.reply.as_ref().map(|r| &r.detail)
@@ -201,8 +202,13 @@ fn explain(run: &Run<'_>) -> String {
             ),
             _ => format!("{many}{}", words::reason(Reason::LocalError)),
         },
-        (State::Filtered, Reason::NoResponse) => {
-            format!("{many}no response after {attempts}: dropped on the way")
+        (State::Filtered, Reason::NoResponse) => match r.located {
+            Some(l) => format!("{many}no response after {attempts}: {}", words::located(l)),
+            None => format!("{many}no response after {attempts}: dropped on the way"),
+        },
+        (State::Filtered, _) if matches!(r.located, Some(l) if matches!(l.how, Stop::Rejected(_))) =>
+        {
+            format!("{many}{}", words::located(r.located.expect("located")))
         }
         (State::Filtered, reason) => match r.reason_from {
             Some(from) if from != r.address => {
@@ -214,6 +220,10 @@ fn explain(run: &Run<'_>) -> String {
             ),
             None => format!("{many}{}", words::reason(reason)),
         },
+        (State::OpenFiltered, _) if r.located.is_some() => format!(
+            "{many}no reply after {attempts}; {}",
+            words::located(r.located.expect("located"))
+        ),
         (State::OpenFiltered, _) => {
             let protocol = r.udp_probe.unwrap_or(UdpProtocol::Generic);
             format!(
@@ -359,8 +369,36 @@ fn address_lines(
         }
     }
     if let Some(note) = t.notes.iter().find(|n| n.address == address) {
+        if let Some(route) = &note.route {
+            path_line(out, route, address, paint);
+        }
         rate_limit_note(out, note, paint);
     }
+}
+
+/// The path the control port's probes showed: `path: 1 198.18.20.2, 2
+/// 198.18.21.2, 3 *, 4 198.18.1.2 (the host)`.
+fn path_line(out: &mut String, route: &Route, address: IpAddr, paint: Paint) {
+    if route.hops.is_empty() && !route.reached {
+        return;
+    }
+    let mut hops: Vec<String> = route
+        .hops
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match a {
+            Some(a) => format!("{} {a}", i + 1),
+            None => format!("{} *", i + 1),
+        })
+        .collect();
+    if route.reached {
+        hops.push(format!("{} {address} (the host)", route.hops.len() + 1));
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.dim(&format!("  path: {}", hops.join(", ")))
+    );
 }
 
 fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
@@ -512,6 +550,13 @@ fn advice(t: &TargetReport) -> Vec<String> {
         let r = &run.first.result;
         let what = format!("{} ({})", port_label(run), clean(&run.first.service));
         let line = match (r.reason, r.reason_from) {
+            _ if r
+                .located
+                .is_some_and(|l| matches!(l.how, Stop::Dropped | Stop::Rejected(_))) =>
+            {
+                let l = r.located.expect("located");
+                format!("{what} {}: {}", words::located(l), words::located_advice(l))
+            }
             (Reason::NoResponse, _) => format!(
                 "{what} times out: a firewall between you and the host drops it, or the host is down"
             ),

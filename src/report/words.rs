@@ -2,8 +2,9 @@
 //! silence from a UDP protocol means, and error chains.
 
 use std::error::Error;
+use std::net::IpAddr;
 
-use crate::engine::{Note, Reason, Unconfirmed};
+use crate::engine::{Located, Note, Reason, Stop, Unconfirmed};
 use crate::wire::{Silence, UdpProtocol};
 
 /// What a reason means, in words a person reads ("administratively
@@ -122,6 +123,79 @@ pub fn confirming(ports: usize, addresses: usize, round: u32, max_rounds: u32) -
         "confirming {ports} silent UDP port{} of {addresses} address{}: the host limits ICMP errors to about one a second, so each round waits for its allowance ({round})",
         plural(ports),
         if addresses == 1 { "" } else { "es" },
+    )
+}
+
+/// A hop named as a help desk reads it: `198.18.21.2 (hop 2)`.
+fn hop(address: Option<IpAddr>, n: u8) -> String {
+    match address {
+        Some(a) => format!("{a} (hop {n})"),
+        None => format!("hop {n}, which answers no one"),
+    }
+}
+
+/// Where a port stops on the way, as a phrase that follows the port:
+/// `passes 198.18.21.2 (hop 2) and is dropped before 198.18.22.2 (hop 3)`.
+pub fn located(l: Located) -> String {
+    let k = l.after_hop;
+    match l.how {
+        Stop::Dropped if k == 0 => format!(
+            "is dropped before it reaches {}, the first router: by a filter there that drops before routing",
+            hop(l.before, 1)
+        ),
+        Stop::Dropped => format!(
+            "passes {} and is dropped before {}",
+            hop(l.after, k),
+            hop(l.before, k.saturating_add(1))
+        ),
+        Stop::Rejected(r) => format!("is rejected by {} ({})", hop(l.after, k), reason(r)),
+        Stop::AtHost if k == 0 => {
+            "goes straight to the host (no router on the way), which does not answer".to_string()
+        }
+        Stop::AtHost => format!(
+            "passes every router up to {} and goes on to the host, which does not answer: the service is silent, or the host's own firewall (or that last router, after its TTL check) drops it",
+            hop(l.after, k)
+        ),
+        Stop::Unconfirmed if k == 0 => {
+            "gets no answer from any router on the way (where it stops could not be confirmed)"
+                .to_string()
+        }
+        Stop::Unconfirmed => format!(
+            "passes {} and nothing answers beyond it (where it stops could not be confirmed: the next router limits its ICMP errors or answers no one)",
+            hop(l.after, k)
+        ),
+    }
+}
+
+/// Who to ask about a port that stops where `l` says.
+pub fn located_advice(l: Located) -> String {
+    let names: Vec<String> = match l.how {
+        Stop::Dropped => [l.after, l.before]
+            .into_iter()
+            .flatten()
+            .map(|a| a.to_string())
+            .collect(),
+        Stop::Rejected(_) => l.after.iter().map(ToString::to_string).collect(),
+        Stop::AtHost | Stop::Unconfirmed => Vec::new(),
+    };
+    match (l.how, names.len()) {
+        (Stop::Dropped, 2) => format!(
+            "the filter is on {} (a forward rule) or on {} (a rule before routing): ask whoever runs them to allow it",
+            names[0], names[1]
+        ),
+        (Stop::Dropped | Stop::Rejected(_), 1) => {
+            format!("ask whoever runs {} to allow it", names[0])
+        }
+        (Stop::AtHost, _) => "check the host's own firewall, and that the service runs".to_string(),
+        _ => "ask whoever runs the firewalls on the way to allow it".to_string(),
+    }
+}
+
+/// What the run does while it locates blocked ports.
+pub fn locating(ports: usize) -> String {
+    format!(
+        "locating where {ports} blocked port{} stop on the way (probes with a limited TTL, answered by each router)",
+        if ports == 1 { "" } else { "s" }
     )
 }
 

@@ -398,25 +398,7 @@ impl Lab {
     /// `program` itself when `nobody` can run it where it is, else a 0755
     /// copy in the lab's scratch directory.
     fn reachable_by_nobody(&self, program: &Path) -> io::Result<PathBuf> {
-        if program.components().count() <= 1 || world_executable(program) {
-            return Ok(program.to_path_buf());
-        }
-        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        if scratch.is_none() {
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("{}-", self.prefix))
-                .tempdir()?;
-            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-            *scratch = Some(dir);
-        }
-        let dir = scratch.as_ref().expect("just created").path();
-        let name = program
-            .file_name()
-            .ok_or_else(|| io::Error::other(format!("{} has no file name", program.display())))?;
-        let copy = dir.join(name);
-        std::fs::copy(program, &copy)?;
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
-        Ok(copy)
+        reachable_by_nobody(&self.scratch, &self.prefix, program)
     }
 
     /// Processes running in any of the lab's namespaces.
@@ -441,8 +423,36 @@ impl Drop for Lab {
     }
 }
 
+/// `program` itself when `nobody` can run it where it is, else a 0755 copy
+/// in `scratch`, a world-readable directory made on first use.
+pub(super) fn reachable_by_nobody(
+    scratch: &Mutex<Option<tempfile::TempDir>>,
+    prefix: &str,
+    program: &Path,
+) -> io::Result<PathBuf> {
+    if program.components().count() <= 1 || world_executable(program) {
+        return Ok(program.to_path_buf());
+    }
+    let mut scratch = scratch.lock().unwrap_or_else(|p| p.into_inner());
+    if scratch.is_none() {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{prefix}-"))
+            .tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        *scratch = Some(dir);
+    }
+    let dir = scratch.as_ref().expect("just created").path();
+    let name = program
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{} has no file name", program.display())))?;
+    let copy = dir.join(name);
+    std::fs::copy(program, &copy)?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+    Ok(copy)
+}
+
 /// Kills every process inside the namespaces, then deletes them.
-fn teardown(namespaces: &[&str]) {
+pub(super) fn teardown(namespaces: &[&str]) {
     let ids: Vec<NsId> = namespaces
         .iter()
         .filter_map(|ns| NsId::of(&netns::ns_path(ns)).ok())
@@ -459,7 +469,7 @@ fn teardown(namespaces: &[&str]) {
 }
 
 /// Removes labs named `pp-<pid>-*` whose process no longer exists.
-fn sweep_stale() {
+pub(super) fn sweep_stale() {
     let Ok(dir) = std::fs::read_dir("/run/netns") else {
         return;
     };
@@ -496,7 +506,8 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    fn tcp(ns: &str, ports: &[u16], v6: bool) -> io::Result<Listeners> {
+    /// TCP listeners in namespace `ns` that accept and close connections.
+    pub(super) fn tcp(ns: &str, ports: &[u16], v6: bool) -> io::Result<Listeners> {
         Self::serve(ns, ports, v6, move |addr| {
             let s = socket_for(addr, Type::STREAM)?;
             s.bind(&addr.into())?;
@@ -505,7 +516,8 @@ impl Listeners {
         })
     }
 
-    fn udp(ns: &str, ports: &[u16], v6: bool, echo: bool) -> io::Result<Listeners> {
+    /// UDP sockets in namespace `ns`, silent or echoing every datagram.
+    pub(super) fn udp(ns: &str, ports: &[u16], v6: bool, echo: bool) -> io::Result<Listeners> {
         Self::serve(ns, ports, v6, move |addr| {
             let s = socket_for(addr, Type::DGRAM)?;
             s.bind(&addr.into())?;

@@ -6,6 +6,7 @@
 //! different part of it.
 #![allow(dead_code)]
 
+pub mod chain;
 pub mod lab;
 pub mod netns;
 pub mod nfqueue;

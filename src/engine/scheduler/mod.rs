@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::attempt::{AttemptSpec, Exhausted, Prober, Started};
 use super::evidence::{Deadline, Evidence, Finished};
+use super::locate;
 use super::outcome::{Note, PortResult, State, Unconfirmed};
 use super::pacing::{End, Step};
 use super::path::Path;
@@ -156,7 +157,34 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             }
             self.collect(progress);
         }
-        self.finish(interrupted, out_of_time, started)
+        let mut outcome = self.finish(interrupted, out_of_time, started);
+        if self.cfg.locate && !interrupted && !out_of_time {
+            let ports = outcome.results.iter().filter(|r| locate::wanted(r)).count();
+            if ports > 0 {
+                progress(Progress {
+                    done: outcome.results.len(),
+                    total: outcome.results.len() + outcome.unprobed,
+                    blocked: outcome.results.iter().filter(|r| r.blocked()).count(),
+                    phase: Phase::Locating { ports },
+                });
+                // Ctrl-C while locating keeps the results, unlocated.
+                let routes = tokio::select! {
+                    biased;
+                    () = &mut stop => None,
+                    routes = locate::locate(
+                        &mut self.prober,
+                        &self.paths,
+                        &mut outcome.results,
+                        self.deadline,
+                    ) => Some(routes),
+                };
+                for (note, route) in outcome.addresses.iter_mut().zip(routes.unwrap_or_default()) {
+                    note.route = route;
+                }
+            }
+        }
+        outcome.duration = started.elapsed();
+        outcome
     }
 
     fn finished(&self) -> bool {
@@ -251,6 +279,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             probe: job.probe,
             context: &path.context,
             local: path.local,
+            ttl: None,
         };
         let started = self.prober.start(&spec, deadline)?;
         let seq = self.begin(slot);
@@ -551,7 +580,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
 
     /// Stops everything still running and gathers the results: ports tried
     /// but unanswered count as silent, ports never tried as unprobed.
-    fn finish(mut self, interrupted: bool, out_of_time: bool, started: Instant) -> RunOutcome {
+    fn finish(&mut self, interrupted: bool, out_of_time: bool, started: Instant) -> RunOutcome {
         self.inflight.abort_all();
         let now = Instant::now();
         let why = |end: Option<End>, rounds: u32| match end {
@@ -571,7 +600,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         let mut unconfirmed_count = vec![0; self.paths.len()];
         let mut unprobed = 0;
         let mut results = Vec::with_capacity(self.slots.len());
-        for slot in self.slots.into_inner() {
+        for slot in std::mem::take(&mut self.slots).into_inner() {
             let mut result = match slot.state() {
                 SlotState::Settled(r) => r.clone(),
                 SlotState::Queued { last: Some(r), .. }
@@ -607,6 +636,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                 icmp_time: p.pacing.time(now),
                 loss_seen: p.loss_seen,
                 srtt: p.srtt(),
+                route: None,
             })
             .collect();
         RunOutcome {
