@@ -168,6 +168,11 @@ async fn run_with(
     };
     let mut phases = Vec::new();
     let started = Instant::now();
+    // Locating has tests of its own (`engine::locate`).
+    let cfg = &Config {
+        locate: false,
+        ..cfg.clone()
+    };
     let outcome = Scheduler::new(vec![path(cfg)], ports, cfg, prober, limit)
         .run(
             &mut |p: Progress| {
