@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use super::generate::{Generate, probe_option_ids};
 use crate::port::{PortItem, parse_port_list};
 use crate::report::EXIT_CODES;
 
@@ -42,6 +43,10 @@ pub struct Cli {
 
     #[command(flatten)]
     pub probe: ProbeArgs,
+
+    /// Print the man page or a shell completion script, made from this command line, and exit.
+    #[arg(long, value_enum, value_name = "WHAT", conflicts_with_all = probe_option_ids())]
+    pub generate: Option<Generate>,
 }
 
 /// The subcommands.

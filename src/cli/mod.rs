@@ -3,6 +3,7 @@
 //! code 3 (UNKNOWN), whatever went wrong.
 
 mod args;
+mod generate;
 mod output;
 mod probe;
 mod targets;
@@ -15,6 +16,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 pub use args::{Cli, ColorChoice, Command, Format, PortsArgs, ProbeArgs, ProductsArgs};
+pub use generate::Generate;
 
 use crate::catalog::{Catalog, Product};
 use crate::report::clean::clean;
@@ -23,7 +25,7 @@ use crate::report::{Status, listing, words};
 /// Runs portprobe with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
     let args = args::hoist_probe(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(args).and_then(generate::alone) {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
@@ -68,6 +70,9 @@ fn one_line(s: &str) -> String {
 }
 
 fn run(cli: Cli) -> Result<Status> {
+    if let Some(what) = cli.generate {
+        return generate::print(what);
+    }
     let catalog = match &cli.catalog {
         Some(path) => Catalog::from_file(path)?,
         None => Catalog::builtin(),

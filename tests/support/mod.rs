@@ -41,6 +41,10 @@ pub const CLIENT_PACKAGES: &[&str] = &[
     "python3",
 ];
 
+/// Debian packages of the programs `tests/generate.rs` reads the generated
+/// man page with (`man`, and the `groff` it runs).
+pub const DOC_PACKAGES: &[&str] = &["man-db", "groff-base"];
+
 /// Whether the lab can run here: root, `ip` and `nft` present, and network
 /// namespaces creatable. The error is a one-line reason.
 pub fn lab_available() -> Result<(), String> {
