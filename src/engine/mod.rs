@@ -26,6 +26,7 @@ mod evidence;
 mod icmp;
 pub mod interfaces;
 mod limits;
+mod mdns;
 mod outcome;
 mod own_ports;
 mod pacing;
@@ -45,7 +46,8 @@ pub use limits::DEFAULT_CONCURRENCY;
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
 pub use pacing::DEFAULT_ROUNDS;
 pub use resolve::{
-    Family, NotOneHost, ResolveError, is_literal, literal, one_host, resolve, resolve_all,
+    Family, NotOneHost, ResolveError, Resolved, ResolvedBy, is_literal, literal, one_host, resolve,
+    resolve_all,
 };
 
 pub use crate::port::Probe;
