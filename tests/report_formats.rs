@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use portprobe::catalog::Catalog;
 use portprobe::engine::{
-    AddressNote, IcmpCode, Note, PortResult, Reason, RunOutcome, State, Unconfirmed,
+    AddressNote, IcmpCode, Note, PortResult, Reason, Resolved, ResolvedBy, RunOutcome, State,
+    Target, Unconfirmed,
 };
 use portprobe::port::{Probe, Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
@@ -144,7 +145,15 @@ fn report(interrupted: bool) -> Report {
         duration: Duration::from_millis(4321),
     };
     Report::new(
-        vec![("server.local".to_string(), Ok(vec![SERVER]))],
+        vec![(
+            "server.local".to_string(),
+            Ok(Resolved {
+                targets: vec![Target::new(SERVER)],
+                by: ResolvedBy::Mdns {
+                    interfaces: vec!["eth0".to_string()],
+                },
+            }),
+        )],
         products.iter().map(|p| p.name.clone()).collect(),
         &plan,
         outcome,

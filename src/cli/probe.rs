@@ -3,7 +3,6 @@
 //! format, with a progress bar for people at a terminal.
 
 use std::io::IsTerminal;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -14,7 +13,7 @@ use super::{
     ColorChoice, Format, ProbeArgs, find_products, nothing_to_probe, targets, write_stdout,
 };
 use crate::catalog::{Catalog, Plan};
-use crate::engine::{self, Config, Family, Phase, Probe, Progress, Target};
+use crate::engine::{self, Config, Family, Phase, Probe, Progress, Resolved, Target};
 use crate::report::{self, Report, Status, TextOptions, words};
 
 /// The default bound on a run's time.
@@ -183,7 +182,7 @@ impl Run<'_> {
         let deadline = started.checked_add(max_time);
         let resolved =
             engine::resolve_all(&self.hosts, self.family, deadline, stopped(stop.clone())).await;
-        let mut targets: Vec<(String, Result<Vec<IpAddr>, String>)> = Vec::new();
+        let mut targets: Vec<(String, Result<Resolved, String>)> = Vec::new();
         let mut addresses: Vec<Target> = Vec::new();
         for (host, result) in self.hosts.iter().zip(resolved) {
             match result {
@@ -191,13 +190,13 @@ impl Run<'_> {
                     return Err(e.into());
                 }
                 Err(e) => targets.push((host.clone(), Err(words::error_chain(&e)))),
-                Ok(list) => {
-                    for t in &list {
+                Ok(resolved) => {
+                    for t in &resolved.targets {
                         if !addresses.iter().any(|a| a.ip == t.ip) {
                             addresses.push(*t);
                         }
                     }
-                    targets.push((host.clone(), Ok(list.iter().map(|t| t.ip).collect())));
+                    targets.push((host.clone(), Ok(resolved)));
                 }
             }
         }

@@ -27,6 +27,7 @@ mod icmp;
 pub mod interfaces;
 mod limits;
 mod locate;
+mod mdns;
 mod outcome;
 mod own_ports;
 mod pacing;
@@ -47,7 +48,8 @@ pub use locate::{Located, MAX_HOPS, MAX_TRACED, Route, Stop};
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
 pub use pacing::DEFAULT_ROUNDS;
 pub use resolve::{
-    Family, NotOneHost, ResolveError, is_literal, literal, one_host, resolve, resolve_all,
+    Family, NotOneHost, ResolveError, Resolved, ResolvedBy, is_literal, literal, one_host, resolve,
+    resolve_all,
 };
 
 pub use crate::port::Probe;

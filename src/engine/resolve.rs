@@ -1,8 +1,9 @@
 //! Turning host arguments into the addresses to probe: literals (with an
-//! IPv6 zone where one is needed), names through the system resolver, all
-//! of them at once under the run's deadline and stop signal. Only single
-//! hosts are probed: broadcast, multicast and unspecified addresses are
-//! refused, whether given literally or resolved from a name.
+//! IPv6 zone where one is needed), names through the system resolver and,
+//! for `.local` names it does not know, by multicast DNS; all of them at
+//! once under the run's deadline and stop signal. Only single hosts are
+//! probed: broadcast, multicast and unspecified addresses are refused,
+//! whether given literally or resolved from a name.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -13,6 +14,8 @@ use tokio::time::Instant;
 
 use super::Target;
 use super::interfaces::{self, InterfaceAddress};
+use super::mdns::{self, Unresolved};
+use crate::wire::mdns_name;
 
 /// Which address families to probe.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,6 +64,34 @@ impl NotOneHost {
     }
 }
 
+/// How a host's addresses were found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolvedBy {
+    /// The host was written as an address.
+    Literal,
+    /// The system resolver (`getaddrinfo`: the hosts file, DNS, whatever
+    /// `/etc/nsswitch.conf` names).
+    System,
+    /// A multicast DNS query, for a `.local` name the system resolver did
+    /// not know.
+    Mdns {
+        /// The interfaces answers came in on.
+        interfaces: Vec<String>,
+    },
+}
+
+/// A host's addresses, and how they were found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The addresses to probe.
+    pub targets: Vec<Target>,
+    /// How they were found.
+    pub by: ResolvedBy,
+}
+
+/// The advice that ends every error about a `.local` name nobody knows.
+const GIVE_ADDRESS: &str = "give its address instead (e.g. 192.0.2.10)";
+
 /// A host that could not be turned into addresses.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -72,6 +103,35 @@ pub enum ResolveError {
         /// The resolver's error.
         #[source]
         source: std::io::Error,
+    },
+    /// A `.local` name the system resolver does not know, and no device
+    /// answered a multicast DNS query for.
+    #[error("cannot resolve {host}: the system resolver does not know it and no device answered a multicast DNS query for it on {}; {GIVE_ADDRESS}", .interfaces.join(", "))]
+    MdnsUnanswered {
+        /// The host.
+        host: String,
+        /// The interfaces the query went out on.
+        interfaces: Vec<String>,
+    },
+    /// A `.local` name the system resolver does not know, on a computer
+    /// with no interface to ask on by multicast DNS.
+    #[error(
+        "cannot resolve {host}: the system resolver does not know it and this computer has no up, multicast-capable network interface to ask on by multicast DNS; {GIVE_ADDRESS}"
+    )]
+    MdnsNoInterface {
+        /// The host.
+        host: String,
+    },
+    /// A `.local` name the system resolver does not know, whose multicast
+    /// DNS query could not be sent.
+    #[error("cannot resolve {host}: the system resolver does not know it and a multicast DNS query for it could not be sent on {} ({reason}); {GIVE_ADDRESS}", .interfaces.join(", "))]
+    MdnsUnsent {
+        /// The host.
+        host: String,
+        /// The interfaces tried.
+        interfaces: Vec<String>,
+        /// The operating system's error.
+        reason: String,
     },
     /// The resolver gave no answer before the run's deadline.
     #[error("cannot resolve {host}: the name resolver did not answer in time")]
@@ -220,12 +280,15 @@ fn plausible_name(host: &str) -> bool {
 }
 
 /// Every address of `host` (A and AAAA) in the resolver's order, without
-/// duplicates, restricted to `family`, each one host's address.
+/// duplicates, restricted to `family`, each one host's address, and how
+/// they were found. A `.local` name the system resolver fails on, or finds
+/// no address for, is asked for by multicast DNS on every up,
+/// multicast-capable interface.
 pub async fn resolve(
     host: &str,
     family: Family,
     interfaces: &[InterfaceAddress],
-) -> Result<Vec<Target>, ResolveError> {
+) -> Result<Resolved, ResolveError> {
     if let Some(resolved) = resolve_literal(host, family, interfaces) {
         return resolved;
     }
@@ -234,29 +297,18 @@ pub async fn resolve(
             host: host.to_string(),
         });
     }
-    let found =
-        tokio::net::lookup_host((host, 0))
-            .await
-            .map_err(|source| ResolveError::Lookup {
+    let system = tokio::net::lookup_host((host, 0)).await.map(system_targets);
+    let (all, by) = match (system, mdns_name::name(host)) {
+        (Ok(all), _) if !all.is_empty() => (all, ResolvedBy::System),
+        (_, Some(name)) => mdns_lookup(host, &name).await?,
+        (Ok(all), None) => (all, ResolvedBy::System),
+        (Err(source), None) => {
+            return Err(ResolveError::Lookup {
                 host: host.to_string(),
                 source,
-            })?;
-    let mut all: Vec<Target> = Vec::new();
-    for sa in found {
-        let target = match sa {
-            std::net::SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-                Some(v4) => Target::new(IpAddr::V4(v4)),
-                None => Target {
-                    ip: IpAddr::V6(*v6.ip()),
-                    scope_id: v6.scope_id(),
-                },
-            },
-            std::net::SocketAddr::V4(v4) => Target::new(IpAddr::V4(*v4.ip())),
-        };
-        if !all.iter().any(|t| t.ip == target.ip) {
-            all.push(target);
+            });
         }
-    }
+    };
     let admitted: Vec<Target> = all
         .iter()
         .copied()
@@ -273,7 +325,58 @@ pub async fn resolve(
                 .join(", "),
         });
     }
-    checked(host, admitted, true, interfaces)
+    Ok(Resolved {
+        targets: checked(host, admitted, true, interfaces)?,
+        by,
+    })
+}
+
+/// The system resolver's addresses as targets, IPv4-mapped ones as IPv4,
+/// without duplicates.
+fn system_targets(found: impl Iterator<Item = std::net::SocketAddr>) -> Vec<Target> {
+    let mut all: Vec<Target> = Vec::new();
+    for sa in found {
+        let target = match sa {
+            std::net::SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => Target::new(IpAddr::V4(v4)),
+                None => Target {
+                    ip: IpAddr::V6(*v6.ip()),
+                    scope_id: v6.scope_id(),
+                },
+            },
+            std::net::SocketAddr::V4(v4) => Target::new(IpAddr::V4(*v4.ip())),
+        };
+        if !all.iter().any(|t| t.ip == target.ip) {
+            all.push(target);
+        }
+    }
+    all
+}
+
+/// `host`'s addresses by multicast DNS, or the error that says where
+/// nobody answered.
+async fn mdns_lookup(
+    host: &str,
+    name: &hickory_proto::rr::Name,
+) -> Result<(Vec<Target>, ResolvedBy), ResolveError> {
+    let host = host.to_string();
+    match mdns::resolve(name, &interfaces::multicast()).await {
+        Ok(found) => Ok((
+            found.targets,
+            ResolvedBy::Mdns {
+                interfaces: found.interfaces,
+            },
+        )),
+        Err(Unresolved::NoInterface) => Err(ResolveError::MdnsNoInterface { host }),
+        Err(Unresolved::Unanswered { interfaces }) => {
+            Err(ResolveError::MdnsUnanswered { host, interfaces })
+        }
+        Err(Unresolved::Unsent { interfaces, error }) => Err(ResolveError::MdnsUnsent {
+            host,
+            interfaces,
+            reason: error.to_string(),
+        }),
+    }
 }
 
 /// The address `host` is written as, checked; `None` for a name.
@@ -281,7 +384,7 @@ fn resolve_literal(
     host: &str,
     family: Family,
     interfaces: &[InterfaceAddress],
-) -> Option<Result<Vec<Target>, ResolveError>> {
+) -> Option<Result<Resolved, ResolveError>> {
     let target = match literal(host)? {
         Ok(t) => t,
         Err(e) => return Some(Err(e)),
@@ -292,7 +395,12 @@ fn resolve_literal(
             family: family.name(),
         }));
     }
-    Some(checked(host, vec![target], false, interfaces))
+    Some(
+        checked(host, vec![target], false, interfaces).map(|targets| Resolved {
+            targets,
+            by: ResolvedBy::Literal,
+        }),
+    )
 }
 
 /// Refuses the whole host when any of its addresses is not one host's, or
@@ -325,18 +433,18 @@ fn checked(
 }
 
 /// Resolves every host at once. Literals need no resolver and are never
-/// late; a name whose resolver has not answered by `deadline`, or when
-/// `stop` completes, gets an error of its own, and the others keep their
-/// addresses.
+/// late; a name not resolved by `deadline` (by the system resolver, or by
+/// multicast DNS after it), or when `stop` completes, gets an error of its
+/// own, and the others keep their addresses.
 pub async fn resolve_all(
     hosts: &[String],
     family: Family,
     deadline: Option<Instant>,
     stop: impl Future<Output = ()>,
-) -> Vec<Result<Vec<Target>, ResolveError>> {
+) -> Vec<Result<Resolved, ResolveError>> {
     let interfaces = interfaces::addresses();
     let interfaces = &interfaces;
-    let mut results: Vec<Option<Result<Vec<Target>, ResolveError>>> = hosts
+    let mut results: Vec<Option<Result<Resolved, ResolveError>>> = hosts
         .iter()
         .map(|host| resolve_literal(host, family, interfaces))
         .collect();
@@ -441,18 +549,18 @@ mod tests {
             resolve("::1", Family::V4, &none).await,
             Err(ResolveError::WrongFamily { .. })
         ));
-        assert_eq!(
-            resolve("127.0.0.1", Family::Any, &none)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        let literal = resolve("127.0.0.1", Family::Any, &none).await.unwrap();
+        assert_eq!(literal.targets.len(), 1);
+        assert_eq!(literal.by, ResolvedBy::Literal);
         let local = resolve("localhost", Family::V4, &none).await.unwrap();
         assert!(
-            local.iter().all(|a| a.ip.is_loopback() && a.ip.is_ipv4()),
+            local
+                .targets
+                .iter()
+                .all(|a| a.ip.is_loopback() && a.ip.is_ipv4()),
             "{local:?}"
         );
+        assert_eq!(local.by, ResolvedBy::System);
         let err = resolve("bad host", Family::Any, &none).await.unwrap_err();
         assert_eq!(err.to_string(), "`bad host` is not a host name or address");
         let escape = resolve("x\u{1b}[2J", Family::Any, &none).await.unwrap_err();
@@ -465,6 +573,39 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "224.0.0.251 is a multicast address, not a single host: portprobe probes one host at a time; give that host's own address or name"
+        );
+    }
+
+    #[test]
+    fn a_local_name_nobody_knows_is_explained_with_the_address_advice() {
+        let unanswered = ResolveError::MdnsUnanswered {
+            host: "server.local".into(),
+            interfaces: vec!["eth0".into(), "eth1".into()],
+        };
+        assert_eq!(
+            unanswered.to_string(),
+            "cannot resolve server.local: the system resolver does not know it and no device \
+             answered a multicast DNS query for it on eth0, eth1; give its address instead \
+             (e.g. 192.0.2.10)"
+        );
+        let unsent = ResolveError::MdnsUnsent {
+            host: "server.local".into(),
+            interfaces: vec!["eth0".into()],
+            reason: "Network is unreachable (os error 101)".into(),
+        };
+        assert!(
+            unsent
+                .to_string()
+                .ends_with("could not be sent on eth0 (Network is unreachable (os error 101)); give its address instead (e.g. 192.0.2.10)"),
+            "{unsent}"
+        );
+        let nowhere = ResolveError::MdnsNoInterface {
+            host: "server.local".into(),
+        };
+        assert!(
+            nowhere
+                .to_string()
+                .contains("no up, multicast-capable network interface")
         );
     }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::model::{HostVerdict, Report, Row, Summary, TargetReport};
 use super::{clean, words};
-use crate::engine::{Located, Reason, Route, State, Stop, Unconfirmed};
+use crate::engine::{Located, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -15,6 +15,9 @@ use crate::wire::UdpProtocol;
 struct Target<'a> {
     host: &'a str,
     addresses: &'a [IpAddr],
+    resolved_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mdns_interfaces: Option<&'a [String]>,
 }
 
 #[derive(Serialize)]
@@ -234,6 +237,15 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
         target: Target {
             host: &t.host,
             addresses: &t.addresses,
+            resolved_by: t.resolved_by.as_ref().map(|by| match by {
+                ResolvedBy::Literal => "literal",
+                ResolvedBy::System => "system",
+                ResolvedBy::Mdns { .. } => "mdns",
+            }),
+            mdns_interfaces: match &t.resolved_by {
+                Some(ResolvedBy::Mdns { interfaces }) => Some(interfaces),
+                _ => None,
+            },
         },
         products: &report.products,
         error: t.error.as_deref(),

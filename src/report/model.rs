@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::catalog::Plan;
-use crate::engine::{AddressNote, PortResult, Reason, RunOutcome, State};
+use crate::engine::{AddressNote, PortResult, Reason, Resolved, ResolvedBy, RunOutcome, State};
 use crate::port::Transport;
 
 use super::Status;
@@ -93,6 +93,8 @@ pub struct TargetReport {
     pub host: String,
     /// The addresses it resolved to.
     pub addresses: Vec<IpAddr>,
+    /// How they were found (`None` when the host could not be resolved).
+    pub resolved_by: Option<ResolvedBy>,
     /// Why it could not be probed (resolution failure).
     pub error: Option<String>,
     /// One row per (address, port), sorted by address, transport, port.
@@ -181,9 +183,10 @@ pub struct Report {
 
 impl Report {
     /// Joins an engine run with the plan's names. `targets` lists each host
-    /// with its addresses (or the error that prevented resolving it).
+    /// with its addresses and how they were found (or the error that
+    /// prevented resolving it).
     pub fn new(
-        targets: Vec<(String, Result<Vec<IpAddr>, String>)>,
+        targets: Vec<(String, Result<Resolved, String>)>,
         products: Vec<String>,
         plan: &Plan,
         outcome: RunOutcome,
@@ -212,16 +215,18 @@ impl Report {
         let per_address = plan.ports.len();
         let targets = targets
             .into_iter()
-            .map(|(host, addresses)| match addresses {
+            .map(|(host, resolved)| match resolved {
                 Err(error) => TargetReport {
                     host,
                     addresses: Vec::new(),
+                    resolved_by: None,
                     error: Some(error),
                     rows: Vec::new(),
                     notes: Vec::new(),
                     unprobed: 0,
                 },
-                Ok(addresses) => {
+                Ok(resolved) => {
+                    let addresses: Vec<IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
                     let rows: Vec<Row> = outcome
                         .results
                         .iter()
@@ -238,6 +243,7 @@ impl Report {
                     TargetReport {
                         host,
                         addresses,
+                        resolved_by: Some(resolved.by),
                         error: None,
                         rows,
                         notes,

@@ -10,7 +10,7 @@ use super::Status;
 use super::clean::clean;
 use super::model::{HostVerdict, Report, Row, TargetReport};
 use super::words;
-use crate::engine::{AddressNote, Note, Reason, Route, State, Stop, Unconfirmed};
+use crate::engine::{AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
 use crate::wire::UdpProtocol;
 
 /// How to render the text report.
@@ -615,6 +615,16 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
                 format!(" ({})", addrs.join(", "))
             }
         );
+        if let Some(ResolvedBy::Mdns { interfaces }) = &t.resolved_by {
+            let _ = writeln!(
+                out,
+                "{}",
+                paint.dim(&format!(
+                    "resolved by multicast DNS on {}",
+                    clean(&interfaces.join(", "))
+                ))
+            );
+        }
         let _ = writeln!(
             out,
             "{}",

@@ -73,8 +73,9 @@ pub const IKE_PSK: &str = "pp-peers-lab-psk";
 /// IPMI administrator the BMC simulator accepts.
 pub const IPMI_USER: &str = "ppadm";
 pub const IPMI_PASSWORD: &str = "pptest";
-/// mDNS host name avahi announces (`peers.local`).
-pub const MDNS_HOST: &str = "peers";
+/// mDNS host name avahi announces (`macserver.local`), with an A and an
+/// AAAA record, over IPv4 and IPv6 alike.
+pub const MDNS_HOST: &str = "macserver";
 
 /// One real daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,7 +106,8 @@ pub enum Peer {
     Nfs,
     /// kamailio answering OPTIONS with 200, 5060.
     Sip,
-    /// avahi-daemon, mDNS 5353, answering on-link queries only.
+    /// avahi-daemon, mDNS 5353, answering on-link queries only, over IPv4
+    /// and IPv6; it announces [`MDNS_HOST`]`.local`.
     Mdns,
     /// rsyslog's imudp, 514: never answers.
     Syslog,
@@ -832,11 +834,12 @@ impl Peers {
                     "mdns/avahi-daemon.conf",
                     &format!(
                         "[server]\nhost-name={MDNS_HOST}\ndomain-name=local\nuse-ipv4=yes\n\
-                         use-ipv6=no\nallow-interfaces={ifname}\nenable-dbus=no\n\
+                         use-ipv6=yes\nallow-interfaces={ifname}\nenable-dbus=no\n\
                          ratelimit-interval-usec=0\n\n\
                          [wide-area]\nenable-wide-area=no\n\n\
                          [publish]\npublish-addresses=yes\npublish-hinfo=yes\n\
-                         publish-workstation=yes\npublish-domain=no\n\n\
+                         publish-workstation=yes\npublish-domain=no\n\
+                         publish-aaaa-on-ipv4=yes\npublish-a-on-ipv6=yes\n\n\
                          [reflector]\nenable-reflector=no\n"
                     ),
                 )?;
