@@ -540,6 +540,199 @@ fn products_naming_unknown_entries_are_located() {
     );
 }
 
+/// A server that includes a web service and a streaming service, and
+/// leaves the streaming media range to the streaming product.
+const LEAVES: &str = r#"
+[[entry]]
+id = "web"
+row = 1
+label = "HTTP"
+table_port = "80"
+ports = ["80"]
+table_protocol = "TCP"
+
+[[entry]]
+id = "media"
+row = 2
+label = "Media"
+table_port = "6970-9999"
+ports = ["6970-9999"]
+table_protocol = "TCP/UDP"
+
+[[entry]]
+id = "ctl"
+row = 3
+label = "Control"
+table_port = "554"
+ports = ["554"]
+table_protocol = "TCP/UDP"
+
+[[product]]
+name = "Streaming"
+needs = [{ entry = "ctl" }, { entry = "media", protocols = ["udp"] }]
+
+[[product]]
+name = "Web"
+needs = [{ entry = "web" }]
+
+[[product]]
+name = "Server"
+includes = ["Web", "Streaming"]
+needs = [{ entry = "web", why = "admin pages" }]
+leaves_out = [{ entry = "media", product = "Streaming", why = "media streams" }]
+"#;
+
+/// The error for `LEAVES` with the server's `leaves_out` replaced.
+fn leave_err(leaves_out: &str) -> String {
+    let text = LEAVES.replace(
+        r#"leaves_out = [{ entry = "media", product = "Streaming", why = "media streams" }]"#,
+        &format!("leaves_out = {leaves_out}"),
+    );
+    load_err(&text)
+}
+
+#[test]
+fn a_product_leaves_out_what_its_includes_need() {
+    let c = Catalog::parse(LEAVES, "site.toml").unwrap();
+    let server = c.product("Server").unwrap();
+    assert_eq!(server.leaves_out[0].transports, [Transport::Udp]);
+    let plan = c.plan(&[server], &[]);
+    let planned: Vec<String> = plan
+        .ports
+        .iter()
+        .map(|p| format!("{}/{} {}", p.transport, p.port, p.products.join(",")))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            "tcp/80 Server,Web",
+            "tcp/554 Streaming",
+            "udp/554 Streaming"
+        ]
+    );
+    assert_eq!(plan.not_probed.len(), 1);
+    let n = &plan.not_probed[0];
+    assert_eq!(
+        (n.protocol, n.port_start, n.port_end, n.service.as_str()),
+        (Transport::Udp, 6970, 9999, "Media")
+    );
+    assert_eq!(c.port_counts(server), (2, 1));
+}
+
+#[test]
+fn leaving_out_holds_wherever_the_product_is_included() {
+    let text = format!(
+        "{LEAVES}
+[[product]]
+name = \"Campus\"
+includes = [\"Server\"]
+
+\
+         [[product]]
+name = \"Studio\"
+includes = [\"Server\", \"Streaming\"]
+"
+    );
+    let c = Catalog::parse(&text, "site.toml").unwrap();
+    let campus = c.product("Campus").unwrap();
+    let plan = c.plan(&[campus], &[]);
+    assert_eq!(plan.counts(), (2, 1));
+    assert_eq!(plan.not_probed.len(), 1);
+    // Included directly as well, the streaming product needs its range.
+    let studio = c.product("Studio").unwrap();
+    let plan = c.plan(&[studio], &[]);
+    assert_eq!(plan.counts(), (2, 3031));
+    assert!(plan.not_probed.is_empty());
+    let media = plan.ports.iter().find(|p| p.port == 7000).unwrap();
+    assert_eq!(media.products, ["Streaming"]);
+}
+
+#[test]
+fn bad_leaves_out_are_located() {
+    let at = "site.toml: product 3 (line 34, \"Server\"): field ";
+    for (leaves_out, field, message) in [
+        (
+            r#"[{ entry = "medai", product = "Streaming", why = "x" }]"#,
+            "leaves_out[0].entry",
+            "no entry with id \"medai\" (closest: media)",
+        ),
+        (
+            r#"[{ entry = "web", product = "Web", why = "x" }]"#,
+            "leaves_out[0].entry",
+            "the product needs entry \"web\" itself (needs[0])",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming", why = "x" }, { entry = "media", product = "Streaming", why = "y" }]"#,
+            "leaves_out[1].entry",
+            "entry \"media\" is left out twice",
+        ),
+        (
+            r#"[{ product = "Streaming", why = "x" }]"#,
+            "leaves_out[0].entry",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", why = "x" }]"#,
+            "leaves_out[0].product",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming" }]"#,
+            "leaves_out[0].why",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming", why = "  " }]"#,
+            "leaves_out[0].why",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streamin", why = "x" }]"#,
+            "leaves_out[0].product",
+            "no product named \"Streamin\" (closest: Streaming)",
+        ),
+        (
+            r#"[{ entry = "media", product = "Server", why = "x" }]"#,
+            "leaves_out[0].product",
+            "\"Server\" is not a product that \"Server\" includes",
+        ),
+        (
+            r#"[{ entry = "media", product = "Web", why = "x" }]"#,
+            "leaves_out[0].product",
+            "product \"Web\" does not need entry \"media\"",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming", why = "x", reason = "y" }]"#,
+            "reason",
+            "unknown field `reason`",
+        ),
+    ] {
+        let err = leave_err(leaves_out);
+        assert!(
+            err.starts_with(&format!("{at}`{field}`: ")) && err.contains(message),
+            "{leaves_out}: {err}"
+        );
+    }
+    // A product the server does not include.
+    let text = format!(
+        "{}
+[[product]]
+name = \"Elsewhere\"
+needs = [{{ entry = \"media\" }}]
+",
+        LEAVES.replace(
+            "product = \"Streaming\", why",
+            "product = \"Elsewhere\", why"
+        )
+    );
+    let err = load_err(&text);
+    assert!(
+        err.starts_with(&format!("{at}`leaves_out[0].product`: "))
+            && err.contains("\"Elsewhere\" is not a product that \"Server\" includes"),
+        "{err}"
+    );
+}
+
 #[test]
 fn duplicate_ids_names_and_include_cycles_are_rejected() {
     let dup = format!(
