@@ -2,6 +2,7 @@
 //! lookup, and of the validation of users' catalog files.
 
 use super::*;
+use crate::port::parse_port_list;
 
 fn cat() -> Catalog {
     Catalog::builtin()
@@ -239,6 +240,7 @@ fn required_products_exist() {
         ("Xgrid", "Xgrid"),
         ("Macintosh Manager", "Macintosh Manager"),
         ("Password Server", "Password Server"),
+        ("DNS", "DNS Service"),
     ] {
         assert_eq!(
             c.find_product(name).map(|p| p.name.as_str()),
@@ -291,6 +293,197 @@ fn mac_os_x_server_includes_its_parts() {
     }
     // Reached through an include, the port still names the product asked for.
     assert!(reqs.iter().all(|r| r.products == ["Mac OS X Server"]));
+}
+
+/// The products the server includes, as the catalog states and explains them.
+const SERVER_PARTS: [&str; 18] = [
+    "VPN",
+    "Password Server",
+    "Open Directory",
+    "Workgroup Manager",
+    "Server Admin",
+    "File Sharing",
+    "Printer Sharing",
+    "Mail",
+    "Web Service",
+    "DNS Service",
+    "NetBoot",
+    "iChat Server",
+    "Software Update",
+    "Podcast Capture",
+    "Xgrid",
+    "QuickTime Streaming Server",
+    "Macintosh Manager",
+    "Xsan",
+];
+
+#[test]
+fn mac_os_x_server_serves_the_services_the_table_names() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    assert_eq!(server.includes, SERVER_PARTS);
+    let plan = c.plan(&[server], &[]);
+    let products_of = |t: Transport, port: u16| -> Vec<&str> {
+        plan.ports
+            .iter()
+            .find(|p| p.transport == t && p.port == port)
+            .unwrap_or_else(|| panic!("{t} {port} is not planned"))
+            .products
+            .iter()
+            .map(String::as_str)
+            .collect()
+    };
+    // Each port names the most specific products: those whose own needs
+    // list it, in the order of the service groups.
+    for (t, port, products) in [
+        (Transport::Tcp, 25, vec!["Mail"]),
+        (Transport::Tcp, 548, vec!["File Sharing"]),
+        (Transport::Udp, 53, vec!["DNS Service"]),
+        (Transport::Udp, 67, vec!["NetBoot"]),
+        (Transport::Tcp, 5222, vec!["iChat Server"]),
+        (Transport::Tcp, 8170, vec!["Web Service", "Podcast Capture"]),
+        (Transport::Tcp, 4111, vec!["Xgrid"]),
+        (Transport::Tcp, 631, vec!["Printer Sharing"]),
+        (Transport::Tcp, 554, vec!["QuickTime Streaming Server"]),
+        (Transport::Tcp, 2236, vec!["Macintosh Manager"]),
+        (Transport::Tcp, 24500, vec!["Web Service"]),
+        (Transport::Udp, 500, vec!["VPN"]),
+        (Transport::Tcp, 106, vec!["Password Server"]),
+        (
+            Transport::Tcp,
+            80,
+            vec!["Web Service", "NetBoot", "Software Update"],
+        ),
+        (
+            Transport::Tcp,
+            311,
+            vec!["Workgroup Manager", "Server Admin", "Xsan"],
+        ),
+        (
+            Transport::Tcp,
+            389,
+            vec!["Open Directory", "Workgroup Manager", "Mail"],
+        ),
+        // The server's own need names the server.
+        (Transport::Udp, 626, vec!["Mac OS X Server", "Xsan"]),
+    ] {
+        assert_eq!(products_of(t, port), products, "{t} {port}");
+    }
+    // The service groups: the server, then what it includes, in order.
+    let groups: Vec<&str> = plan.groups.iter().map(|g| g.product.as_str()).collect();
+    let mut expected = vec!["Mac OS X Server"];
+    expected.extend(SERVER_PARTS);
+    assert_eq!(groups, expected);
+    // Each group counts the planned ports that name it.
+    for g in &plan.groups {
+        let naming = plan
+            .ports
+            .iter()
+            .filter(|p| p.products.contains(&g.product))
+            .count();
+        assert_eq!(g.ports, naming, "{}", g.product);
+        assert!(g.ports > 0, "{}", g.product);
+    }
+    let ichat = plan.groups.iter().find(|g| g.product == "iChat Server");
+    assert_eq!(ichat.map(|g| g.ports), Some(4));
+}
+
+/// Every planned (transport, port) of `plan` within `lo..=hi`.
+fn planned_in(plan: &Plan, t: Transport, lo: u16, hi: u16) -> usize {
+    plan.ports
+        .iter()
+        .filter(|p| p.transport == t && (lo..=hi).contains(&p.port))
+        .count()
+}
+
+#[test]
+fn the_server_leaves_the_media_and_file_system_ranges_to_their_products() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    let plan = c.plan(&[server], &[]);
+    // Of 6970-9999/udp only 7070, RTSP alternate, a row of its own.
+    assert_eq!(planned_in(&plan, Transport::Udp, 6970, 9999), 1);
+    assert_eq!(planned_in(&plan, Transport::Udp, 7070, 7070), 1);
+    assert_eq!(planned_in(&plan, Transport::Tcp, 49152, 65535), 0);
+    // The other ports of Xsan are probed with the server.
+    assert_eq!(planned_in(&plan, Transport::Tcp, 311, 311), 1);
+    let listed: Vec<(Transport, u16, u16, &str, &str, &str)> = plan
+        .not_probed
+        .iter()
+        .map(|n| {
+            (
+                n.protocol,
+                n.port_start,
+                n.port_end,
+                n.service.as_str(),
+                n.product.as_str(),
+                n.why.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                Transport::Udp,
+                6970,
+                9999,
+                "QTSS RTP streams",
+                "QuickTime Streaming Server",
+                "QuickTime Streaming Server RTP media"
+            ),
+            (
+                Transport::Tcp,
+                49152,
+                65535,
+                "Xsan",
+                "Xsan",
+                "Xsan file system"
+            ),
+        ]
+    );
+    // Nor do the listings count them.
+    assert!(
+        !c.requirements(&[server])
+            .iter()
+            .any(|r| r.id.as_deref() == Some("qtss-rtp") || r.id.as_deref() == Some("xsan"))
+    );
+    let (tcp, udp) = c.port_counts(server);
+    assert!(tcp < 49152 - 1 && udp < 100, "{tcp} {udp}");
+    assert_eq!((tcp, udp), plan.counts());
+}
+
+#[test]
+fn asking_for_the_product_too_brings_its_range_back() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    let qtss = c.find_product("QTSS").unwrap();
+    for asked in [vec![server, qtss], vec![qtss, server]] {
+        let plan = c.plan(&asked, &[]);
+        assert_eq!(planned_in(&plan, Transport::Udp, 6970, 9999), 3030);
+        let rtp = plan
+            .ports
+            .iter()
+            .find(|p| p.transport == Transport::Udp && p.port == 8000)
+            .unwrap();
+        assert_eq!(rtp.products, ["QuickTime Streaming Server"]);
+        let left: Vec<&str> = plan.not_probed.iter().map(|n| n.product.as_str()).collect();
+        assert_eq!(left, ["Xsan"]);
+    }
+    // Every port of a range named with --ports brings it back too; some of
+    // them do not.
+    let all = c.plan(&[server], &parse_port_list("49152-65535").unwrap());
+    assert_eq!(all.not_probed.len(), 1);
+    assert_eq!(all.not_probed[0].product, "QuickTime Streaming Server");
+    let some = c.plan(&[server], &parse_port_list("7000/udp").unwrap());
+    assert_eq!(some.not_probed.len(), 2);
+    let port = some.ports.iter().find(|p| p.port == 7000).unwrap();
+    assert!(port.products.is_empty(), "{:?}", port.products);
+    // Xsan alone keeps its range.
+    let xsan = c.find_product("Xsan").unwrap();
+    let plan = c.plan(&[xsan], &[]);
+    assert_eq!(planned_in(&plan, Transport::Tcp, 49152, 65535), 16384);
+    assert!(plan.not_probed.is_empty());
 }
 
 #[test]
