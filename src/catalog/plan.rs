@@ -39,6 +39,9 @@ pub struct ServiceGroup {
     /// How many ports of the plan name it among their products (per
     /// address).
     pub ports: usize,
+    /// Whether it includes other service groups of the plan, which are
+    /// judged apart: its own ports are then only part of what it needs.
+    pub includes_others: bool,
 }
 
 /// A port range the asked products leave out (see `leaves_out` in the
@@ -315,6 +318,7 @@ impl Catalog {
                 counts.get(p.name.as_str()).map(|&ports| ServiceGroup {
                     product: p.name.clone(),
                     ports,
+                    includes_others: p.includes.iter().any(|i| counts.contains_key(i.as_str())),
                 })
             })
             .collect();
