@@ -347,15 +347,19 @@ fn settle_leaves_out(
                     ),
                 ));
             }
-            let needed: Vec<Transport> = catalog
-                .needs_of(named)
-                .iter()
-                .filter(|n| n.entry.id == leave.entry)
-                .map(|n| n.transport)
-                .collect();
             let entry = catalog
                 .entry(&leave.entry)
                 .expect("checked with the product");
+            // What `named` needs of the entry: the direct needs of the
+            // products it reaches without passing one that leaves the entry
+            // out (one walk, as `needs_of` makes for each entry left out).
+            let needed: Vec<Transport> = catalog
+                .reach(named, Some(&leave.entry))
+                .iter()
+                .flat_map(|p| p.needs.iter().filter(|n| n.entry == leave.entry))
+                .flat_map(|n| n.transports.as_deref().unwrap_or(&entry.transports))
+                .copied()
+                .collect();
             let transports: Vec<Transport> = entry
                 .transports
                 .iter()

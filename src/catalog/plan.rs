@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::{Catalog, Entry, Product, Requirement};
-use crate::port::{PortItem, Probe, Transport};
+use crate::port::{PortItem, PortRange, Probe, Transport};
 
 /// One port to probe and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,20 +340,20 @@ impl Catalog {
         planned: &BTreeMap<(Transport, u16), PlannedPort>,
     ) -> Vec<NotProbed> {
         let mut out: Vec<NotProbed> = Vec::new();
+        let mut seen: HashSet<(Transport, PortRange)> = HashSet::new();
         for product in reached {
             for leave in &product.leaves_out {
                 let entry = self.entry(&leave.entry).expect("validated at load");
                 for &transport in &leave.transports {
                     for &range in &entry.ports {
-                        let listed = out.iter().any(|n| {
-                            (n.protocol, n.port_start, n.port_end)
-                                == (transport, range.start(), range.end())
-                        });
+                        if !seen.insert((transport, range)) {
+                            continue;
+                        }
                         let all_planned = planned
                             .range((transport, range.start())..=(transport, range.end()))
                             .count()
                             == range.len() as usize;
-                        if !listed && !all_planned {
+                        if !all_planned {
                             out.push(NotProbed {
                                 protocol: transport,
                                 port_start: range.start(),

@@ -996,6 +996,63 @@ fn long_chains_of_includes_load_and_their_cycles_are_named() {
     );
 }
 
+/// `n` products in a chain, each needing its own entry (TCP port `i + 1`),
+/// including the next, and leaving out the entry the next one needs.
+fn leaving_chain(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let port = i + 1;
+        text.push_str(&format!(
+            "[[entry]]\nid = \"e{i}\"\nrow = {port}\nlabel = \"E{i}\"\ntable_port = \"{port}\"\nports = [\"{port}\"]\ntable_protocol = \"TCP\"\n\n"
+        ));
+    }
+    for i in 0..n {
+        let next = i + 1;
+        let more = if next < n {
+            format!(
+                "includes = [\"P{next}\"]\nleaves_out = [{{ entry = \"e{next}\", product = \"P{next}\", why = \"the next one's\" }}]\n"
+            )
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "[[product]]\nname = \"P{i}\"\nneeds = [{{ entry = \"e{i}\" }}]\n{more}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn long_chains_that_leave_out_at_every_step_load_and_plan() {
+    // Each product leaves out one entry, so a plan walks the chain once per
+    // entry left out, and loading once per product: time that grows with
+    // the square of the chain (a few seconds at this length in a debug
+    // build; a walk of every product's full needs per entry left out would
+    // grow with its cube and not end).
+    let n = 1000;
+    let c = Catalog::parse(&leaving_chain(n), "chain.toml").unwrap();
+    let first = c.product("P0").unwrap();
+    // Every entry but its own is left out on the way down.
+    assert_eq!(c.port_counts(first), (1, 0));
+    let plan = c.plan(&[first], &[]);
+    assert_eq!(plan.counts(), (1, 0));
+    assert_eq!(plan.not_probed.len(), n - 1);
+    assert_eq!(
+        (
+            plan.not_probed[0].port_start,
+            plan.not_probed[0].product.as_str()
+        ),
+        (2, "P1")
+    );
+    // Asking for one in the middle too brings its own port back.
+    let middle = c.product("P500").unwrap();
+    let plan = c.plan(&[first, middle], &[]);
+    let ports: Vec<u16> = plan.ports.iter().map(|p| p.port).collect();
+    assert_eq!(ports, [1, 501]);
+    assert_eq!(plan.not_probed.len(), n - 2);
+    assert_eq!(plan.groups.len(), 2);
+}
+
 #[test]
 fn syntax_errors_give_line_and_column() {
     let err = load_err("[[entry]]\nid = \"x\nrow = 1\n");
