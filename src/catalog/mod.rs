@@ -272,8 +272,8 @@ impl Catalog {
     ///
     /// An entry that no reached product leaves out is needed wherever it is
     /// listed. An entry that some do is needed only by the products reached
-    /// without passing through one of those: one walk per such entry, so the
-    /// work grows with the number of entries left out, never faster.
+    /// without passing through one of those: one more walk of the includes
+    /// per entry left out.
     fn needs_of<'a>(&'a self, product: &'a Product) -> Vec<Reached<'a>> {
         let all = self.reach(product, None);
         let cut: BTreeSet<&str> = all
