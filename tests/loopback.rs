@@ -1,7 +1,8 @@
 //! Whole-program probes of loopback addresses, which need no privileges:
 //! TCP open and closed ports, UDP closed ports and a UDP responder, the JSON
-//! schema, exit codes, and a full 65 535-port sweep under a 1024-descriptor
-//! limit with no false opens from self-connects.
+//! schema, exit codes, a whole Mac OS X Server judged service by service,
+//! and a full 65 535-port sweep under a 1024-descriptor limit with no false
+//! opens from self-connects.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
@@ -114,8 +115,10 @@ fn json_follows_the_documented_schema() {
     for key in [
         "target",
         "products",
+        "not_probed",
         "results",
         "summary",
+        "by_product",
         "hosts",
         "status",
         "exit_code",
@@ -440,4 +443,171 @@ fn the_slowest_rate_accepted_still_ends_within_max_time() {
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(doc["complete"], false);
     assert_eq!(doc["results"].as_array().unwrap().len(), 1);
+}
+
+/// Listens on `port` of 127.0.0.1 for the rest of the test process, as
+/// [`tcp_listener`] does, so that no other test's sweep sees it close;
+/// false when the port is taken (then whatever holds it answers).
+fn listen_on(port: u16) -> bool {
+    let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            drop(conn);
+        }
+    });
+    true
+}
+
+/// The status a set of results gives, as the exit code table defines it.
+fn status_of(results: &[&Value]) -> &'static str {
+    if results.iter().any(|r| r["state"] == "filtered") {
+        "CRITICAL"
+    } else if results.iter().any(|r| r["state"] != "open") {
+        "WARNING"
+    } else {
+        "OK"
+    }
+}
+
+#[test]
+fn whole_server_answers_per_service() {
+    // Every port of Xgrid, iChat Server and Podcast Capture is above 1023,
+    // so any user can listen on them: those services are reachable.
+    for port in [4111, 5222, 5223, 5269, 7777, 8170, 8175] {
+        listen_on(port);
+    }
+    let args = ["127.0.0.1", "-p", "Mac OS X Server", "--max-time", "20s"];
+    let o = portprobe(&[&args[..], &["--json"]].concat());
+    let doc = json(&o);
+    assert_eq!(doc["complete"], true, "{doc}");
+    let results: Vec<&Value> = doc["results"].as_array().unwrap().iter().collect();
+    assert_eq!(results.len(), 2055);
+
+    // The two large ranges are left to their products, and the report says
+    // how to include them.
+    assert_eq!(
+        doc["not_probed"],
+        serde_json::json!([
+            {"protocol": "udp", "port_start": 6970, "port_end": 9999, "service": "QTSS RTP streams",
+             "product": "QuickTime Streaming Server", "why": "QuickTime Streaming Server RTP media"},
+            {"protocol": "tcp", "port_start": 49152, "port_end": 65535, "service": "Xsan",
+             "product": "Xsan", "why": "Xsan file system"},
+        ])
+    );
+    for r in &results {
+        let port = r["port"].as_u64().unwrap();
+        let in_rtp = r["protocol"] == "udp" && (6970..=9999).contains(&port) && port != 7070;
+        let in_xsan = r["protocol"] == "tcp" && port >= 49152;
+        assert!(!in_rtp && !in_xsan, "{r}");
+    }
+
+    // Results name the most specific products.
+    assert_eq!(
+        result(&doc, "tcp", 25)["products"],
+        serde_json::json!(["Mail"])
+    );
+    assert_eq!(
+        result(&doc, "tcp", 4111)["products"],
+        serde_json::json!(["Xgrid"])
+    );
+    assert_eq!(result(&doc, "tcp", 4111)["state"], "open");
+    assert_eq!(
+        result(&doc, "tcp", 80)["products"],
+        serde_json::json!(["Web Service", "NetBoot", "Software Update"])
+    );
+    assert_eq!(
+        result(&doc, "udp", 626)["products"],
+        serde_json::json!(["Mac OS X Server", "Xsan"])
+    );
+
+    // A verdict per product, each agreeing with the results that name it.
+    let by_product = doc["by_product"].as_array().unwrap();
+    let names: Vec<&str> = by_product
+        .iter()
+        .map(|g| g["product"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Mac OS X Server",
+            "VPN",
+            "Password Server",
+            "Open Directory",
+            "Workgroup Manager",
+            "Server Admin",
+            "File Sharing",
+            "Printer Sharing",
+            "Mail",
+            "Web Service",
+            "DNS Service",
+            "NetBoot",
+            "iChat Server",
+            "Software Update",
+            "Podcast Capture",
+            "Xgrid",
+            "QuickTime Streaming Server",
+            "Macintosh Manager",
+            "Xsan",
+        ]
+    );
+    for g in by_product {
+        let mine: Vec<&Value> = results
+            .iter()
+            .copied()
+            .filter(|r| r["products"].as_array().unwrap().contains(&g["product"]))
+            .collect();
+        assert_eq!(g["ports"].as_u64(), Some(mine.len() as u64), "{g}");
+        assert_eq!(g["status"], status_of(&mine), "{g}");
+        let blocked: Vec<String> = mine
+            .iter()
+            .filter(|r| r["state"] == "filtered")
+            .map(|r| format!("{}/{}", r["protocol"].as_str().unwrap(), r["port"]))
+            .collect();
+        assert_eq!(g["blocked"], serde_json::json!(blocked), "{g}");
+    }
+    for listened in ["Xgrid", "iChat Server", "Podcast Capture"] {
+        let g = by_product
+            .iter()
+            .find(|g| g["product"] == listened)
+            .unwrap();
+        assert_eq!(g["status"], "OK", "{g}");
+    }
+
+    // Loopback blocks nothing, and not every service listens: WARNING.
+    assert_eq!(doc["status"], status_of(&results));
+    assert_eq!(doc["status"], "WARNING");
+    assert_eq!(o.status.code(), Some(1));
+
+    // The text report: what was not probed under the header, a line per
+    // service before the verdict.
+    let o = portprobe(&args);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[2],
+        "not probed: UDP 6970-9999 (QuickTime Streaming Server RTP media) and TCP 49152-65535 (Xsan file system): add -p \"QuickTime Streaming Server\" or -p Xsan to include them"
+    );
+    let services: Vec<&str> = lines
+        .iter()
+        .skip_while(|l| **l != "SERVICES")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .copied()
+        .collect();
+    assert_eq!(services.len(), 19, "{text}");
+    assert!(
+        services
+            .iter()
+            .any(|l| l.trim_start().starts_with("Xgrid ") && l.ends_with("  reachable")),
+        "{text}"
+    );
+    assert!(
+        services
+            .iter()
+            .any(|l| l.trim_start().starts_with("Mac OS X Server (own ports) ")),
+        "{text}"
+    );
 }

@@ -56,6 +56,14 @@ fn silent(transport: Transport, port: u16) -> PortResult {
     }
 }
 
+/// A target given as its address.
+fn literal(address: IpAddr) -> Resolved {
+    Resolved {
+        targets: vec![Target::new(address)],
+        by: ResolvedBy::Literal,
+    }
+}
+
 /// Apple Remote Desktop and File Sharing on one server: some ports open, one
 /// closed, one dropped, one rejected by a router, UDP replies and silence.
 fn report(interrupted: bool) -> Report {
@@ -160,6 +168,66 @@ fn report(interrupted: bool) -> Report {
     )
 }
 
+/// Mac OS X Server on one address, every service it includes probed: Mail's
+/// SMTP port dropped on the way, Web Service's HTTPS rejected by a router,
+/// nothing listening for QuickTime Streaming Server or Macintosh Manager,
+/// File Sharing without SMB over NetBIOS, VPN and NetBoot with silent UDP
+/// ports, everything else open.
+fn server_report() -> Report {
+    let c = Catalog::builtin();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    let plan = c.plan(&[server], &[]);
+    let results = plan
+        .ports
+        .iter()
+        .map(|p| {
+            let closed = |t: Transport, port: u16| {
+                let reason = if t == Transport::Tcp {
+                    Reason::ConnRefused
+                } else {
+                    Reason::PortUnreachable
+                };
+                PortResult {
+                    reason_from: (t == Transport::Udp).then_some(SERVER),
+                    ..result(t, port, State::Closed, reason)
+                }
+            };
+            match (p.transport, p.port) {
+                (Transport::Tcp, 25) => silent(Transport::Tcp, 25),
+                (Transport::Tcp, 443) => PortResult {
+                    reason_from: Some(ROUTER),
+                    ..result(
+                        Transport::Tcp,
+                        443,
+                        State::Filtered,
+                        Reason::AdminProhibited,
+                    )
+                },
+                (t, 554 | 1220 | 7070 | 2236) | (t @ Transport::Tcp, 139) => closed(t, p.port),
+                (Transport::Udp, port @ (500 | 1701 | 4500 | 68)) => silent(Transport::Udp, port),
+                (Transport::Tcp, port) => result(Transport::Tcp, port, State::Open, Reason::SynAck),
+                (Transport::Udp, port) => {
+                    result(Transport::Udp, port, State::Open, Reason::UdpResponse)
+                }
+            }
+        })
+        .collect();
+    let outcome = RunOutcome {
+        results,
+        unprobed: 0,
+        interrupted: false,
+        out_of_time: false,
+        addresses: Vec::new(),
+        duration: Duration::from_millis(1234),
+    };
+    Report::new(
+        vec![("server.local".to_string(), Ok(literal(SERVER)))],
+        vec![server.name.clone()],
+        &plan,
+        outcome,
+    )
+}
+
 /// Compares with (or, with UPDATE_SNAPSHOTS=1, rewrites) a reviewed snapshot.
 fn snapshot(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -256,8 +324,9 @@ fn nagios() {
     let line = report::nagios::render(&report(false));
     assert!(
         line.starts_with(
-            "PORTPROBE CRITICAL - 3 of 12 ports blocked: tcp/445, tcp/5900, udp/3283 | "
-        )
+            "PORTPROBE CRITICAL - 3 of 12 ports blocked (Apple Remote Desktop, File Sharing): tcp/445, tcp/5900, udp/3283 | "
+        ),
+        "{line}"
     );
     snapshot("nagios.txt", &line);
     snapshot(
@@ -317,6 +386,303 @@ fn prometheus_parses_and_matches() {
         .filter(|s| s.metric == "portprobe_port_state")
         .count();
     assert_eq!(series, 12);
+}
+
+#[test]
+fn whole_server_text_answers_per_service() {
+    let text = report::text::render(&server_report(), PLAIN);
+    assert!(text.contains(
+        "\nnot probed: UDP 6970-9999 (QuickTime Streaming Server RTP media) and TCP 49152-65535 (Xsan file system): add -p \"QuickTime Streaming Server\" or -p Xsan to include them\n"
+    ), "{text}");
+    let services: Vec<(&str, &str)> = text
+        .lines()
+        .skip_while(|l| *l != "SERVICES")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let (name, verdict) = l.trim().split_once("  ").unwrap();
+            (name, verdict.trim())
+        })
+        .collect();
+    // Blocked services first, then those with closed or silent ports, then
+    // the reachable ones; in the plan's order within each. The server's own
+    // line covers only the ports it needs itself.
+    let expected = [
+        ("Mail", "blocked: TCP 25 dropped (no response)"),
+        (
+            "Web Service",
+            "blocked: TCP 443 rejected by 198.18.0.1 (administratively prohibited)",
+        ),
+        ("VPN", "reachable, 3 UDP ports unconfirmed"),
+        (
+            "File Sharing",
+            "partly reachable: nothing listening on TCP 139",
+        ),
+        ("NetBoot", "reachable, 1 UDP port unconfirmed"),
+        (
+            "QuickTime Streaming Server",
+            "nothing listening: TCP 554, TCP 1220, TCP 7070, and 2 more",
+        ),
+        ("Macintosh Manager", "nothing listening: TCP 2236"),
+        ("Mac OS X Server (own ports)", "reachable"),
+        ("Password Server", "reachable"),
+    ];
+    assert_eq!(services[..expected.len()], expected);
+    assert_eq!(
+        services.len(),
+        19,
+        "the server and the 18 products it includes"
+    );
+    assert!(
+        text.contains(
+            "\nCRITICAL: server.local: 2 of 2055 required ports are blocked (Mail, Web Service): TCP 25 (SMTP), TCP 443 (HTTPS)\n"
+        ),
+        "{text}"
+    );
+    snapshot("server-text.txt", &text);
+}
+
+#[test]
+fn whole_server_json_names_products_and_ranges_left_out() {
+    let text = report::json::render(&server_report());
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["products"], serde_json::json!(["Mac OS X Server"]));
+    let find = |protocol: &str, port: u64| {
+        doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["protocol"] == protocol && r["port"] == port)
+            .unwrap_or_else(|| panic!("no {protocol}/{port}"))
+            .clone()
+    };
+    // Each result names the most specific products that need the port.
+    assert_eq!(find("tcp", 25)["products"], serde_json::json!(["Mail"]));
+    assert_eq!(
+        find("tcp", 80)["products"],
+        serde_json::json!(["Web Service", "NetBoot", "Software Update"])
+    );
+    assert_eq!(
+        find("udp", 626)["products"],
+        serde_json::json!(["Mac OS X Server", "Xsan"])
+    );
+    let results = doc["results"].as_array().unwrap();
+    assert!(!results.iter().any(|r| {
+        let port = r["port"].as_u64().unwrap();
+        (r["protocol"] == "tcp" && port >= 49152)
+            || (r["protocol"] == "udp" && (6970..=9999).contains(&port) && port != 7070)
+    }));
+    // by_product: one object per service group, its ports counted from the
+    // results that name it.
+    let by_product = doc["by_product"].as_array().unwrap();
+    assert_eq!(by_product.len(), 19);
+    for g in by_product {
+        let named = results
+            .iter()
+            .filter(|r| {
+                r["products"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| *p == g["product"])
+            })
+            .count();
+        assert_eq!(g["ports"].as_u64(), Some(named as u64), "{g}");
+    }
+    let mail = by_product.iter().find(|g| g["product"] == "Mail").unwrap();
+    assert_eq!(
+        mail,
+        &serde_json::json!({"product": "Mail", "status": "CRITICAL", "ports": 8, "blocked": ["tcp/25"]})
+    );
+    // The review copy: what was left out, and the verdict per product.
+    let part = serde_json::json!({
+        "not_probed": doc["not_probed"],
+        "by_product": doc["by_product"],
+        "summary": doc["summary"],
+        "status": doc["status"],
+    });
+    snapshot(
+        "server-json-parts.json",
+        &format!("{}\n", serde_json::to_string_pretty(&part).unwrap()),
+    );
+}
+
+#[test]
+fn whole_server_monitoring_formats_name_the_services() {
+    let report = server_report();
+    let line = report::nagios::render(&report);
+    assert!(
+        line.starts_with(
+            "PORTPROBE CRITICAL - 2 of 2055 ports blocked (Mail, Web Service): tcp/25, tcp/443 | "
+        ),
+        "{line}"
+    );
+    assert_eq!(line.matches('|').count(), 1, "{line}");
+    snapshot("server-nagios.txt", &line);
+
+    let text = report::prometheus::render(&report);
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid text exposition format");
+    let status = |product: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "portprobe_product_status" && s.labels.get("product") == Some(product)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{other:?}"),
+            })
+    };
+    assert_eq!(status("Mail"), Some(2.0));
+    assert_eq!(status("Web Service"), Some(2.0));
+    assert_eq!(status("VPN"), Some(1.0));
+    assert_eq!(status("Xgrid"), Some(0.0));
+    assert_eq!(status("Application Server"), None);
+}
+
+/// A user's catalog whose product names carry a terminal escape, a
+/// right-to-left override and the Nagios perfdata separator.
+const HOSTILE: &str = r#"
+[[entry]]
+id = "smtp"
+row = 1
+label = "SMTP"
+table_port = "25"
+ports = ["25"]
+table_protocol = "TCP"
+
+[[entry]]
+id = "web"
+row = 2
+label = "Web"
+table_port = "80"
+ports = ["80"]
+table_protocol = "TCP"
+
+[[entry]]
+id = "bulk"
+row = 3
+label = "Bulk"
+table_port = "9000-9009"
+ports = ["9000-9009"]
+table_protocol = "UDP"
+
+[[product]]
+name = "Mail|x=1\u001b[2J"
+needs = [{ entry = "smtp" }]
+
+[[product]]
+name = "Web \u202eevil"
+needs = [{ entry = "web" }, { entry = "bulk" }]
+
+[[product]]
+name = "Suite"
+includes = ["Mail|x=1\u001b[2J", "Web \u202eevil"]
+leaves_out = [{ entry = "bulk", product = "Web \u202eevil", why = "bulk data\u001b[31m" }]
+"#;
+
+const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 9));
+
+/// The hostile catalog's suite on two targets: SMTP dropped on the first,
+/// everything open on the second.
+fn hostile_report() -> Report {
+    let c = Catalog::parse(HOSTILE, "site.toml").unwrap();
+    let suite = c.find_product("Suite").unwrap();
+    let plan = c.plan(&[suite], &[]);
+    let open = |address: IpAddr, port: u16| PortResult {
+        address,
+        ..result(Transport::Tcp, port, State::Open, Reason::SynAck)
+    };
+    let outcome = RunOutcome {
+        results: vec![
+            silent(Transport::Tcp, 25),
+            open(SERVER, 80),
+            open(OTHER, 25),
+            open(OTHER, 80),
+        ],
+        unprobed: 0,
+        interrupted: false,
+        out_of_time: false,
+        addresses: Vec::new(),
+        duration: Duration::from_millis(10),
+    };
+    Report::new(
+        vec![
+            ("one".to_string(), Ok(literal(SERVER))),
+            ("two".to_string(), Ok(literal(OTHER))),
+        ],
+        vec![suite.name.clone()],
+        &plan,
+        outcome,
+    )
+}
+
+#[test]
+fn hostile_product_names_keep_every_format_intact() {
+    let report = hostile_report();
+    let text = report::text::render(&report, PLAIN);
+    let nagios = report::nagios::render(&report);
+    let prometheus = report::prometheus::render(&report);
+    let json = report::json::render(&report);
+    for (format, out) in [
+        ("text", &text),
+        ("nagios", &nagios),
+        ("prometheus", &prometheus),
+        ("json", &json),
+    ] {
+        for raw in ['\u{1b}', '\u{202e}'] {
+            assert!(!out.contains(raw), "{format}: {raw:?} in {out}");
+        }
+    }
+    assert!(
+        text.contains("\nnot probed: UDP 9000-9009 (bulk data\\x1b[31m): add -p \"Web \\u{202e}evil\" to include them\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("  Mail|x=1\\x1b[2J ")
+            && l.ends_with(" blocked: TCP 25 dropped (no response)")),
+        "{text}"
+    );
+    assert_eq!(nagios.matches('|').count(), 1, "{nagios}");
+    assert!(
+        nagios.starts_with(
+            "PORTPROBE CRITICAL - 2 targets, 1 of 4 ports blocked (Mail\u{a6}x=1\\x1b[2J): one tcp/25 | "
+        ),
+        "{nagios}"
+    );
+    let lines = prometheus.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("valid text exposition format");
+    // The parser above splits label values at `=`, so the values are
+    // checked as the text format writes them.
+    for (target, status) in [("one", 2), ("two", 0)] {
+        let line = format!(
+            "portprobe_product_status{{target=\"{target}\",product=\"Mail|x=1\\\\x1b[2J\"}} {status}\n"
+        );
+        assert!(prometheus.contains(&line), "{line} in {prometheus}");
+    }
+    assert!(
+        prometheus.contains(
+            "portprobe_product_status{target=\"one\",product=\"Web \\\\u{202e}evil\"} 0\n"
+        )
+    );
+
+    // Several targets: the ranges left out once at the top, a verdict per
+    // product in each target's object; the names as the catalog spells them.
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["not_probed"][0]["product"], "Web \u{202e}evil");
+    assert_eq!(doc["not_probed"][0]["why"], "bulk data\u{1b}[31m");
+    assert_eq!(doc["targets"][0]["not_probed"], doc["not_probed"]);
+    assert_eq!(
+        doc["targets"][0]["by_product"],
+        serde_json::json!([
+            {"product": "Mail|x=1\u{1b}[2J", "status": "CRITICAL", "ports": 1, "blocked": ["tcp/25"]},
+            {"product": "Web \u{202e}evil", "status": "OK", "ports": 1, "blocked": []},
+        ])
+    );
+    assert_eq!(doc["targets"][1]["by_product"][0]["status"], "OK");
+    assert!(doc.get("by_product").is_none());
 }
 
 #[test]

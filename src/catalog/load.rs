@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use super::{Catalog, Entry, Need, Product};
+use super::{Catalog, Entry, LeaveOut, Need, Product};
 use crate::port::{PortRange, Transport};
 
 /// What was wrong with a catalog file.
@@ -87,6 +87,16 @@ struct RawProduct {
     includes: Vec<String>,
     #[serde(default)]
     needs: Vec<RawNeed>,
+    #[serde(default)]
+    leaves_out: Vec<RawLeaveOut>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeaveOut {
+    entry: Option<String>,
+    product: Option<String>,
+    why: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -280,7 +290,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         ));
     }
 
-    Ok(Catalog {
+    let mut catalog = Catalog {
         origin: file.to_string(),
         entries,
         products,
@@ -288,7 +298,91 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         product_names,
         lookup_names,
         services: OnceLock::new(),
-    })
+    };
+    settle_leaves_out(&ctx, &mut catalog, &product_lines)?;
+    Ok(catalog)
+}
+
+/// Checks what each `leaves_out` names against the whole catalog (the
+/// product exists, this product includes it, and it needs the entry) and
+/// records the transports of the entry that the named product needs.
+fn settle_leaves_out(
+    ctx: &Ctx<'_>,
+    catalog: &mut Catalog,
+    product_lines: &[usize],
+) -> Result<(), CatalogError> {
+    let mut settled: Vec<(usize, usize, Vec<Transport>)> = Vec::new();
+    for (index, product) in catalog.products.iter().enumerate() {
+        if product.leaves_out.is_empty() {
+            continue;
+        }
+        let item = Item {
+            kind: "product",
+            index,
+            line: product_lines.get(index).copied(),
+            name: Some(format!("\"{}\"", product.name)),
+        };
+        let reached = catalog.reach(product, None);
+        for (i, leave) in product.leaves_out.iter().enumerate() {
+            let field = format!("leaves_out[{i}].product");
+            let Some(named) = catalog.product(&leave.product) else {
+                let known: Vec<&str> = catalog.products.iter().map(|p| p.name.as_str()).collect();
+                return Err(ctx.err(
+                    &item,
+                    &field,
+                    format!(
+                        "no product named \"{}\" ({})",
+                        leave.product,
+                        closest_hint(&leave.product, &known)
+                    ),
+                ));
+            };
+            if named.name == product.name || !reached.iter().any(|p| p.name == named.name) {
+                return Err(ctx.err(
+                    &item,
+                    &field,
+                    format!(
+                        "\"{}\" is not a product that \"{}\" includes (directly or through the products it includes); name the included product that needs entry \"{}\"",
+                        named.name, product.name, leave.entry
+                    ),
+                ));
+            }
+            let entry = catalog
+                .entry(&leave.entry)
+                .expect("checked with the product");
+            // What `named` needs of the entry: the direct needs of the
+            // products it reaches without passing one that leaves the entry
+            // out (one walk, as `needs_of` makes for each entry left out).
+            let needed: Vec<Transport> = catalog
+                .reach(named, Some(&leave.entry))
+                .iter()
+                .flat_map(|p| p.needs.iter().filter(|n| n.entry == leave.entry))
+                .flat_map(|n| n.transports.as_deref().unwrap_or(&entry.transports))
+                .copied()
+                .collect();
+            let transports: Vec<Transport> = entry
+                .transports
+                .iter()
+                .copied()
+                .filter(|t| needed.contains(t))
+                .collect();
+            if transports.is_empty() {
+                return Err(ctx.err(
+                    &item,
+                    &field,
+                    format!(
+                        "product \"{}\" does not need entry \"{}\" (name the included product that does: reports tell the user to ask for it)",
+                        named.name, leave.entry
+                    ),
+                ));
+            }
+            settled.push((index, i, transports));
+        }
+    }
+    for (product, i, transports) in settled {
+        catalog.products[product].leaves_out[i].transports = transports;
+    }
+    Ok(())
 }
 
 fn syntax_message(text: &str, e: &toml::de::Error) -> String {
@@ -486,13 +580,87 @@ fn validate_product(
             why: need.why,
         });
     }
+    let leaves_out = validate_leaves_out(ctx, item, raw.leaves_out, &needs, entries, entry_ids)?;
     Ok(Product {
         name: raw.name,
         aliases: raw.aliases,
         summary: raw.summary,
         includes: raw.includes,
         needs,
+        leaves_out,
     })
+}
+
+/// The checks of a `leaves_out` list that need no other product: every
+/// field present, the entry known, not listed twice, and not one the
+/// product needs itself.
+fn validate_leaves_out(
+    ctx: &Ctx<'_>,
+    item: &Item,
+    raw: Vec<RawLeaveOut>,
+    needs: &[Need],
+    entries: &[Entry],
+    entry_ids: &HashMap<String, usize>,
+) -> Result<Vec<LeaveOut>, CatalogError> {
+    let mut out: Vec<LeaveOut> = Vec::with_capacity(raw.len());
+    for (i, leave) in raw.into_iter().enumerate() {
+        let field = |name: &str| format!("leaves_out[{i}].{name}");
+        let Some(entry) = leave.entry.filter(|e| !e.trim().is_empty()) else {
+            return Err(ctx.err(
+                item,
+                &field("entry"),
+                "required: the id of the entry to leave out",
+            ));
+        };
+        if !entry_ids.contains_key(&entry) {
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+            return Err(ctx.err(
+                item,
+                &field("entry"),
+                format!(
+                    "no entry with id \"{entry}\" ({})",
+                    closest_hint(&entry, &ids)
+                ),
+            ));
+        }
+        if let Some(j) = needs.iter().position(|n| n.entry == entry) {
+            return Err(ctx.err(
+                item,
+                &field("entry"),
+                format!(
+                    "the product needs entry \"{entry}\" itself (needs[{j}]); only ports reached through `includes` can be left out"
+                ),
+            ));
+        }
+        if out.iter().any(|l| l.entry == entry) {
+            return Err(ctx.err(
+                item,
+                &field("entry"),
+                format!("entry \"{entry}\" is left out twice"),
+            ));
+        }
+        let Some(product) = leave.product.filter(|p| !p.trim().is_empty()) else {
+            return Err(ctx.err(
+                item,
+                &field("product"),
+                "required: the included product that needs the entry, which reports tell the user to ask for",
+            ));
+        };
+        let Some(why) = leave.why.filter(|w| !w.trim().is_empty()) else {
+            return Err(ctx.err(
+                item,
+                &field("why"),
+                "required: what the left-out ports are for, in a few words (reports show it)",
+            ));
+        };
+        out.push(LeaveOut {
+            entry,
+            product,
+            why,
+            transports: Vec::new(),
+        });
+    }
+    Ok(out)
 }
 
 /// "closest: a, b, c" for a misspelt name.

@@ -5,12 +5,46 @@
 //! [`Catalog::from_file`] loads a user's own file of the same format and
 //! validates it strictly, naming the file, the entry and the field of every
 //! error. Nothing here touches the network.
+//!
+//! # The file format
+//!
+//! A catalog is TOML: `[[entry]]` tables, one per row of the port table
+//! (see [`Entry`] for the fields), then `[[product]]` tables:
+//!
+//! ```toml
+//! [[product]]
+//! name = "Mac OS X Server"               # canonical name, unique
+//! aliases = ["OS X Server"]              # other names it answers to
+//! summary = "what the product covers"
+//! includes = ["Mail", "QuickTime Streaming Server"]  # every port of these too
+//! needs = [{ entry = "serialnumberd", why = "serial number registration" }]
+//! leaves_out = [
+//!   { entry = "qtss-rtp", product = "QuickTime Streaming Server", why = "QuickTime Streaming Server RTP media" },
+//! ]
+//! ```
+//!
+//! `needs` lists entries by id; a need may narrow a TCP/UDP entry with
+//! `protocols = ["tcp"]`, and says in `why` what the port does for the
+//! product. `includes` pulls in every port of other products, and of the
+//! products they include.
+//!
+//! `leaves_out` keeps an entry that the product would reach through its
+//! includes out of its ports: a very large range that belongs to one of the
+//! products it includes, say. Every field is required: `entry`, the entry's
+//! id; `product`, a product this one includes (directly or through other
+//! includes) that needs the entry, which reports tell the user to ask for to
+//! probe those ports too; and `why`, a few words on what the ports are for,
+//! which reports show in parentheses. The entry is left out of everything
+//! the product includes; an entry the product names in its own `needs`
+//! cannot be left out. Asking for the named product too (or for any other
+//! product that needs the entry) probes the ports after all. A product's
+//! leaves_out applies wherever it is included.
 
 mod load;
 mod lookup;
 mod plan;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use serde::Serialize;
@@ -19,7 +53,7 @@ use crate::port::{PortRange, Transport};
 
 pub use load::CatalogError;
 pub use lookup::LookupError;
-pub use plan::{Plan, PlannedPort};
+pub use plan::{NotProbed, Plan, PlannedPort, ServiceGroup};
 
 /// The catalog text compiled into the binary.
 pub const BUILTIN: &str = include_str!("../../data/apple-ports.toml");
@@ -72,6 +106,23 @@ pub struct Product {
     pub includes: Vec<String>,
     /// The entries it needs directly.
     pub needs: Vec<Need>,
+    /// Entries it keeps out of what it includes.
+    pub leaves_out: Vec<LeaveOut>,
+}
+
+/// An entry a product keeps out of the ports it includes (the `leaves_out`
+/// field of the catalog format).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaveOut {
+    /// The entry's id.
+    pub entry: String,
+    /// The included product that needs the entry: the one to ask for to
+    /// probe these ports too.
+    pub product: String,
+    /// What the ports are for, in a few words for reports.
+    pub why: String,
+    /// The transports of the entry that `product` needs (set at load).
+    pub transports: Vec<Transport>,
 }
 
 /// One entry a product needs.
@@ -189,25 +240,21 @@ impl Catalog {
         self.product_names.get(name).map(|&i| &self.products[i])
     }
 
-    /// Every (entry, transport) a product needs, following `includes`, each
-    /// with the why given for it.
-    fn needs_of<'a>(
-        &'a self,
-        product: &'a Product,
-    ) -> Vec<(&'a Entry, Transport, Option<&'a str>)> {
+    /// The products `root` reaches through `includes`: itself first, then
+    /// depth first in the order the includes are listed, each once. With
+    /// `cut`, the includes of every product that leaves out the entry `cut`
+    /// are not followed.
+    fn reach<'a>(&'a self, root: &'a Product, cut: Option<&str>) -> Vec<&'a Product> {
         let mut out = Vec::new();
-        let mut stack = vec![product];
+        let mut stack = vec![root];
         let mut seen: HashSet<&str> = HashSet::new();
         while let Some(p) = stack.pop() {
             if !seen.insert(p.name.as_str()) {
                 continue;
             }
-            for need in &p.needs {
-                let entry = self.entry(&need.entry).expect("validated at load");
-                let transports = need.transports.as_deref().unwrap_or(&entry.transports);
-                for &t in transports {
-                    out.push((entry, t, need.why.as_deref()));
-                }
+            out.push(p);
+            if cut.is_some_and(|cut| p.leaves_out.iter().any(|l| l.entry == cut)) {
+                continue;
             }
             stack.extend(
                 p.includes
@@ -219,10 +266,55 @@ impl Catalog {
         out
     }
 
-    /// The ports `products` need, one requirement per (entry, transport, range),
-    /// merged across products, in table order.
-    pub fn requirements(&self, products: &[&Product]) -> Vec<Requirement> {
-        let mut merged: BTreeMap<(u32, Transport, PortRange), Requirement> = BTreeMap::new();
+    /// Every (entry, transport) a product needs, following `includes` and
+    /// honouring `leaves_out`, each with the why given for it and the
+    /// product whose own `needs` list it.
+    ///
+    /// An entry that no reached product leaves out is needed wherever it is
+    /// listed. An entry that some do is needed only by the products reached
+    /// without passing through one of those: one more walk of the includes
+    /// per entry left out.
+    fn needs_of<'a>(&'a self, product: &'a Product) -> Vec<Reached<'a>> {
+        let all = self.reach(product, None);
+        let cut: BTreeSet<&str> = all
+            .iter()
+            .flat_map(|p| p.leaves_out.iter().map(|l| l.entry.as_str()))
+            .collect();
+        let mut out = Vec::new();
+        let mut add = |owner: &'a Product, need: &'a Need| {
+            let entry = self.entry(&need.entry).expect("validated at load");
+            let transports = need.transports.as_deref().unwrap_or(&entry.transports);
+            for &transport in transports {
+                out.push(Reached {
+                    entry,
+                    transport,
+                    why: need.why.as_deref(),
+                    owner,
+                });
+            }
+        };
+        for &p in &all {
+            for need in &p.needs {
+                if !cut.contains(need.entry.as_str()) {
+                    add(p, need);
+                }
+            }
+        }
+        for &entry in &cut {
+            for p in self.reach(product, Some(entry)) {
+                for need in p.needs.iter().filter(|n| n.entry == entry) {
+                    add(p, need);
+                }
+            }
+        }
+        out
+    }
+
+    /// The requirements of `products`, each with the products whose own
+    /// `needs` list it, in the order they are reached.
+    fn merged<'a>(&'a self, products: &[&'a Product]) -> Vec<(Requirement, Vec<&'a Product>)> {
+        type Key = (u32, Transport, PortRange);
+        let mut merged: BTreeMap<Key, (Requirement, Vec<&'a Product>)> = BTreeMap::new();
         let mut whys: HashSet<(u32, Transport, PortRange, &str)> = HashSet::new();
         let mut done: HashSet<&str> = HashSet::new();
         for product in products {
@@ -230,17 +322,21 @@ impl Catalog {
             if !done.insert(product.name.as_str()) {
                 continue;
             }
-            for (entry, transport, why) in self.needs_of(product) {
+            for need in self.needs_of(product) {
+                let (entry, transport) = (need.entry, need.transport);
                 for &range in &entry.ports {
-                    let req = merged
+                    let (req, owners) = merged
                         .entry((entry.row, transport, range))
-                        .or_insert_with(|| requirement(entry, transport, range));
+                        .or_insert_with(|| (requirement(entry, transport, range), Vec::new()));
                     // Every name this product adds is added while it is the
                     // product at hand, so it can only be the last one.
                     if req.products.last() != Some(&product.name) {
                         req.products.push(product.name.clone());
                     }
-                    if let Some(why) = why {
+                    if !owners.iter().any(|o| o.name == need.owner.name) {
+                        owners.push(need.owner);
+                    }
+                    if let Some(why) = need.why {
                         if whys.insert((entry.row, transport, range, why)) {
                             req.why.push(why.to_string());
                         }
@@ -249,6 +345,15 @@ impl Catalog {
             }
         }
         merged.into_values().collect()
+    }
+
+    /// The ports `products` need, one requirement per (entry, transport, range),
+    /// merged across products, in table order.
+    pub fn requirements(&self, products: &[&Product]) -> Vec<Requirement> {
+        self.merged(products)
+            .into_iter()
+            .map(|(req, _)| req)
+            .collect()
     }
 
     /// Every port of the table, one requirement per (entry, transport, range),
@@ -277,16 +382,25 @@ impl Catalog {
     pub fn port_counts(&self, product: &Product) -> (usize, usize) {
         let mut tcp: Vec<PortRange> = Vec::new();
         let mut udp: Vec<PortRange> = Vec::new();
-        for (entry, transport, _) in self.needs_of(product) {
-            match transport {
-                Transport::Tcp => tcp.extend_from_slice(&entry.ports),
-                Transport::Udp => udp.extend_from_slice(&entry.ports),
+        for need in self.needs_of(product) {
+            match need.transport {
+                Transport::Tcp => tcp.extend_from_slice(&need.entry.ports),
+                Transport::Udp => udp.extend_from_slice(&need.entry.ports),
             }
         }
         tcp.sort_unstable();
         udp.sort_unstable();
         (distinct_ports(&tcp), distinct_ports(&udp))
     }
+}
+
+/// One (entry, transport) a product needs, and the product whose own
+/// `needs` list it.
+struct Reached<'a> {
+    entry: &'a Entry,
+    transport: Transport,
+    why: Option<&'a str>,
+    owner: &'a Product,
 }
 
 pub(crate) fn requirement(entry: &Entry, transport: Transport, range: PortRange) -> Requirement {

@@ -1,11 +1,14 @@
 //! The probe plan: the individual (transport, port) pairs to probe for a
 //! selection of products and `--ports` items, each with the services and
-//! products that explain why it is probed.
+//! products that explain why it is probed, the service groups a report
+//! judges one by one, and the ports the products leave out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use serde::Serialize;
+
 use super::{Catalog, Entry, Product, Requirement};
-use crate::port::{PortItem, Probe, Transport};
+use crate::port::{PortItem, PortRange, Probe, Transport};
 
 /// One port to probe and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,8 +23,43 @@ pub struct PlannedPort {
     /// Short service names of the catalog rows that name this port (joined
     /// with " / " when several rows do), or `"unlisted"`.
     pub service: String,
-    /// Products that need the port; empty when only `--ports` asked for it.
+    /// The most specific products that need the port: those whose own
+    /// `needs` list it, whether asked for or reached through `includes`
+    /// (`Mail`, not the `Mac OS X Server` that includes it), in the order
+    /// of [`Plan::groups`]; empty when only `--ports` asked for it.
     pub products: Vec<String>,
+}
+
+/// A product whose ports a report judges together: one asked for, or one
+/// it includes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceGroup {
+    /// The product's canonical name.
+    pub product: String,
+    /// How many ports of the plan name it among their products (per
+    /// address).
+    pub ports: usize,
+    /// Whether it includes other service groups of the plan, which are
+    /// judged apart: its own ports are then only part of what it needs.
+    pub includes_others: bool,
+}
+
+/// A port range the asked products leave out (see `leaves_out` in the
+/// catalog format), and the product that would probe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotProbed {
+    /// `tcp` or `udp`.
+    pub protocol: Transport,
+    /// First port.
+    pub port_start: u16,
+    /// Last port.
+    pub port_end: u16,
+    /// The entry's short service name.
+    pub service: String,
+    /// The product to ask for to probe the range too.
+    pub product: String,
+    /// What the ports are for.
+    pub why: String,
 }
 
 /// What to probe on every target.
@@ -32,6 +70,13 @@ pub struct Plan {
     /// The requirements behind the plan (one per catalog row, transport and
     /// range), for reports that speak of ranges.
     pub requirements: Vec<Requirement>,
+    /// The service groups: every product asked for followed by the products
+    /// it includes (depth first, in the order the catalog lists them), each
+    /// once, and only those that some planned port names.
+    pub groups: Vec<ServiceGroup>,
+    /// Ranges the asked products leave out and no asked product or
+    /// `--ports` item brings back in full, in the order they are declared.
+    pub not_probed: Vec<NotProbed>,
 }
 
 impl Plan {
@@ -202,9 +247,25 @@ impl Catalog {
 
     /// The plan for `products` plus the explicit `items`.
     pub fn plan(&self, products: &[&Product], items: &[PortItem]) -> Plan {
-        let requirements = self.requirements(products);
+        // The service groups, in order: each asked product, then what it
+        // includes.
+        let mut order: Vec<&Product> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for &product in products {
+            for p in self.reach(product, None) {
+                if seen.insert(p.name.as_str()) {
+                    order.push(p);
+                }
+            }
+        }
+        let rank: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.as_str(), i))
+            .collect();
+        let merged = self.merged(products);
         let mut ports: BTreeMap<(Transport, u16), PlannedPort> = BTreeMap::new();
-        for req in &requirements {
+        for (req, owners) in &merged {
             for port in req.range().iter() {
                 let planned = ports
                     .entry((req.protocol, port))
@@ -220,10 +281,21 @@ impl Catalog {
                 } else if !planned.service.split(" / ").any(|s| s == req.service) {
                     planned.service = format!("{} / {}", planned.service, req.service);
                 }
-                for p in &req.products {
-                    if !planned.products.contains(p) {
-                        planned.products.push(p.clone());
+                for owner in owners {
+                    if !planned.products.contains(&owner.name) {
+                        planned.products.push(owner.name.clone());
                     }
+                }
+            }
+        }
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for planned in ports.values_mut() {
+            planned
+                .products
+                .sort_by_key(|p| rank.get(p.as_str()).copied().unwrap_or(usize::MAX));
+            for p in &planned.products {
+                if let Some((name, _)) = rank.get_key_value(p.as_str()) {
+                    *counts.entry(name).or_insert(0) += 1;
                 }
             }
         }
@@ -240,10 +312,62 @@ impl Catalog {
                     });
             }
         }
+        let groups = order
+            .iter()
+            .filter_map(|p| {
+                counts.get(p.name.as_str()).map(|&ports| ServiceGroup {
+                    product: p.name.clone(),
+                    ports,
+                    includes_others: p.includes.iter().any(|i| counts.contains_key(i.as_str())),
+                })
+            })
+            .collect();
+        let not_probed = self.not_probed(&order, &ports);
         Plan {
             ports: ports.into_values().collect(),
-            requirements,
+            requirements: merged.into_iter().map(|(req, _)| req).collect(),
+            groups,
+            not_probed,
         }
+    }
+
+    /// The ranges that the `leaves_out` of the reached products keep out of
+    /// the plan, each once, unless every port of the range is planned after
+    /// all.
+    fn not_probed(
+        &self,
+        reached: &[&Product],
+        planned: &BTreeMap<(Transport, u16), PlannedPort>,
+    ) -> Vec<NotProbed> {
+        let mut out: Vec<NotProbed> = Vec::new();
+        let mut seen: HashSet<(Transport, PortRange)> = HashSet::new();
+        for product in reached {
+            for leave in &product.leaves_out {
+                let entry = self.entry(&leave.entry).expect("validated at load");
+                for &transport in &leave.transports {
+                    for &range in &entry.ports {
+                        if !seen.insert((transport, range)) {
+                            continue;
+                        }
+                        let all_planned = planned
+                            .range((transport, range.start())..=(transport, range.end()))
+                            .count()
+                            == range.len() as usize;
+                        if !all_planned {
+                            out.push(NotProbed {
+                                protocol: transport,
+                                port_start: range.start(),
+                                port_end: range.end(),
+                                service: entry.label.clone(),
+                                product: leave.product.clone(),
+                                why: leave.why.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

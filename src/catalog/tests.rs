@@ -2,6 +2,7 @@
 //! lookup, and of the validation of users' catalog files.
 
 use super::*;
+use crate::port::parse_port_list;
 
 fn cat() -> Catalog {
     Catalog::builtin()
@@ -239,6 +240,7 @@ fn required_products_exist() {
         ("Xgrid", "Xgrid"),
         ("Macintosh Manager", "Macintosh Manager"),
         ("Password Server", "Password Server"),
+        ("DNS", "DNS Service"),
     ] {
         assert_eq!(
             c.find_product(name).map(|p| p.name.as_str()),
@@ -291,6 +293,197 @@ fn mac_os_x_server_includes_its_parts() {
     }
     // Reached through an include, the port still names the product asked for.
     assert!(reqs.iter().all(|r| r.products == ["Mac OS X Server"]));
+}
+
+/// The products the server includes, as the catalog states and explains them.
+const SERVER_PARTS: [&str; 18] = [
+    "VPN",
+    "Password Server",
+    "Open Directory",
+    "Workgroup Manager",
+    "Server Admin",
+    "File Sharing",
+    "Printer Sharing",
+    "Mail",
+    "Web Service",
+    "DNS Service",
+    "NetBoot",
+    "iChat Server",
+    "Software Update",
+    "Podcast Capture",
+    "Xgrid",
+    "QuickTime Streaming Server",
+    "Macintosh Manager",
+    "Xsan",
+];
+
+#[test]
+fn mac_os_x_server_serves_the_services_the_table_names() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    assert_eq!(server.includes, SERVER_PARTS);
+    let plan = c.plan(&[server], &[]);
+    let products_of = |t: Transport, port: u16| -> Vec<&str> {
+        plan.ports
+            .iter()
+            .find(|p| p.transport == t && p.port == port)
+            .unwrap_or_else(|| panic!("{t} {port} is not planned"))
+            .products
+            .iter()
+            .map(String::as_str)
+            .collect()
+    };
+    // Each port names the most specific products: those whose own needs
+    // list it, in the order of the service groups.
+    for (t, port, products) in [
+        (Transport::Tcp, 25, vec!["Mail"]),
+        (Transport::Tcp, 548, vec!["File Sharing"]),
+        (Transport::Udp, 53, vec!["DNS Service"]),
+        (Transport::Udp, 67, vec!["NetBoot"]),
+        (Transport::Tcp, 5222, vec!["iChat Server"]),
+        (Transport::Tcp, 8170, vec!["Web Service", "Podcast Capture"]),
+        (Transport::Tcp, 4111, vec!["Xgrid"]),
+        (Transport::Tcp, 631, vec!["Printer Sharing"]),
+        (Transport::Tcp, 554, vec!["QuickTime Streaming Server"]),
+        (Transport::Tcp, 2236, vec!["Macintosh Manager"]),
+        (Transport::Tcp, 24500, vec!["Web Service"]),
+        (Transport::Udp, 500, vec!["VPN"]),
+        (Transport::Tcp, 106, vec!["Password Server"]),
+        (
+            Transport::Tcp,
+            80,
+            vec!["Web Service", "NetBoot", "Software Update"],
+        ),
+        (
+            Transport::Tcp,
+            311,
+            vec!["Workgroup Manager", "Server Admin", "Xsan"],
+        ),
+        (
+            Transport::Tcp,
+            389,
+            vec!["Open Directory", "Workgroup Manager", "Mail"],
+        ),
+        // The server's own need names the server.
+        (Transport::Udp, 626, vec!["Mac OS X Server", "Xsan"]),
+    ] {
+        assert_eq!(products_of(t, port), products, "{t} {port}");
+    }
+    // The service groups: the server, then what it includes, in order.
+    let groups: Vec<&str> = plan.groups.iter().map(|g| g.product.as_str()).collect();
+    let mut expected = vec!["Mac OS X Server"];
+    expected.extend(SERVER_PARTS);
+    assert_eq!(groups, expected);
+    // Each group counts the planned ports that name it.
+    for g in &plan.groups {
+        let naming = plan
+            .ports
+            .iter()
+            .filter(|p| p.products.contains(&g.product))
+            .count();
+        assert_eq!(g.ports, naming, "{}", g.product);
+        assert!(g.ports > 0, "{}", g.product);
+    }
+    let ichat = plan.groups.iter().find(|g| g.product == "iChat Server");
+    assert_eq!(ichat.map(|g| g.ports), Some(4));
+}
+
+/// Every planned (transport, port) of `plan` within `lo..=hi`.
+fn planned_in(plan: &Plan, t: Transport, lo: u16, hi: u16) -> usize {
+    plan.ports
+        .iter()
+        .filter(|p| p.transport == t && (lo..=hi).contains(&p.port))
+        .count()
+}
+
+#[test]
+fn the_server_leaves_the_media_and_file_system_ranges_to_their_products() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    let plan = c.plan(&[server], &[]);
+    // Of 6970-9999/udp only 7070, RTSP alternate, a row of its own.
+    assert_eq!(planned_in(&plan, Transport::Udp, 6970, 9999), 1);
+    assert_eq!(planned_in(&plan, Transport::Udp, 7070, 7070), 1);
+    assert_eq!(planned_in(&plan, Transport::Tcp, 49152, 65535), 0);
+    // The other ports of Xsan are probed with the server.
+    assert_eq!(planned_in(&plan, Transport::Tcp, 311, 311), 1);
+    let listed: Vec<(Transport, u16, u16, &str, &str, &str)> = plan
+        .not_probed
+        .iter()
+        .map(|n| {
+            (
+                n.protocol,
+                n.port_start,
+                n.port_end,
+                n.service.as_str(),
+                n.product.as_str(),
+                n.why.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                Transport::Udp,
+                6970,
+                9999,
+                "QTSS RTP streams",
+                "QuickTime Streaming Server",
+                "QuickTime Streaming Server RTP media"
+            ),
+            (
+                Transport::Tcp,
+                49152,
+                65535,
+                "Xsan",
+                "Xsan",
+                "Xsan file system"
+            ),
+        ]
+    );
+    // Nor do the listings count them.
+    assert!(
+        !c.requirements(&[server])
+            .iter()
+            .any(|r| r.id.as_deref() == Some("qtss-rtp") || r.id.as_deref() == Some("xsan"))
+    );
+    let (tcp, udp) = c.port_counts(server);
+    assert!(tcp < 49152 - 1 && udp < 100, "{tcp} {udp}");
+    assert_eq!((tcp, udp), plan.counts());
+}
+
+#[test]
+fn asking_for_the_product_too_brings_its_range_back() {
+    let c = cat();
+    let server = c.find_product("Mac OS X Server").unwrap();
+    let qtss = c.find_product("QTSS").unwrap();
+    for asked in [vec![server, qtss], vec![qtss, server]] {
+        let plan = c.plan(&asked, &[]);
+        assert_eq!(planned_in(&plan, Transport::Udp, 6970, 9999), 3030);
+        let rtp = plan
+            .ports
+            .iter()
+            .find(|p| p.transport == Transport::Udp && p.port == 8000)
+            .unwrap();
+        assert_eq!(rtp.products, ["QuickTime Streaming Server"]);
+        let left: Vec<&str> = plan.not_probed.iter().map(|n| n.product.as_str()).collect();
+        assert_eq!(left, ["Xsan"]);
+    }
+    // Every port of a range named with --ports brings it back too; some of
+    // them do not.
+    let all = c.plan(&[server], &parse_port_list("49152-65535").unwrap());
+    assert_eq!(all.not_probed.len(), 1);
+    assert_eq!(all.not_probed[0].product, "QuickTime Streaming Server");
+    let some = c.plan(&[server], &parse_port_list("7000/udp").unwrap());
+    assert_eq!(some.not_probed.len(), 2);
+    let port = some.ports.iter().find(|p| p.port == 7000).unwrap();
+    assert!(port.products.is_empty(), "{:?}", port.products);
+    // Xsan alone keeps its range.
+    let xsan = c.find_product("Xsan").unwrap();
+    let plan = c.plan(&[xsan], &[]);
+    assert_eq!(planned_in(&plan, Transport::Tcp, 49152, 65535), 16384);
+    assert!(plan.not_probed.is_empty());
 }
 
 #[test]
@@ -540,6 +733,199 @@ fn products_naming_unknown_entries_are_located() {
     );
 }
 
+/// A server that includes a web service and a streaming service, and
+/// leaves the streaming media range to the streaming product.
+const LEAVES: &str = r#"
+[[entry]]
+id = "web"
+row = 1
+label = "HTTP"
+table_port = "80"
+ports = ["80"]
+table_protocol = "TCP"
+
+[[entry]]
+id = "media"
+row = 2
+label = "Media"
+table_port = "6970-9999"
+ports = ["6970-9999"]
+table_protocol = "TCP/UDP"
+
+[[entry]]
+id = "ctl"
+row = 3
+label = "Control"
+table_port = "554"
+ports = ["554"]
+table_protocol = "TCP/UDP"
+
+[[product]]
+name = "Streaming"
+needs = [{ entry = "ctl" }, { entry = "media", protocols = ["udp"] }]
+
+[[product]]
+name = "Web"
+needs = [{ entry = "web" }]
+
+[[product]]
+name = "Server"
+includes = ["Web", "Streaming"]
+needs = [{ entry = "web", why = "admin pages" }]
+leaves_out = [{ entry = "media", product = "Streaming", why = "media streams" }]
+"#;
+
+/// The error for `LEAVES` with the server's `leaves_out` replaced.
+fn leave_err(leaves_out: &str) -> String {
+    let text = LEAVES.replace(
+        r#"leaves_out = [{ entry = "media", product = "Streaming", why = "media streams" }]"#,
+        &format!("leaves_out = {leaves_out}"),
+    );
+    load_err(&text)
+}
+
+#[test]
+fn a_product_leaves_out_what_its_includes_need() {
+    let c = Catalog::parse(LEAVES, "site.toml").unwrap();
+    let server = c.product("Server").unwrap();
+    assert_eq!(server.leaves_out[0].transports, [Transport::Udp]);
+    let plan = c.plan(&[server], &[]);
+    let planned: Vec<String> = plan
+        .ports
+        .iter()
+        .map(|p| format!("{}/{} {}", p.transport, p.port, p.products.join(",")))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            "tcp/80 Server,Web",
+            "tcp/554 Streaming",
+            "udp/554 Streaming"
+        ]
+    );
+    assert_eq!(plan.not_probed.len(), 1);
+    let n = &plan.not_probed[0];
+    assert_eq!(
+        (n.protocol, n.port_start, n.port_end, n.service.as_str()),
+        (Transport::Udp, 6970, 9999, "Media")
+    );
+    assert_eq!(c.port_counts(server), (2, 1));
+}
+
+#[test]
+fn leaving_out_holds_wherever_the_product_is_included() {
+    let text = format!(
+        "{LEAVES}
+[[product]]
+name = \"Campus\"
+includes = [\"Server\"]
+
+\
+         [[product]]
+name = \"Studio\"
+includes = [\"Server\", \"Streaming\"]
+"
+    );
+    let c = Catalog::parse(&text, "site.toml").unwrap();
+    let campus = c.product("Campus").unwrap();
+    let plan = c.plan(&[campus], &[]);
+    assert_eq!(plan.counts(), (2, 1));
+    assert_eq!(plan.not_probed.len(), 1);
+    // Included directly as well, the streaming product needs its range.
+    let studio = c.product("Studio").unwrap();
+    let plan = c.plan(&[studio], &[]);
+    assert_eq!(plan.counts(), (2, 3031));
+    assert!(plan.not_probed.is_empty());
+    let media = plan.ports.iter().find(|p| p.port == 7000).unwrap();
+    assert_eq!(media.products, ["Streaming"]);
+}
+
+#[test]
+fn bad_leaves_out_are_located() {
+    let at = "site.toml: product 3 (line 34, \"Server\"): field ";
+    for (leaves_out, field, message) in [
+        (
+            r#"[{ entry = "medai", product = "Streaming", why = "x" }]"#,
+            "leaves_out[0].entry",
+            "no entry with id \"medai\" (closest: media)",
+        ),
+        (
+            r#"[{ entry = "web", product = "Web", why = "x" }]"#,
+            "leaves_out[0].entry",
+            "the product needs entry \"web\" itself (needs[0])",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming", why = "x" }, { entry = "media", product = "Streaming", why = "y" }]"#,
+            "leaves_out[1].entry",
+            "entry \"media\" is left out twice",
+        ),
+        (
+            r#"[{ product = "Streaming", why = "x" }]"#,
+            "leaves_out[0].entry",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", why = "x" }]"#,
+            "leaves_out[0].product",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming" }]"#,
+            "leaves_out[0].why",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming", why = "  " }]"#,
+            "leaves_out[0].why",
+            "required",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streamin", why = "x" }]"#,
+            "leaves_out[0].product",
+            "no product named \"Streamin\" (closest: Streaming)",
+        ),
+        (
+            r#"[{ entry = "media", product = "Server", why = "x" }]"#,
+            "leaves_out[0].product",
+            "\"Server\" is not a product that \"Server\" includes",
+        ),
+        (
+            r#"[{ entry = "media", product = "Web", why = "x" }]"#,
+            "leaves_out[0].product",
+            "product \"Web\" does not need entry \"media\"",
+        ),
+        (
+            r#"[{ entry = "media", product = "Streaming", why = "x", reason = "y" }]"#,
+            "reason",
+            "unknown field `reason`",
+        ),
+    ] {
+        let err = leave_err(leaves_out);
+        assert!(
+            err.starts_with(&format!("{at}`{field}`: ")) && err.contains(message),
+            "{leaves_out}: {err}"
+        );
+    }
+    // A product the server does not include.
+    let text = format!(
+        "{}
+[[product]]
+name = \"Elsewhere\"
+needs = [{{ entry = \"media\" }}]
+",
+        LEAVES.replace(
+            "product = \"Streaming\", why",
+            "product = \"Elsewhere\", why"
+        )
+    );
+    let err = load_err(&text);
+    assert!(
+        err.starts_with(&format!("{at}`leaves_out[0].product`: "))
+            && err.contains("\"Elsewhere\" is not a product that \"Server\" includes"),
+        "{err}"
+    );
+}
+
 #[test]
 fn duplicate_ids_names_and_include_cycles_are_rejected() {
     let dup = format!(
@@ -608,6 +994,63 @@ fn long_chains_of_includes_load_and_their_cycles_are_named() {
         "{}",
         &err[err.len() - 200..]
     );
+}
+
+/// `n` products in a chain, each needing its own entry (TCP port `i + 1`),
+/// including the next, and leaving out the entry the next one needs.
+fn leaving_chain(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let port = i + 1;
+        text.push_str(&format!(
+            "[[entry]]\nid = \"e{i}\"\nrow = {port}\nlabel = \"E{i}\"\ntable_port = \"{port}\"\nports = [\"{port}\"]\ntable_protocol = \"TCP\"\n\n"
+        ));
+    }
+    for i in 0..n {
+        let next = i + 1;
+        let more = if next < n {
+            format!(
+                "includes = [\"P{next}\"]\nleaves_out = [{{ entry = \"e{next}\", product = \"P{next}\", why = \"the next one's\" }}]\n"
+            )
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "[[product]]\nname = \"P{i}\"\nneeds = [{{ entry = \"e{i}\" }}]\n{more}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn long_chains_that_leave_out_at_every_step_load_and_plan() {
+    // Each product leaves out one entry, so a plan walks the chain once per
+    // entry left out, and loading once per product: time that grows with
+    // the square of the chain (a few seconds at this length in a debug
+    // build; a walk of every product's full needs per entry left out would
+    // grow with its cube and not end).
+    let n = 1000;
+    let c = Catalog::parse(&leaving_chain(n), "chain.toml").unwrap();
+    let first = c.product("P0").unwrap();
+    // Every entry but its own is left out on the way down.
+    assert_eq!(c.port_counts(first), (1, 0));
+    let plan = c.plan(&[first], &[]);
+    assert_eq!(plan.counts(), (1, 0));
+    assert_eq!(plan.not_probed.len(), n - 1);
+    assert_eq!(
+        (
+            plan.not_probed[0].port_start,
+            plan.not_probed[0].product.as_str()
+        ),
+        (2, "P1")
+    );
+    // Asking for one in the middle too brings its own port back.
+    let middle = c.product("P500").unwrap();
+    let plan = c.plan(&[first, middle], &[]);
+    let ports: Vec<u16> = plan.ports.iter().map(|p| p.port).collect();
+    assert_eq!(ports, [1, 501]);
+    assert_eq!(plan.not_probed.len(), n - 2);
+    assert_eq!(plan.groups.len(), 2);
 }
 
 #[test]

@@ -5,8 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::model::{HostVerdict, Report, Row, Summary, TargetReport};
+use super::model::{HostVerdict, ProductVerdict, Report, Row, Summary, TargetReport};
 use super::{clean, words};
+use crate::catalog::NotProbed;
 use crate::engine::{Located, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
@@ -108,14 +109,25 @@ struct Host<'a> {
     path: Vec<Hop>,
 }
 
+/// One service group's verdict on one target.
+#[derive(Serialize)]
+struct ByProduct<'a> {
+    product: &'a str,
+    status: &'static str,
+    ports: usize,
+    blocked: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct TargetObject<'a> {
     target: Target<'a>,
     products: &'a [String],
+    not_probed: &'a [NotProbed],
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     results: Vec<Result<'a>>,
     summary: Counts,
+    by_product: Vec<ByProduct<'a>>,
     hosts: Vec<Host<'a>>,
     status: &'static str,
     exit_code: u8,
@@ -127,6 +139,7 @@ struct TargetObject<'a> {
 struct Many<'a> {
     targets: Vec<TargetObject<'a>>,
     products: &'a [String],
+    not_probed: &'a [NotProbed],
     summary: Counts,
     status: &'static str,
     exit_code: u8,
@@ -193,6 +206,29 @@ fn result(row: &Row) -> Result<'_> {
     }
 }
 
+/// Each service group's verdict, its blocked ports as `"tcp/25"`, or as
+/// `"198.18.1.2 tcp/25"` when the target has several addresses.
+fn by_product<'a>(t: &'a TargetReport) -> Vec<ByProduct<'a>> {
+    let many = t.addresses.len() > 1;
+    let name = |row: &Row| {
+        let r = &row.result;
+        if many {
+            format!("{} {}/{}", r.address, r.transport, r.port)
+        } else {
+            format!("{}/{}", r.transport, r.port)
+        }
+    };
+    t.by_product()
+        .into_iter()
+        .map(|g: ProductVerdict<'a>| ByProduct {
+            product: g.product,
+            status: g.status.word(),
+            ports: g.rows.len(),
+            blocked: g.blocked().map(name).collect(),
+        })
+        .collect()
+}
+
 fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
     let hosts = t
         .addresses
@@ -248,9 +284,11 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
             },
         },
         products: &report.products,
+        not_probed: &report.not_probed,
         error: t.error.as_deref(),
         results: t.rows.iter().map(result).collect(),
         summary: counts(t.summary()),
+        by_product: by_product(t),
         hosts,
         status: status.word(),
         exit_code: status.code(),
@@ -269,6 +307,7 @@ pub fn render(report: &Report) -> String {
         serde_json::to_string(&Many {
             targets: report.targets.iter().map(|t| target(report, t)).collect(),
             products: &report.products,
+            not_probed: &report.not_probed,
             summary: counts(report.summary()),
             status: status.word(),
             exit_code: status.code(),

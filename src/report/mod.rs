@@ -8,10 +8,11 @@ pub mod listing;
 pub mod model;
 pub mod nagios;
 pub mod prometheus;
+pub mod service;
 pub mod text;
 pub mod words;
 
-pub use model::{HostVerdict, Report, Row, Summary, TargetReport};
+pub use model::{HostVerdict, ProductVerdict, Report, Row, Summary, TargetReport};
 pub use text::TextOptions;
 
 /// The outcome of a run as a monitoring system reads it: the exit code

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::catalog::Plan;
+use crate::catalog::{NotProbed, Plan, ServiceGroup};
 use crate::engine::{AddressNote, PortResult, Reason, Resolved, ResolvedBy, RunOutcome, State};
 use crate::port::Transport;
 
@@ -18,7 +18,8 @@ pub struct Row {
     pub result: PortResult,
     /// The service's short name.
     pub service: String,
-    /// Products that need the port.
+    /// The most specific products that need the port (see
+    /// [`PlannedPort::products`](crate::catalog::PlannedPort::products)).
     pub products: Vec<String>,
 }
 
@@ -99,6 +100,9 @@ pub struct TargetReport {
     pub error: Option<String>,
     /// One row per (address, port), sorted by address, transport, port.
     pub rows: Vec<Row>,
+    /// The plan's service groups (none when the target could not be
+    /// resolved).
+    pub services: Vec<ServiceGroup>,
     /// Per-address observations from the engine.
     pub notes: Vec<AddressNote>,
     /// Ports of this target never probed (interrupted or out of time).
@@ -150,6 +154,71 @@ impl TargetReport {
         }
         status_of(self.summary())
     }
+
+    /// The verdict per service group, in the plan's order: each group's
+    /// rows (the results whose products name it), their counts, and the
+    /// status they alone would give, UNKNOWN when some of its ports have no
+    /// result.
+    pub fn by_product(&self) -> Vec<ProductVerdict<'_>> {
+        let index: HashMap<&str, usize> = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.product.as_str(), i))
+            .collect();
+        let mut rows: Vec<Vec<&Row>> = vec![Vec::new(); self.services.len()];
+        for row in &self.rows {
+            for product in &row.products {
+                if let Some(&i) = index.get(product.as_str()) {
+                    rows[i].push(row);
+                }
+            }
+        }
+        self.services
+            .iter()
+            .zip(rows)
+            .map(|(group, rows)| {
+                let summary = Summary::of(rows.iter().copied());
+                let expected = group.ports * self.addresses.len();
+                let status = if rows.len() < expected {
+                    Status::Unknown
+                } else {
+                    status_of(summary)
+                };
+                ProductVerdict {
+                    product: &group.product,
+                    includes_others: group.includes_others,
+                    rows,
+                    summary,
+                    status,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One service group's verdict on one target.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProductVerdict<'a> {
+    /// The product's canonical name.
+    pub product: &'a str,
+    /// Whether it includes other service groups, judged apart (see
+    /// [`ServiceGroup::includes_others`]).
+    pub includes_others: bool,
+    /// Its results, in the target's order.
+    pub rows: Vec<&'a Row>,
+    /// Counts of their states.
+    pub summary: Summary,
+    /// OK, WARNING or CRITICAL as the exit codes define them, for these
+    /// rows alone; UNKNOWN when some of the group's ports were not probed.
+    pub status: Status,
+}
+
+impl ProductVerdict<'_> {
+    /// The group's blocked rows.
+    pub fn blocked(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().copied().filter(|r| r.result.blocked())
+    }
 }
 
 /// OK when everything is open; WARNING when something is closed or
@@ -171,6 +240,8 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
     /// Products asked for (canonical names).
     pub products: Vec<String>,
+    /// Ranges the asked products leave out (see the plan).
+    pub not_probed: Vec<NotProbed>,
     /// TCP and UDP ports probed per address.
     pub planned: (usize, usize),
     /// Wall time of the run.
@@ -222,6 +293,7 @@ impl Report {
                     resolved_by: None,
                     error: Some(error),
                     rows: Vec::new(),
+                    services: Vec::new(),
                     notes: Vec::new(),
                     unprobed: 0,
                 },
@@ -246,6 +318,7 @@ impl Report {
                         resolved_by: Some(resolved.by),
                         error: None,
                         rows,
+                        services: plan.groups.clone(),
                         notes,
                         unprobed,
                     }
@@ -255,6 +328,7 @@ impl Report {
         Report {
             targets,
             products,
+            not_probed: plan.not_probed.clone(),
             planned: plan.counts(),
             duration: outcome.duration,
             interrupted: outcome.interrupted,

@@ -2,13 +2,14 @@
 //! performance data, and the plugin exit codes (0 OK, 1 WARNING,
 //! 2 CRITICAL, 3 UNKNOWN).
 //!
-//! `PORTPROBE CRITICAL - 3 of 41 ports blocked: tcp/311, ... | open=37;;;0 ...`
+//! `PORTPROBE CRITICAL - 3 of 41 ports blocked (Mail, Web Service): tcp/25,
+//! ... | open=37;;;0 ...`
 
 use std::fmt::Write as _;
 
 use super::Status;
-use super::clean;
 use super::model::{Report, Row};
+use super::{clean, service};
 
 /// Up to this many blocked ports are named in the status line.
 const NAMED: usize = 8;
@@ -51,11 +52,12 @@ pub fn render(report: &Report) -> String {
                 .map(|e| format!("{}: {}", clean::nagios(&t.host), clean::nagios(e)))
         })
         .collect();
+    let services = clean::nagios(&service::in_parentheses(&blocked_services(report)));
     match status {
         Status::Critical => {
             let _ = write!(
                 text,
-                "{} of {total} ports blocked: {}",
+                "{} of {total} ports blocked{services}: {}",
                 blocked.len(),
                 name_list(&blocked)
             );
@@ -78,7 +80,7 @@ pub fn render(report: &Report) -> String {
             if !blocked.is_empty() {
                 let _ = write!(
                     text,
-                    "; {} blocked so far: {}",
+                    "; {} blocked so far{services}: {}",
                     blocked.len(),
                     name_list(&blocked)
                 );
@@ -96,6 +98,20 @@ pub fn render(report: &Report) -> String {
         report.duration.as_secs_f64()
     );
     text
+}
+
+/// The services with a blocked port on any target, each once, in the order
+/// the targets and their plans give.
+fn blocked_services(report: &Report) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in &report.targets {
+        for name in service::blocked_services(t) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 fn name_list(names: &[String]) -> String {

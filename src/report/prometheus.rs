@@ -108,6 +108,23 @@ pub fn render(report: &Report) -> String {
 
     header(
         &mut out,
+        "portprobe_product_status",
+        "Status of each product checked on the target (a product asked for, or one it includes), over the ports whose products name it: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    for t in &report.targets {
+        for g in t.by_product() {
+            let _ = writeln!(
+                out,
+                "portprobe_product_status{{target=\"{}\",product=\"{}\"}} {}",
+                clean::prometheus_label(&t.host),
+                clean::prometheus_label(g.product),
+                g.status.code()
+            );
+        }
+    }
+
+    header(
+        &mut out,
         "portprobe_status",
         "Exit status of the run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     );

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use super::Status;
 use super::clean::clean;
-use super::model::{HostVerdict, Report, Row, TargetReport};
-use super::words;
+use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
+use super::{service, words};
 use crate::engine::{AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
 use crate::wire::UdpProtocol;
 
@@ -485,8 +485,9 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
             ),
         },
         Status::Critical => format!(
-            "{} of {total} required ports are blocked: {}",
+            "{} of {total} required ports are blocked{}: {}",
             blocked.len(),
+            clean(&service::in_parentheses(&service::blocked_services(t))),
             list_ports(&blocked, 5)
         ),
         Status::Warning => {
@@ -511,12 +512,60 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
     if status == Status::Unknown && s.blocked() > 0 {
         let _ = write!(
             text,
-            "; {} blocked so far: {}",
+            "; {} blocked so far{}: {}",
             blocked.len(),
+            clean(&service::in_parentheses(&service::blocked_services(t))),
             list_ports(&blocked, 5)
         );
     }
     format!("{}: {}: {text}", status.word(), clean(&t.host))
+}
+
+/// The SERVICES section: one line per service group with its verdict,
+/// blocked services first, when the run judges more than one service.
+fn services_lines(out: &mut String, t: &TargetReport, paint: Paint) {
+    let mut groups = t.by_product();
+    // A host that answers nothing is said once, not once per service.
+    let host_level = t
+        .addresses
+        .iter()
+        .all(|&a| t.verdict(a) != HostVerdict::Answering);
+    if groups.len() < 2 || host_level {
+        return;
+    }
+    let rank = |s: Status| match s {
+        Status::Critical => 0,
+        Status::Unknown => 1,
+        Status::Warning => 2,
+        Status::Ok => 3,
+    };
+    groups.sort_by_key(|g| rank(g.status));
+    // A product that includes others has a line of its own for the ports
+    // it needs itself.
+    let name = |g: &ProductVerdict<'_>| {
+        if g.includes_others {
+            format!("{} (own ports)", clean(g.product))
+        } else {
+            clean(g.product).into_owned()
+        }
+    };
+    let name_w = groups
+        .iter()
+        .map(|g| name(g).chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(28);
+    let many = t.addresses.len() > 1;
+    let _ = writeln!(out, "\n{}", paint.bold("SERVICES"));
+    for g in &groups {
+        let words = service::verdict(g, many);
+        let words = match g.status {
+            Status::Critical | Status::Unknown => paint.red(&clean(&words)),
+            Status::Warning => paint.yellow(&clean(&words)),
+            Status::Ok => paint.green(&clean(&words)),
+        };
+        let _ = writeln!(out, "  {:<name_w$}  {words}", name(g));
+    }
 }
 
 /// What to do next, where the evidence makes it clear.
@@ -632,6 +681,9 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
                 "{what}: {tcp} TCP and {udp} UDP ports per address"
             ))
         );
+        if let Some(line) = service::not_probed_line(&report.not_probed) {
+            let _ = writeln!(out, "{}", clean(&line));
+        }
         if report.interrupted || t.unprobed > 0 {
             let why = if report.interrupted {
                 "interrupted"
@@ -647,9 +699,11 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
                 ))
             );
         }
+        let several = report.products.len() > 1 || t.services.len() > 1;
         for &address in &t.addresses {
-            address_lines(&mut out, t, address, opts, paint, report.products.len() > 1);
+            address_lines(&mut out, t, address, opts, paint, several);
         }
+        services_lines(&mut out, t, paint);
         out.push('\n');
         let status = report.target_status(t);
         let sentence = verdict_sentence(t, status);
