@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use portprobe::catalog::Catalog;
 use portprobe::engine::{
-    AddressNote, IcmpCode, Note, PortResult, Reason, Resolved, ResolvedBy, RunOutcome, State,
-    Target, Unconfirmed,
+    AddressNote, IcmpCode, Located, Note, PortResult, Reason, Resolved, ResolvedBy, Route,
+    RunOutcome, State, Stop, Target, Unconfirmed,
 };
 use portprobe::port::{Probe, Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
@@ -64,8 +64,22 @@ fn literal(address: IpAddr) -> Resolved {
     }
 }
 
+/// The second router on the way, after ROUTER.
+const FAR_ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 9, 1));
+
+/// Where a port stops, after ROUTER (hop 1) and before FAR_ROUTER.
+fn after_router(how: Stop) -> Option<Located> {
+    Some(Located {
+        after_hop: 1,
+        after: Some(ROUTER),
+        before: Some(FAR_ROUTER),
+        how,
+    })
+}
+
 /// Apple Remote Desktop and File Sharing on one server: some ports open, one
-/// closed, one dropped, one rejected by a router, UDP replies and silence.
+/// closed, one dropped, one rejected by a router, UDP replies and silence;
+/// the blocked ports located on a path of two routers.
 fn report(interrupted: bool) -> Report {
     let c = Catalog::builtin();
     let products = vec![
@@ -77,6 +91,7 @@ fn report(interrupted: bool) -> Report {
         result(Transport::Tcp, 139, State::Closed, Reason::ConnRefused),
         PortResult {
             reason_from: Some(ROUTER),
+            located: after_router(Stop::Rejected(Reason::AdminProhibited)),
             ..result(
                 Transport::Tcp,
                 445,
@@ -87,7 +102,10 @@ fn report(interrupted: bool) -> Report {
         result(Transport::Tcp, 548, State::Open, Reason::SynAck),
         result(Transport::Tcp, 3283, State::Open, Reason::SynAck),
         result(Transport::Tcp, 5432, State::Closed, Reason::ConnRefused),
-        silent(Transport::Tcp, 5900),
+        PortResult {
+            located: after_router(Stop::Dropped),
+            ..silent(Transport::Tcp, 5900)
+        },
         result(Transport::Tcp, 5988, State::Open, Reason::SynAck),
         PortResult {
             reply: Some(Reply::new("dns", "DNS response, rcode REFUSED")),
@@ -148,7 +166,11 @@ fn report(interrupted: bool) -> Report {
             icmp_time: Duration::from_millis(3120),
             loss_seen: false,
             srtt: Some(Duration::from_micros(420)),
-            route: None,
+            route: Some(Route {
+                hops: vec![Some(ROUTER), Some(FAR_ROUTER)],
+                reached: true,
+                control: Some((Probe::Tcp, 139)),
+            }),
         }],
         duration: Duration::from_millis(4321),
     };

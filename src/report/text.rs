@@ -206,9 +206,19 @@ fn explain(run: &Run<'_>) -> String {
             Some(l) => format!("{many}no response after {attempts}: {}", words::located(l)),
             None => format!("{many}no response after {attempts}: dropped on the way"),
         },
-        (State::Filtered, _) if matches!(r.located, Some(l) if matches!(l.how, Stop::Rejected(_))) =>
+        (State::Filtered, reason)
+            if r.located
+                .is_some_and(|l| matches!(l.how, Stop::Rejected(_))) =>
         {
-            format!("{many}{}", words::located(r.located.expect("located")))
+            let l = r.located.expect("located");
+            match l.after {
+                Some(from) => format!(
+                    "{many}rejected by {from} at hop {}: {}",
+                    l.after_hop,
+                    words::reason(reason)
+                ),
+                None => format!("{many}{}", words::reason(reason)),
+            }
         }
         (State::Filtered, reason) => match r.reason_from {
             Some(from) if from != r.address => {

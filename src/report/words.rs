@@ -148,7 +148,12 @@ pub fn located(l: Located) -> String {
             hop(l.after, k),
             hop(l.before, k.saturating_add(1))
         ),
-        Stop::Rejected(r) => format!("is rejected by {} ({})", hop(l.after, k), reason(r)),
+        Stop::Rejected(r) => format!(
+            "is rejected by {} at hop {k} ({})",
+            l.after
+                .map_or_else(|| "a router".to_string(), |a| a.to_string()),
+            reason(r)
+        ),
         Stop::AtHost if k == 0 => {
             "goes straight to the host (no router on the way), which does not answer".to_string()
         }
