@@ -132,7 +132,14 @@ fn every_filter_is_located_at_its_hop(name: &str, v6: bool) {
     );
     assert!(
         text.contains(&format!(
-            "is rejected by {r2} (hop 2) (administratively prohibited)"
+            "rejected by {r2} at hop 2: administratively prohibited"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "TCP 3283 (Net Assistant (ARD)) never reaches {} (hop 1), the first router",
+            c.hop(1, v6)
         )),
         "{text}"
     );

@@ -140,7 +140,7 @@ pub fn located(l: Located) -> String {
     let k = l.after_hop;
     match l.how {
         Stop::Dropped if k == 0 => format!(
-            "is dropped before it reaches {}, the first router: by a filter there that drops before routing",
+            "never reaches {}, the first router: a filter there drops it before routing",
             hop(l.before, 1)
         ),
         Stop::Dropped => format!(
