@@ -179,7 +179,7 @@ fn text_report_says_who_blocked_and_what_to_do() {
     let router = lab.router_v4();
     assert!(
         text.contains(&format!(
-            "rejected by {router}: administratively prohibited"
+            "rejected by {router} at hop 1: administratively prohibited"
         )),
         "{text}"
     );

@@ -162,6 +162,15 @@ fn host_reason(t: &TargetReport, address: IpAddr, reason: Reason) -> String {
     }
 }
 
+/// `s`, cut to at most `max` characters with `...` when longer.
+fn shortened(s: String, max: usize) -> String {
+    if s.chars().count() > max {
+        format!("{}...", s.chars().take(max - 3).collect::<String>())
+    } else {
+        s
+    }
+}
+
 /// The sentence that explains one run's outcome.
 fn explain(run: &Run<'_>) -> String {
     let r = &run.first.result;
@@ -230,17 +239,17 @@ fn explain(run: &Run<'_>) -> String {
             ),
             None => format!("{many}{}", words::reason(reason)),
         },
-        (State::OpenFiltered, _) if r.located.is_some() => format!(
-            "{many}no reply after {attempts}; {}",
-            words::located(r.located.expect("located"))
-        ),
         (State::OpenFiltered, _) => {
             let protocol = r.udp_probe.unwrap_or(UdpProtocol::Generic);
-            format!(
+            let mut text = format!(
                 "{many}no reply after {attempts}; {}: {}",
                 words::silence_likelihood(protocol),
                 words::silence_explanation(protocol)
-            )
+            );
+            if let Some(l) = r.located {
+                let _ = write!(text, " ({})", words::located_silence(l));
+            }
+            text
         }
     };
     if let (Some(rtt), 1, false) = (r.rtt, run.count, r.reason == Reason::SynAck) {
@@ -313,23 +322,19 @@ fn address_lines(
         _ => {}
     }
     let label_w = 4 + 1 + 11;
+    let service = |row: &Row| shortened(clean(&row.service).into_owned(), 32);
     let service_w = rows
         .iter()
-        .map(|r| clean(&r.service).chars().count())
+        .map(|r| service(r).chars().count())
         .max()
-        .unwrap_or(7)
-        .min(32);
+        .unwrap_or(7);
     let products = |row: &Row| {
         let p = if row.products.is_empty() {
             "-".to_string()
         } else {
             clean(&row.products.join(", ")).into_owned()
         };
-        if p.chars().count() > 28 {
-            format!("{}...", p.chars().take(25).collect::<String>())
-        } else {
-            p
-        }
+        shortened(p, 28)
     };
     let products_w = if show_products {
         rows.iter()
@@ -371,7 +376,7 @@ fn address_lines(
                 out,
                 "    {:<label_w$}  {:<service_w$}  {:<products_w$}{:<13}  {}",
                 port_label(&run),
-                clean(&run.first.service),
+                service(run.first),
                 needed_by,
                 state,
                 explain(&run)

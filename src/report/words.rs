@@ -172,6 +172,19 @@ pub fn located(l: Located) -> String {
     }
 }
 
+/// How far a UDP port without a reply was seen to get, to follow what its
+/// silence likely means: `it passes every router, up to 198.18.22.2 (hop 3)`.
+pub fn located_silence(l: Located) -> String {
+    match l.how {
+        Stop::AtHost if l.after_hop == 0 => "it goes straight to the host".to_string(),
+        Stop::AtHost => format!(
+            "it passes every router, up to {}: the host gets it, unless that last router drops it after its TTL check",
+            hop(l.after, l.after_hop)
+        ),
+        _ => located(l),
+    }
+}
+
 /// Who to ask about a port that stops where `l` says.
 pub fn located_advice(l: Located) -> String {
     let names: Vec<String> = match l.how {
