@@ -5,8 +5,10 @@
 //! the same chain of three nftables routers, with wall times and whether
 //! each tool put every port at the right hop.
 //!
-//! Run as root: `cargo bench --bench locate`. Needs Debian's `traceroute`
-//! for the comparison.
+//! Every run starts after a rest long enough for the routers' ICMP
+//! allowances to refill (Linux: a burst of six, one a second), as a single
+//! run by a help desk would. Run as root: `cargo bench --bench locate`.
+//! Needs Debian's `traceroute` for the comparison.
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -14,8 +16,9 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
-use common::{Expected, measure, print_table};
+use common::{Expected, measure_rested, print_table};
 use support::chain::{Chain, Hook};
 
 /// The blocked ports, where each stops (the last hop it reaches), and why.
@@ -28,7 +31,8 @@ const BLOCKED: &[(u16, &str, &str)] = &[
     (548, "hop 3", "dropped by router 3's forward filter"),
 ];
 
-/// The hop each port stops at, from portprobe's JSON.
+/// The hop each port stops at, from portprobe's JSON (marked when
+/// portprobe could not confirm it).
 fn portprobe_stops(json: &[u8]) -> BTreeMap<u16, String> {
     let doc: serde_json::Value = serde_json::from_slice(json).expect("portprobe JSON");
     doc["results"]
@@ -37,10 +41,18 @@ fn portprobe_stops(json: &[u8]) -> BTreeMap<u16, String> {
         .iter()
         .filter_map(|r| {
             let hop = r["located"]["after_hop"].as_u64()?;
-            Some((r["port"].as_u64()? as u16, format!("hop {hop}")))
+            let mark = if r["located"]["how"] == "unconfirmed" {
+                " (unconfirmed)"
+            } else {
+                ""
+            };
+            Some((r["port"].as_u64()? as u16, format!("hop {hop}{mark}")))
         })
         .collect()
 }
+
+/// The wait before each run for the routers' ICMP allowances to refill.
+const REST: Duration = Duration::from_secs(7);
 
 /// The hop a port stops at from traceroute's output: the first hop of the
 /// last address that answered (a router that rejects answers one hop
@@ -110,21 +122,27 @@ fn main() {
     let ports = format!("22,{}", list.join(","));
     let target = server.to_string();
     let bin = env!("CARGO_BIN_EXE_portprobe");
-    let mut rows = vec![measure("portprobe (as nobody), one run", &expected, || {
-        let out = chain
-            .client_as_nobody(bin)
-            .expect("command as nobody")
-            .args([&target, "--ports", &ports, "--json"])
-            .output()
-            .expect("run portprobe");
-        portprobe_stops(&out.stdout)
-    })];
+    let mut rows = vec![measure_rested(
+        "portprobe (as nobody), one run",
+        &expected,
+        REST,
+        || {
+            let out = chain
+                .client_as_nobody(bin)
+                .expect("command as nobody")
+                .args([&target, "--ports", &ports, "--json"])
+                .output()
+                .expect("run portprobe");
+            (portprobe_stops(&out.stdout), None)
+        },
+    )];
     if support::have_program("traceroute") {
-        rows.push(measure(
+        rows.push(measure_rested(
             "traceroute -T -p PORT -n (as root), once per port",
             &expected,
+            REST,
             || {
-                BLOCKED
+                let stops = BLOCKED
                     .iter()
                     .map(|(port, _, _)| {
                         let out = chain
@@ -137,7 +155,8 @@ fn main() {
                             traceroute_stop(&String::from_utf8_lossy(&out.stdout)),
                         )
                     })
-                    .collect()
+                    .collect();
+                (stops, None)
             },
         ));
     } else {

@@ -239,6 +239,31 @@ fn ports_all_lists_every_port_and_protocol_of_the_table() {
 }
 
 #[test]
+fn the_ports_listing_says_which_ranges_a_product_leaves_out() {
+    let o = portprobe(&["ports", "-p", "Mac OS X Server"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(!text.contains("UDP  6970"), "{text}");
+    assert!(
+        text.trim_end().ends_with(
+            "not probed: UDP 6970-9999 (QuickTime Streaming Server RTP media) and TCP 49152-65535 (Xsan file system): add -p \"QuickTime Streaming Server\" or -p Xsan to include them"
+        ),
+        "{text}"
+    );
+    let both = stdout(&portprobe(&[
+        "ports",
+        "-p",
+        "Mac OS X Server",
+        "-p",
+        "QTSS",
+    ]));
+    assert!(
+        both.contains("UDP  6970-9999") && !both.contains("not probed: UDP 6970"),
+        "{both}"
+    );
+}
+
+#[test]
 fn ports_text_and_ad_hoc_ports() {
     let o = portprobe(&["ports", "--ports", "548,53/udp,60000"]);
     assert_eq!(o.status.code(), Some(0));

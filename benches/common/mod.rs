@@ -125,6 +125,18 @@ pub fn measure(
 pub fn measure_peak(
     tool: &str,
     expected: &Expected,
+    run: impl FnMut() -> (BTreeMap<u16, String>, Option<u64>),
+) -> Measured {
+    measure_rested(tool, expected, Duration::ZERO, run)
+}
+
+/// As [`measure_peak`], waiting `rest` before each run, outside the timing
+/// (for routers' ICMP allowances to refill, so that every run starts as a
+/// first run would).
+pub fn measure_rested(
+    tool: &str,
+    expected: &Expected,
+    rest: Duration,
     mut run: impl FnMut() -> (BTreeMap<u16, String>, Option<u64>),
 ) -> Measured {
     let mut m = Measured {
@@ -135,6 +147,7 @@ pub fn measure_peak(
         peaks: Vec::new(),
     };
     for _ in 0..RUNS {
+        std::thread::sleep(rest);
         let start = Instant::now();
         let (got, peak) = run();
         m.times.push(start.elapsed());

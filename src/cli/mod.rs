@@ -20,7 +20,7 @@ pub use generate::Generate;
 
 use crate::catalog::{Catalog, Product};
 use crate::report::clean::clean;
-use crate::report::{Status, listing, words};
+use crate::report::{Status, listing, service, words};
 
 /// Runs portprobe with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
@@ -115,19 +115,25 @@ fn products(catalog: &Catalog, json: bool) -> Result<Status> {
 }
 
 fn ports(catalog: &Catalog, args: &PortsArgs, json: bool) -> Result<Status> {
-    let requirements = if args.all {
-        catalog.all_requirements()
+    let (requirements, left_out) = if args.all {
+        (catalog.all_requirements(), None)
     } else {
         let products = find_products(catalog, &args.products)?;
         let items: Vec<_> = args.ports.iter().flatten().copied().collect();
         let mut reqs = catalog.requirements(&products);
         reqs.extend(catalog.ad_hoc_requirements(&items));
-        reqs
+        let left_out = service::not_probed_line(&catalog.plan(&products, &items).not_probed);
+        (reqs, left_out)
     };
     if json {
         write_json_stdout(&requirements)?;
     } else {
-        write_stdout(&listing::ports_text(&requirements))?;
+        let mut text = listing::ports_text(&requirements);
+        if let Some(line) = left_out {
+            text.push_str(&clean(&line));
+            text.push('\n');
+        }
+        write_stdout(&text)?;
     }
     Ok(Status::Ok)
 }
