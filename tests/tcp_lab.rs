@@ -189,7 +189,9 @@ fn text_report_says_who_blocked_and_what_to_do() {
         "{text}"
     );
     assert!(
-        text.contains("times out: a firewall between you and the host drops it"),
+        text.contains(&format!(
+            "passes every router up to {router} (hop 1) but gets no answer: that last router (after its TTL check) or the host's own firewall drops it"
+        )),
         "{text}"
     );
     // Blocked ports come first, open ones last.

@@ -621,6 +621,19 @@ fn advice(t: &TargetReport) -> Vec<String> {
                 let l = r.located.expect("located");
                 format!("{what} {}: {}", words::located(l), words::located_advice(l))
             }
+            _ if r
+                .located
+                .is_some_and(|l| l.how == Stop::AtHost && l.after_hop > 0) =>
+            {
+                let l = r.located.expect("located");
+                format!(
+                    "{what} passes every router up to {} but gets no answer: that last router (after its TTL check) or the host's own firewall drops it",
+                    l.after.map_or_else(
+                        || format!("hop {}", l.after_hop),
+                        |a| format!("{a} (hop {})", l.after_hop)
+                    )
+                )
+            }
             (Reason::NoResponse, _) => format!(
                 "{what} times out: a firewall between you and the host drops it, or the host is down"
             ),
