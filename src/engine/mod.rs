@@ -24,6 +24,8 @@
 mod attempt;
 mod evidence;
 mod icmp;
+#[cfg(test)]
+mod icmp_allowance;
 pub mod interfaces;
 mod limits;
 mod locate;

@@ -16,11 +16,11 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::lab::{Listeners, reachable_by_nobody, sweep_stale, teardown};
+use super::lab::{Listeners, nft_in, reachable_by_nobody, sweep_stale, teardown};
 use super::{netns, run};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -211,28 +211,7 @@ impl Chain {
     }
 
     fn nft_script(&self, router: u8, script: &str) -> io::Result<()> {
-        use std::io::Write;
-        let ns = &self.nodes[usize::from(router)];
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(script.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!(
-                "nft in {ns} failed: {}\nscript:\n{script}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+        nft_in(&self.nodes[usize::from(router)], script)
     }
 
     /// Adds rules to router `router`'s chain for `hook`, e.g.

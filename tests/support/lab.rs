@@ -181,28 +181,7 @@ impl Lab {
     }
 
     fn nft_script(&self, script: &str) -> io::Result<()> {
-        use std::io::Write;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.router, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(script.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(io::Error::other(format!(
-                "nft in {} failed: {}\nscript:\n{script}",
-                self.router,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+        nft_in(&self.router, script)
     }
 
     /// Namespace name prefix, `pp-<pid>-<n>`.
@@ -420,6 +399,31 @@ impl Drop for Lab {
         if let Ok(mut s) = self.scratch.lock() {
             s.take();
         }
+    }
+}
+
+/// Runs an `nft -f -` script inside namespace `ns`.
+pub(super) fn nft_in(ns: &str, script: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "nft in {ns} failed: {}\nscript:\n{script}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 

@@ -12,6 +12,7 @@ use super::*;
 use crate::engine::attempt::Exhausted;
 use crate::engine::evidence::Finished;
 use crate::engine::icmp::IcmpError;
+use crate::engine::icmp_allowance::Allowance;
 use crate::engine::outcome::IcmpCode;
 use crate::engine::{Config, Target};
 use crate::wire::{ProbeContext, UdpProtocol};
@@ -37,30 +38,10 @@ enum Rule {
     HostSilent,
 }
 
-/// A Linux-like ICMP allowance per router: a burst, refilled at one a second.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-    burst: f64,
-}
-
-impl Bucket {
-    fn take(&mut self, now: Instant) -> bool {
-        self.tokens = (self.tokens + (now - self.at).as_secs_f64()).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 struct Topology {
     routers: u8,
     rules: HashMap<u16, Rule>,
-    buckets: Vec<Bucket>,
+    buckets: Vec<Allowance>,
     /// Routers that never send ICMP errors.
     mute: Vec<u8>,
     sent: Vec<(u16, u8)>,
@@ -72,13 +53,7 @@ impl Topology {
         Topology {
             routers,
             rules: rules.iter().copied().collect(),
-            buckets: (0..routers)
-                .map(|_| Bucket {
-                    tokens: burst,
-                    at: now,
-                    burst,
-                })
-                .collect(),
+            buckets: (0..routers).map(|_| Allowance::new(burst, now)).collect(),
             mute: Vec::new(),
             sent: Vec::new(),
         }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::engine::Target;
 use crate::engine::icmp::IcmpError;
+use crate::engine::icmp_allowance::Allowance;
 use crate::engine::outcome::{IcmpCode, Reason};
 use crate::engine::path::{LOSSY_ATTEMPTS, Path};
 use crate::wire::{ProbeContext, UdpProtocol};
@@ -255,33 +256,10 @@ async fn timeouts_follow_the_first_answers_for_attempts_already_waiting() {
     assert_eq!(r.outcome.addresses[0].srtt, Some(ms(10)));
 }
 
-/// A Linux-like ICMP allowance: a burst of six, refilled at one per second.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(at: Instant) -> Self {
-        Bucket { tokens: 6.0, at }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        self.tokens = (self.tokens + (now - self.at).as_secs_f64()).min(6.0);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn icmp_rate_limiting_is_worked_around_in_rounds_within_the_datagram_cap() {
     let cfg = Config::default();
-    let mut bucket = Bucket::new(Instant::now());
+    let mut bucket = Allowance::linux(Instant::now());
     // Ports 1-12 closed, 13-40 dropped: the first pass gets six port
     // unreachables, the other closed ports look dropped.
     let r = run(&udp(1..=40), &cfg, move |port, _, now| {
@@ -488,8 +466,8 @@ async fn max_time_ends_the_rounds_and_marks_ports_unconfirmed() {
         max_time: Some(ms(2500)),
         ..Config::default()
     };
-    let mut bucket = Bucket::new(Instant::now());
-    bucket.tokens = 1.0;
+    let mut bucket = Allowance::linux(Instant::now());
+    bucket.set_left(1.0);
     let r = run(&udp(1..=20), &cfg, move |port, _, now| {
         if port <= 10 && bucket.take(now) {
             Act::After(ms(1), icmp(HOST, 3))
