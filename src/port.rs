@@ -45,6 +45,8 @@ impl Transport {
 pub enum Probe {
     /// A TCP connect.
     Tcp,
+    /// A TCP connect, then the hello of a far-side `portprobe listen`.
+    TcpResponder,
     /// A UDP request of this protocol.
     Udp(UdpProtocol),
 }
@@ -59,10 +61,18 @@ impl Probe {
         }
     }
 
+    /// The probe of a far-side `portprobe listen` on `transport`.
+    pub fn responder(transport: Transport) -> Probe {
+        match transport {
+            Transport::Tcp => Probe::TcpResponder,
+            Transport::Udp => Probe::Udp(UdpProtocol::Responder),
+        }
+    }
+
     /// The transport.
     pub fn transport(self) -> Transport {
         match self {
-            Probe::Tcp => Transport::Tcp,
+            Probe::Tcp | Probe::TcpResponder => Transport::Tcp,
             Probe::Udp(_) => Transport::Udp,
         }
     }
@@ -70,9 +80,17 @@ impl Probe {
     /// The UDP protocol, for a UDP probe.
     pub fn udp(self) -> Option<UdpProtocol> {
         match self {
-            Probe::Tcp => None,
+            Probe::Tcp | Probe::TcpResponder => None,
             Probe::Udp(p) => Some(p),
         }
+    }
+
+    /// Whether the probe speaks to a far-side `portprobe listen`.
+    pub fn is_responder(self) -> bool {
+        matches!(
+            self,
+            Probe::TcpResponder | Probe::Udp(UdpProtocol::Responder)
+        )
     }
 }
 

@@ -53,7 +53,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Probe hosts (the default when no subcommand is given).
-    Probe(ProbeArgs),
+    Probe(Box<ProbeArgs>),
     /// List the products the catalog knows, with aliases and port counts.
     Products(ProductsArgs),
     /// Show what would be probed, sending nothing.
@@ -166,6 +166,14 @@ pub struct ProbeArgs {
     /// Do not look for the hop where blocked ports stop (TTL-limited probes after the scan).
     #[arg(long)]
     pub no_locate: bool,
+
+    /// Probe a far-side `portprobe listen`: every port speaks its protocol, and open means the responder answered and proved the shared secret.
+    #[arg(long)]
+    pub responder: bool,
+
+    /// Read the secret shared with `portprobe listen` from FILE (else from $PORTPROBE_SECRET; never give it on the command line).
+    #[arg(long, value_name = "FILE", requires = "responder")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// Arguments of `portprobe products`.

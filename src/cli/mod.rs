@@ -6,6 +6,7 @@ mod args;
 mod generate;
 mod output;
 mod probe;
+mod secret;
 mod targets;
 
 use std::io::Write;
@@ -85,7 +86,7 @@ fn run(cli: Cli) -> Result<Status> {
             let json = args.json || cli.probe.json_asked();
             ports(&catalog, &args, json)
         }
-        Some(Command::Probe(args)) => probe::run(&catalog, args),
+        Some(Command::Probe(args)) => probe::run(&catalog, *args),
         None => probe::run(&catalog, cli.probe),
     }
 }

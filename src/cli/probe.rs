@@ -43,6 +43,11 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     if let Some(path) = &args.output {
         super::output::check(path)?;
     }
+    let responder = if args.responder {
+        Some(super::secret::load(args.secret_file.as_deref())?)
+    } else {
+        None
+    };
     let run = Run {
         hosts,
         family: match (args.ipv4, args.ipv6) {
@@ -60,6 +65,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
             max_time: Some(args.max_time.unwrap_or(DEFAULT_MAX_TIME)),
             snmp_community: args.snmp_community.clone(),
             locate: !args.no_locate,
+            responder,
         },
         text: TextOptions {
             color: use_color(
@@ -200,7 +206,15 @@ impl Run<'_> {
                 }
             }
         }
-        let ports: Vec<(Probe, u16)> = self.plan.ports.iter().map(|p| (p.probe, p.port)).collect();
+        let ports: Vec<(Probe, u16)> = self
+            .plan
+            .ports
+            .iter()
+            .map(|p| match self.cfg.responder {
+                Some(_) => (Probe::responder(p.transport), p.port),
+                None => (p.probe, p.port),
+            })
+            .collect();
         let cfg = Config {
             max_time: Some(deadline.map_or(max_time, |d| {
                 d.saturating_duration_since(tokio::time::Instant::now())

@@ -29,6 +29,8 @@ use super::evidence::{Deadline, Evidence, Finished};
 use super::icmp;
 use super::outcome::Reason;
 use super::own_ports::OwnPorts;
+use crate::port::Transport;
+use crate::wire::responder::{Hello, REPLY_LEN, Secret, Verified, verify};
 use crate::wire::{Nonce, ProbeContext, UdpRequest};
 
 /// What to probe, as the scheduler hands it to a [`Prober`].
@@ -75,9 +77,21 @@ pub struct Sockets {
 impl Prober for Sockets {
     fn start(&mut self, spec: &AttemptSpec<'_>, deadline: Deadline) -> Result<Started, Exhausted> {
         match spec.probe {
-            Probe::Tcp => tcp(spec.target, spec.ttl, deadline),
+            Probe::Tcp => tcp(spec.target, spec.ttl, deadline, None),
+            Probe::TcpResponder => {
+                let exchange = Exchange {
+                    hello: Hello {
+                        transport: Transport::Tcp,
+                        port: spec.target.port(),
+                        nonce: rand::random(),
+                    },
+                    secret: spec.context.responder_secret.clone(),
+                };
+                tcp(spec.target, spec.ttl, deadline, Some(exchange))
+            }
             Probe::Udp(protocol) => {
-                let request = protocol.request(spec.context, &Nonce(rand::random()));
+                let request =
+                    protocol.request(spec.context, &Nonce(rand::random()), spec.target.port());
                 udp(spec, request, deadline, &self.own)
             }
         }
@@ -164,56 +178,125 @@ fn start_error<F: AsRawFd>(
     }
 }
 
-/// Starts a TCP connect to `addr`.
-fn tcp(addr: SocketAddr, ttl: Option<u8>, deadline: Deadline) -> Result<Started, Exhausted> {
+/// What a TCP probe of a far-side `portprobe listen` sends once connected.
+struct Exchange {
+    hello: Hello,
+    secret: Option<Secret>,
+}
+
+impl Exchange {
+    /// Sends the hello and reads the reply, until `deadline`.
+    async fn run(self, stream: &TcpStream, deadline: Deadline) -> Evidence {
+        let talk = async {
+            stream.writable().await.ok()?;
+            let hello = self.hello.to_bytes();
+            let mut sent = 0;
+            while sent < hello.len() {
+                stream.writable().await.ok()?;
+                match stream.try_write(&hello[sent..]) {
+                    Ok(0) => return None,
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return None,
+                }
+            }
+            let mut reply = [0u8; REPLY_LEN];
+            let mut got = 0;
+            while got < reply.len() {
+                stream.readable().await.ok()?;
+                match stream.try_read(&mut reply[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+            }
+            Some(reply[..got].to_vec())
+        };
+        let reply = tokio::select! {
+            reply = talk => reply,
+            () = deadline.passed() => None,
+        };
+        let verified = match (reply, &self.secret) {
+            (Some(bytes), Some(secret)) => {
+                verify(secret, &self.hello.nonce, &bytes)
+                    == Verified::Responder {
+                        transport: Transport::Tcp,
+                        port: self.hello.port,
+                    }
+            }
+            _ => false,
+        };
+        Evidence::Responder { verified }
+    }
+}
+
+/// Starts a TCP connect to `addr` (and, for a responder, its hello).
+fn tcp(
+    addr: SocketAddr,
+    ttl: Option<u8>,
+    deadline: Deadline,
+    exchange: Option<Exchange>,
+) -> Result<Started, Exhausted> {
     let start = deadline.start();
     let socket = match new_socket(addr.ip(), Type::STREAM, Protocol::TCP, ttl) {
         Ok(s) => s,
         Err(e) => return failed(&e, start),
     };
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => Ok(done(
-            connected(
-                socket.local_addr().ok().and_then(|a| a.as_socket()),
-                socket.peer_addr().ok().and_then(|a| a.as_socket()),
-            ),
-            start,
+    // On loopback the answer is often there before connect returns: take it
+    // without registering the socket with the reactor.
+    let at_once = match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => Some(connected(
+            socket.local_addr().ok().and_then(|a| a.as_socket()),
+            socket.peer_addr().ok().and_then(|a| a.as_socket()),
         )),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-            // On loopback the answer is often there before connect returns:
-            // take it without registering the socket with the reactor.
-            match socket.take_error() {
-                Ok(Some(e)) => {
-                    if let Some(evidence) = classify_error(&e, &socket, false) {
-                        return Ok(done(evidence, start));
-                    }
-                }
-                Ok(None) => {
-                    if let Ok(peer) = socket.peer_addr() {
-                        return Ok(done(
-                            connected(
-                                socket.local_addr().ok().and_then(|a| a.as_socket()),
-                                peer.as_socket(),
-                            ),
-                            start,
-                        ));
-                    }
-                }
-                Err(_) => {}
-            }
-            let stream = match TcpStream::from_std(std::net::TcpStream::from(socket)) {
-                Ok(s) => s,
-                Err(e) => return failed(&e, start),
-            };
-            Ok(Started::Waiting(Box::pin(async move {
-                tokio::select! {
-                    finished = tcp_wait(&stream, start) => finished,
-                    () = deadline.passed() => tcp_last_look(&stream, start),
-                }
-            })))
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => match socket.take_error() {
+            Ok(Some(e)) => classify_error(&e, &socket, false),
+            Ok(None) => socket.peer_addr().ok().map(|peer| {
+                connected(
+                    socket.local_addr().ok().and_then(|a| a.as_socket()),
+                    peer.as_socket(),
+                )
+            }),
+            Err(_) => None,
+        },
+        Err(e) => return start_error(&e, &socket, start),
+    };
+    let at_once = match (at_once, &exchange) {
+        (Some(evidence), None) => return Ok(done(evidence, start)),
+        (Some(evidence), Some(_)) if evidence != Evidence::Connected => {
+            return Ok(done(evidence, start));
         }
-        Err(e) => start_error(&e, &socket, start),
-    }
+        (at_once, _) => at_once,
+    };
+    let stream = match TcpStream::from_std(std::net::TcpStream::from(socket)) {
+        Ok(s) => s,
+        Err(e) => return failed(&e, start),
+    };
+    Ok(Started::Waiting(Box::pin(async move {
+        let finished = match at_once {
+            Some(evidence) => Finished {
+                evidence,
+                rtt: start.elapsed(),
+            },
+            None => tokio::select! {
+                finished = tcp_wait(&stream, start) => finished,
+                () = deadline.clone().passed() => tcp_last_look(&stream, start),
+            },
+        };
+        match (finished.evidence, exchange) {
+            // The connect's round trip times the path; the hello gets a
+            // timeout of its own.
+            (Evidence::Connected, Some(exchange)) => Finished {
+                evidence: exchange.run(&stream, deadline.restart()).await,
+                rtt: finished.rtt,
+            },
+            (evidence, _) => Finished {
+                evidence,
+                rtt: finished.rtt,
+            },
+        }
+    })))
 }
 
 /// A completed connection, unless it reached itself.

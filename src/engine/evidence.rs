@@ -25,6 +25,12 @@ pub enum Evidence {
     OwnPort,
     /// TCP: refused by a reset.
     Refused,
+    /// TCP: connected to a port of a far-side `portprobe listen`; `verified`
+    /// when its reply to our hello proved the shared secret.
+    Responder {
+        /// The reply carried the right tag.
+        verified: bool,
+    },
     /// UDP: a reply arrived; `Some` when recognised as the protocol asked.
     Datagram {
         /// The recognised reply, if the bytes were one.
@@ -72,6 +78,11 @@ impl Deadline {
     /// When the attempt started.
     pub fn start(&self) -> Instant {
         self.start
+    }
+
+    /// A deadline of the same timeout, starting now.
+    pub fn restart(&self) -> Deadline {
+        Deadline::new(self.timeout.clone())
     }
 
     /// Completes when the deadline has passed.

@@ -112,6 +112,7 @@ fn answer(evidence: &Evidence, target: IpAddr) -> Answer {
             reason => Answer::Rejected(e.from, reason),
         },
         Evidence::Connected
+        | Evidence::Responder { .. }
         | Evidence::Refused
         | Evidence::SelfConnect
         | Evidence::Datagram { .. } => Answer::Target,

@@ -114,6 +114,9 @@ pub struct Config {
     pub snmp_community: String,
     /// After probing, find where blocked ports stop with TTL-limited probes.
     pub locate: bool,
+    /// The secret shared with a far-side `portprobe listen`, for probes that
+    /// speak its protocol.
+    pub responder: Option<crate::wire::responder::Secret>,
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for Config {
             max_time: None,
             snmp_community: "public".to_string(),
             locate: true,
+            responder: None,
         }
     }
 }
@@ -273,6 +277,7 @@ pub async fn run(
                 target: target.ip,
                 source: source_address(target),
                 snmp_community: cfg.snmp_community.clone(),
+                responder_secret: cfg.responder.clone(),
             };
             let local = interfaces::is_local(target.ip, &interfaces);
             path::Path::new(target, context, local, cfg.timeout, cfg.max_rounds())

@@ -75,6 +75,11 @@ pub enum Reason {
     SynAck,
     /// TCP connect refused by a reset.
     ConnRefused,
+    /// A far-side `portprobe listen` answered and proved the shared secret.
+    Responder,
+    /// A connection or reply, but not from the responder (no valid tag):
+    /// another program holds the port.
+    NotResponder,
     /// No answer after every attempt.
     NoResponse,
     /// A UDP reply recognised as the protocol asked.
@@ -142,6 +147,8 @@ impl Reason {
         let s = match self {
             Reason::SynAck => "syn-ack",
             Reason::ConnRefused => "conn-refused",
+            Reason::Responder => "responder",
+            Reason::NotResponder => "not-responder",
             Reason::NoResponse => "no-response",
             Reason::UdpResponse => "udp-response",
             Reason::UdpResponseUnrecognised => "udp-response-unrecognised",

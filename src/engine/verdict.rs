@@ -16,9 +16,10 @@ pub(super) fn silent(job: &Job, attempts: u32) -> PortResult {
         transport: job.probe.transport(),
         port: job.port,
         udp_probe: job.probe.udp(),
+        // A responder always answers: its silence is a drop.
         state: match job.probe.transport() {
-            Transport::Tcp => State::Filtered,
-            Transport::Udp => State::OpenFiltered,
+            Transport::Udp if !job.probe.is_responder() => State::OpenFiltered,
+            _ => State::Filtered,
         },
         reason: Reason::NoResponse,
         reason_from: None,
@@ -45,6 +46,14 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
             r.state = State::Open;
             r.reason = Reason::SynAck;
         }
+        Evidence::Responder { verified } => {
+            r.state = State::Open;
+            r.reason = if verified {
+                Reason::Responder
+            } else {
+                Reason::NotResponder
+            };
+        }
         Evidence::SelfConnect => {
             r.state = State::Closed;
             r.reason = Reason::ConnRefused;
@@ -59,10 +68,11 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
         }
         Evidence::Datagram { reply, from } => {
             r.state = State::Open;
-            r.reason = if reply.is_some() {
-                Reason::UdpResponse
-            } else {
-                Reason::UdpResponseUnrecognised
+            r.reason = match (reply.is_some(), job.probe.is_responder()) {
+                (true, true) => Reason::Responder,
+                (false, true) => Reason::NotResponder,
+                (true, false) => Reason::UdpResponse,
+                (false, false) => Reason::UdpResponseUnrecognised,
             };
             r.reply = reply;
             if from != SocketAddr::new(job.address, job.port) {

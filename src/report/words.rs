@@ -13,6 +13,8 @@ pub fn reason(r: Reason) -> String {
     let s = match r {
         Reason::SynAck => "connection accepted",
         Reason::ConnRefused => "connection refused",
+        Reason::Responder => "the responder answered and proved the secret",
+        Reason::NotResponder => "something answered, but not the responder",
         Reason::NoResponse => "no response",
         Reason::UdpResponse => "service replied",
         Reason::UdpResponseUnrecognised => "unrecognised reply",

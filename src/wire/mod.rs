@@ -34,6 +34,7 @@ pub mod mdns_name;
 pub mod net_assistant;
 pub mod netbios;
 pub mod ntp;
+pub mod responder;
 pub mod rmcp;
 pub mod rpc;
 pub mod serialnumberd;
@@ -84,6 +85,8 @@ pub struct ProbeContext {
     pub source: IpAddr,
     /// SNMP v1/v2c community to try (`public` unless the user says otherwise).
     pub snmp_community: String,
+    /// The secret shared with a far-side `portprobe listen`, when probing one.
+    pub responder_secret: Option<responder::Secret>,
 }
 
 impl Default for ProbeContext {
@@ -92,6 +95,7 @@ impl Default for ProbeContext {
             target: IpAddr::V4(Ipv4Addr::LOCALHOST),
             source: IpAddr::V4(Ipv4Addr::LOCALHOST),
             snmp_community: "public".to_string(),
+            responder_secret: None,
         }
     }
 }
@@ -256,6 +260,8 @@ pub enum UdpProtocol {
     Mdns,
     /// Any other port: a small generic datagram.
     Generic,
+    /// The hello of a far-side `portprobe listen`, on any port.
+    Responder,
 }
 
 impl UdpProtocol {
@@ -315,12 +321,14 @@ impl UdpProtocol {
             UdpProtocol::Sip => "sip",
             UdpProtocol::Mdns => "mdns",
             UdpProtocol::Generic => "generic",
+            UdpProtocol::Responder => "responder",
         }
     }
 
-    /// Builds the request for one probe.
-    pub fn request(self, ctx: &ProbeContext, nonce: &Nonce) -> Box<dyn UdpRequest> {
+    /// Builds the request for one probe of `port`.
+    pub fn request(self, ctx: &ProbeContext, nonce: &Nonce, port: u16) -> Box<dyn UdpRequest> {
         match self {
+            UdpProtocol::Responder => Box::new(responder::Request::new(ctx, nonce, port)),
             UdpProtocol::Echo => Box::new(echo::Request::new(ctx, nonce)),
             UdpProtocol::Dns => Box::new(dns::Request::new(ctx, nonce)),
             UdpProtocol::Dhcp => Box::new(dhcp::Request::new(ctx, nonce)),
@@ -473,7 +481,7 @@ mod tests {
         let probe_replies = REPLIES.iter().filter(|(of, _, _)| *of != "mdns_name");
         for (_, file, text) in probe_replies {
             let (port, ctx, nonce, kind) = pinned(file);
-            let request = UdpProtocol::for_port(port).request(&ctx, &nonce);
+            let request = UdpProtocol::for_port(port).request(&ctx, &nonce, port);
             let reply = request.recognise(&hex(text));
             assert_eq!(reply.map(|reply| reply.matched), Some(kind), "{file}");
         }
@@ -483,7 +491,7 @@ mod tests {
     fn replies_built_by_hand_are_recognised_with_their_protocols_match_kind() {
         let ctx = context_5a17();
         let nonce = nonce_5a17(1);
-        let echo = UdpProtocol::Echo.request(&ctx, &nonce);
+        let echo = UdpProtocol::Echo.request(&ctx, &nonce, 7);
         let echoed = echo.datagrams().remove(0);
         // An SLPv2 SrvAck (RFC 2608 section 8.3) with XID 5a17, no error.
         let slp_ack = hex("02 05 000012 0000 000000 5a17 0002 656e 0000");
@@ -508,7 +516,7 @@ mod tests {
             ),
         ];
         for (protocol, nonce, reply, kind) in cases {
-            let request = protocol.request(&ctx, &nonce);
+            let request = protocol.request(&ctx, &nonce, 0);
             let matched = request.recognise(&reply).map(|reply| reply.matched);
             assert_eq!(matched, Some(kind), "{}", protocol.name());
         }
@@ -518,7 +526,7 @@ mod tests {
     fn protocols_without_replies_recognise_no_fixture() {
         let ctx = ProbeContext::default();
         for port in [68, 138, 514, 6970] {
-            let request = UdpProtocol::for_port(port).request(&ctx, &NONCE_3A7C);
+            let request = UdpProtocol::for_port(port).request(&ctx, &NONCE_3A7C, port);
             for (_, file, text) in REPLIES {
                 assert_eq!(request.recognise(&hex(text)), None, "{port} {file}");
             }
@@ -546,7 +554,7 @@ mod tests {
             3283, 4500, 5060, 5353, 6970,
         ] {
             let proto = UdpProtocol::for_port(port);
-            let request = proto.request(&ctx, &nonce);
+            let request = proto.request(&ctx, &nonce, port);
             assert!(!request.datagrams().is_empty(), "{port}");
             assert_eq!(request.recognise(b"\xde\xad\xbe\xef noise"), None, "{port}");
         }
