@@ -30,7 +30,7 @@ fn result(transport: Transport, port: u16, state: State, reason: Reason) -> Port
         address: SERVER,
         transport,
         port,
-        udp_probe: Probe::for_port(transport, port).udp(),
+        probe: Probe::for_port(transport, port),
         state,
         reason,
         reason_from: None,

@@ -184,10 +184,7 @@ fn control(results: &[&PortResult]) -> Option<(Probe, u16)> {
 }
 
 fn probe_of(r: &PortResult) -> Probe {
-    match r.udp_probe {
-        Some(p) => Probe::Udp(p),
-        None => Probe::Tcp,
-    }
+    r.probe
 }
 
 /// Whether a result is one to locate: blocked on the way (not by this

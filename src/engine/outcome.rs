@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use super::locate::Located;
+use crate::port::Probe;
 use crate::port::Transport;
-use crate::wire::{Reply, UdpProtocol};
+use crate::wire::Reply;
 
 /// The reachability state of one port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -243,8 +244,8 @@ pub struct PortResult {
     pub transport: Transport,
     /// The port.
     pub port: u16,
-    /// For UDP: the protocol the probe spoke.
-    pub udp_probe: Option<UdpProtocol>,
+    /// How the port was probed (for UDP, the protocol spoken).
+    pub probe: Probe,
     /// What was found.
     pub state: State,
     /// The evidence.

@@ -227,7 +227,7 @@ mod tests {
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             transport: crate::port::Transport::Tcp,
             port: 1,
-            udp_probe: None,
+            probe: Probe::Tcp,
             state,
             reason: Reason::NoResponse,
             reason_from: None,

@@ -15,7 +15,7 @@ pub(super) fn silent(job: &Job, attempts: u32) -> PortResult {
         address: job.address,
         transport: job.probe.transport(),
         port: job.port,
-        udp_probe: job.probe.udp(),
+        probe: job.probe,
         // A responder always answers: its silence is a drop.
         state: match job.probe.transport() {
             Transport::Udp if !job.probe.is_responder() => State::OpenFiltered,
@@ -176,7 +176,7 @@ mod tests {
         assert!(is_silence(&tcp));
         let udp = judged(Probe::Udp(UdpProtocol::Dns), Evidence::Silent);
         assert_eq!(udp.state, State::OpenFiltered);
-        assert_eq!(udp.udp_probe, Some(UdpProtocol::Dns));
+        assert_eq!(udp.probe, Probe::Udp(UdpProtocol::Dns));
     }
 
     #[test]

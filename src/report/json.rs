@@ -195,7 +195,7 @@ fn result(row: &Row) -> Result<'_> {
         rtt_ms: r.rtt.map(ms),
         attempts: r.attempts,
         blocked: r.blocked(),
-        udp_probe: r.udp_probe.map(UdpProtocol::name),
+        udp_probe: r.probe.udp().map(UdpProtocol::name),
         reply: r.reply.as_ref().map(|p| Reply {
             protocol: p.protocol,
             detail: &p.detail,

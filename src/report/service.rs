@@ -313,7 +313,7 @@ mod tests {
                 address,
                 transport,
                 port,
-                udp_probe: Probe::for_port(transport, port).udp(),
+                probe: Probe::for_port(transport, port),
                 state,
                 reason,
                 reason_from: None,

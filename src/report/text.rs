@@ -11,6 +11,7 @@ use super::clean::clean;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
 use super::{service, words};
 use crate::engine::{AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
+use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
 /// How to render the text report.
@@ -196,9 +197,19 @@ fn explain(run: &Run<'_>) -> String {
                 .map_or("service replied", |p| p.detail.as_str());
             format!("{many}{}", clean(detail))
         }
+        (State::Open, Reason::Responder) => {
+            format!("{many}the responder answered and proved the secret")
+        }
+        (State::Open, Reason::NotResponder) => format!(
+            "{many}something answered, but not the responder: another program holds the port (the path is open)"
+        ),
         (State::Open, _) => format!(
             "{many}replied, but not as {} would (unrecognised reply)",
-            r.udp_probe.unwrap_or(UdpProtocol::Generic).name()
+            r.probe.udp().unwrap_or(UdpProtocol::Generic).name()
+        ),
+        (State::Closed, _) if r.probe.is_responder() => format!(
+            "{many}{}: something else answered, nothing of ours listens there (the responder skipped it, or a firewall answers for the host)",
+            words::reason(r.reason)
         ),
         (State::Closed, Reason::ConnRefused) => {
             format!("{many}connection refused: nothing listens (or a firewall forges resets)")
@@ -211,6 +222,14 @@ fn explain(run: &Run<'_>) -> String {
             ),
             _ => format!("{many}{}", words::reason(Reason::LocalError)),
         },
+        (State::Filtered, Reason::NoResponse)
+            if r.probe.is_responder() && r.transport == Transport::Udp =>
+        {
+            let located = r
+                .located
+                .map_or_else(|| "dropped on the way".to_string(), words::located);
+            format!("{many}no reply after {attempts}, and the responder always answers: {located}")
+        }
         (State::Filtered, Reason::NoResponse) => match r.located {
             Some(l) => format!("{many}no response after {attempts}: {}", words::located(l)),
             None => format!("{many}no response after {attempts}: dropped on the way"),
@@ -240,7 +259,7 @@ fn explain(run: &Run<'_>) -> String {
             None => format!("{many}{}", words::reason(reason)),
         },
         (State::OpenFiltered, _) => {
-            let protocol = r.udp_probe.unwrap_or(UdpProtocol::Generic);
+            let protocol = r.probe.udp().unwrap_or(UdpProtocol::Generic);
             let mut text = format!(
                 "{many}no reply after {attempts}; {}: {}",
                 words::silence_likelihood(protocol),

@@ -127,7 +127,7 @@ fn result(port: u16, state: State, reason: Reason, from: Option<IpAddr>) -> Port
         address: HOST,
         transport: Transport::Tcp,
         port,
-        udp_probe: None,
+        probe: Probe::Tcp,
         state,
         reason,
         reason_from: from,
@@ -306,7 +306,7 @@ async fn a_udp_port_a_router_drops_becomes_blocked_and_one_reaching_the_host_doe
     );
     let udp = |port, protocol| PortResult {
         transport: Transport::Udp,
-        udp_probe: Some(protocol),
+        probe: Probe::Udp(protocol),
         ..result(port, State::OpenFiltered, Reason::NoResponse, None)
     };
     let mut results = vec![
