@@ -180,11 +180,7 @@ fn control(results: &[&PortResult]) -> Option<(Probe, u16)> {
         .iter()
         .filter_map(|r| rank(r).map(|k| (k, r)))
         .min_by_key(|(k, _)| *k)
-        .map(|(_, r)| (probe_of(r), r.port))
-}
-
-fn probe_of(r: &PortResult) -> Probe {
-    r.probe
+        .map(|(_, r)| (r.probe, r.port))
 }
 
 /// Whether a result is one to locate: blocked on the way (not by this
@@ -443,7 +439,7 @@ pub(super) async fn locate<P: Prober>(
                 traces.push(Trace {
                     addr: a,
                     result: i,
-                    probe: probe_of(r),
+                    probe: r.probe,
                     port: r.port,
                     rejected,
                     ttl: 0,
