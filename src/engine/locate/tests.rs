@@ -10,11 +10,12 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::engine::attempt::Exhausted;
-use crate::engine::evidence::Finished;
+use crate::engine::evidence::{Evidence, Finished};
 use crate::engine::icmp::IcmpError;
 use crate::engine::icmp_allowance::Allowance;
 use crate::engine::outcome::IcmpCode;
 use crate::engine::{Config, Target};
+use crate::port::Transport;
 use crate::wire::{ProbeContext, UdpProtocol};
 
 const HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 23, 2));

@@ -7,17 +7,22 @@
 //! so a blocked port's probes are answered up to the filtering hop and no
 //! further, while a port that gets through (the *control*: an open or
 //! closed port of the same host) is answered at every hop and then by the
-//! host. Routers limit their ICMP errors too (Linux: a burst of six, then
-//! one a second, per destination), so a silent hop proves nothing alone: a
-//! port's boundary is confirmed by probing the next hop again, immediately
-//! followed by the control at the same hop (a *canary*, as in the ICMP
-//! rate-limit rounds): if the router answers the control but not the port,
-//! the port never reached it.
+//! host. First the control's path is followed (TTL 1 to [`MAX_HOPS`]); then
+//! every blocked port is searched down from the last router, one hop per
+//! round, with the control sent last at that hop. Routers limit their ICMP
+//! errors (Linux: a burst of six, then one a second, per destination), so a
+//! silent hop proves nothing alone; but a router that answers the control
+//! had an error to spare for every port probe that reached it before, so a
+//! port probe it left silent never reached it.
 //!
-//! Cost: one probe per hop and traced port, and at most three per hop
-//! counting the confirmations; at most [`MAX_HOPS`] hops; a run of blocked
-//! ports is traced by a sample (first, last and a few between) and located
-//! once when the sample agrees; at most [`MAX_TRACED`] ports per address.
+//! - `sample`: which ports to trace (a run of blocked ports by a sample,
+//!   first, last and a few between, at most [`MAX_TRACED`] per address) and
+//!   which port is the control;
+//! - `search`: one port's search down the path, as a pure state machine;
+//! - this module: sending the probes and putting the answers together.
+//!
+//! Cost: at most three probes per hop and port, confirmations included;
+//! at most [`MAX_HOPS`] hops; within the run's deadline.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -28,22 +33,27 @@ use tokio::time::Instant;
 
 use super::Probe;
 use super::attempt::{AttemptSpec, Prober, Started};
-use super::evidence::{Deadline, Evidence};
+use super::evidence::Deadline;
 use super::outcome::{PortResult, Reason, State};
 use super::path::Path;
-use crate::port::Transport;
+use search::{Answer, Trace, address_at, answer, hop_of, step, top};
+
+mod sample;
+mod search;
+
+pub(super) use sample::wanted;
 
 /// The most hops a path is followed.
 pub const MAX_HOPS: u8 = 30;
 /// The most ports traced per address.
 pub const MAX_TRACED: usize = 32;
 /// Probes per hop and port, confirmations included.
-const PROBES_PER_HOP: u32 = 3;
+pub(super) const PROBES_PER_HOP: u32 = 3;
 /// The wait before a confirmation is tried again, for a router's ICMP
 /// allowance to refill.
 const SPACING: Duration = Duration::from_secs(1);
 /// Ports traced between the first and the last of a run.
-const BETWEEN: usize = 3;
+pub(super) const BETWEEN: usize = 3;
 
 /// How a blocked port stops where it is located.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,38 +97,6 @@ pub struct Route {
     pub reached: bool,
     /// The control port, when the address had one.
     pub control: Option<(Probe, u16)>,
-}
-
-/// What one TTL-limited probe found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Answer {
-    /// A router's time-exceeded.
-    Expired(Option<IpAddr>),
-    /// An ICMP error other than time-exceeded, and who sent it.
-    Rejected(Option<IpAddr>, Reason),
-    /// The target itself answered.
-    Target,
-    /// Nothing before the timeout.
-    Silent,
-    /// This computer could not send it.
-    NotSent,
-}
-
-fn answer(evidence: &Evidence, target: IpAddr) -> Answer {
-    match evidence {
-        Evidence::Icmp(e) => match Reason::from_icmp(e.icmp) {
-            Reason::TimeExceeded => Answer::Expired(e.from),
-            Reason::PortUnreachable if e.from.is_none_or(|f| f == target) => Answer::Target,
-            reason => Answer::Rejected(e.from, reason),
-        },
-        Evidence::Connected
-        | Evidence::Responder { .. }
-        | Evidence::Refused
-        | Evidence::SelfConnect
-        | Evidence::Datagram { .. } => Answer::Target,
-        Evidence::Silent => Answer::Silent,
-        Evidence::Local(_) | Evidence::LocalError(_) | Evidence::OwnPort => Answer::NotSent,
-    }
 }
 
 /// One TTL-limited probe to send.
@@ -166,223 +144,6 @@ impl<P: Prober> Tracer<'_, P> {
     }
 }
 
-/// The control port of an address's results: one that got through (a TCP
-/// port that answered, preferably closed, or a UDP port its host answered).
-fn control(results: &[&PortResult]) -> Option<(Probe, u16)> {
-    let rank = |r: &PortResult| match (r.transport, r.reason) {
-        (Transport::Tcp, Reason::ConnRefused) => Some(0),
-        (Transport::Tcp, Reason::SynAck) => Some(1),
-        (Transport::Udp, Reason::PortUnreachable) if r.state == State::Closed => Some(2),
-        (Transport::Udp, Reason::UdpResponse) if r.reply_from.is_none() => Some(3),
-        _ => None,
-    };
-    results
-        .iter()
-        .filter_map(|r| rank(r).map(|k| (k, r)))
-        .min_by_key(|(k, _)| *k)
-        .map(|(_, r)| (r.probe, r.port))
-}
-
-/// Whether a result is one to locate: blocked on the way (not by this
-/// computer), or a UDP port left without a reply.
-pub(super) fn wanted(r: &PortResult) -> bool {
-    match r.state {
-        State::Filtered => !matches!(
-            r.reason,
-            Reason::LocalError | Reason::LocalFirewall | Reason::NoRoute
-        ),
-        State::OpenFiltered => true,
-        State::Open | State::Closed => false,
-    }
-}
-
-/// Runs of results to locate (consecutive ports with one outcome), and the
-/// sample traced for each: first, last and a few between.
-fn samples(results: &[&PortResult]) -> Vec<(Vec<usize>, Vec<usize>)> {
-    let mut runs: Vec<Vec<usize>> = Vec::new();
-    for (i, r) in results.iter().enumerate() {
-        if !wanted(r) {
-            continue;
-        }
-        let extends = runs.last().and_then(|run| run.last()).is_some_and(|&j| {
-            let p = results[j];
-            j + 1 == i
-                && p.transport == r.transport
-                && u32::from(p.port) + 1 == u32::from(r.port)
-                && (p.state, p.reason, p.reason_from) == (r.state, r.reason, r.reason_from)
-        });
-        if extends {
-            runs.last_mut().expect("a run").push(i);
-        } else {
-            runs.push(vec![i]);
-        }
-    }
-    let mut budget = MAX_TRACED;
-    let mut out = Vec::new();
-    for run in runs {
-        if budget == 0 {
-            break;
-        }
-        let mut picked = vec![run[0]];
-        if run.len() > 1 {
-            let between = BETWEEN.min(run.len() - 2);
-            for n in 1..=between {
-                picked.push(run[n * (run.len() - 1) / (between + 1)]);
-            }
-            picked.push(run[run.len() - 1]);
-        }
-        picked.dedup();
-        picked.truncate(budget);
-        budget -= picked.len();
-        out.push((run, picked));
-    }
-    out
-}
-
-/// What is known of one traced port.
-#[derive(Clone, Debug)]
-struct Trace {
-    addr: usize,
-    result: usize,
-    probe: Probe,
-    port: u16,
-    /// The main scan's ICMP rejection, if it was one.
-    rejected: Option<(Option<IpAddr>, Reason)>,
-    /// The TTL to try next: the search goes down from the last router.
-    ttl: u8,
-    /// Probes sent at `ttl` so far.
-    tries: u32,
-    /// The lowest hop the port is confirmed not to reach.
-    not_reached: Option<u8>,
-    /// A hop was passed over unconfirmed on the way down.
-    gap: bool,
-    /// The target answered it: not blocked after all.
-    through: bool,
-    located: Option<Located>,
-}
-
-/// The last router of `route` that answers, where a search starts.
-fn top(route: &Route) -> u8 {
-    below(route, route.hops.len() as u8 + 1)
-}
-
-/// The nearest router below hop `hop` that answers (0: none).
-fn below(route: &Route, hop: u8) -> u8 {
-    (1..hop)
-        .rev()
-        .find(|&h| {
-            route
-                .hops
-                .get(usize::from(h) - 1)
-                .is_some_and(Option::is_some)
-        })
-        .unwrap_or(0)
-}
-
-/// The nearest hop above `hop` that answers the control (the target one
-/// past the last router).
-fn above(route: &Route, hop: u8) -> u8 {
-    (hop + 1..=route.hops.len() as u8)
-        .find(|&h| route.hops[usize::from(h) - 1].is_some())
-        .unwrap_or(route.hops.len() as u8 + 1)
-}
-
-/// Takes one answer of the search down the path; returns whether a router
-/// on the way needs time to refill its ICMP allowance.
-fn step(tr: &mut Trace, answer: Answer, canary: bool, route: &Route, target: IpAddr) -> bool {
-    let ttl = tr.ttl;
-    let at = |hop: u8, after: Option<IpAddr>, how: Stop| Located {
-        after_hop: hop,
-        after,
-        before: address_at(route, target, hop + 1),
-        how,
-    };
-    match answer {
-        Answer::Expired(from) => {
-            let how = if usize::from(ttl) == route.hops.len() {
-                Stop::AtHost
-            } else if let Some((_, reason)) = tr.rejected {
-                Stop::Rejected(reason)
-            } else if !tr.gap && tr.not_reached == Some(above(route, ttl)) {
-                Stop::Dropped
-            } else {
-                Stop::Unconfirmed
-            };
-            tr.located = Some(at(ttl, from, how));
-            false
-        }
-        Answer::Rejected(from, reason) => {
-            let hop = hop_of(route, target, from).unwrap_or(ttl.saturating_sub(1));
-            tr.located = Some(at(hop, from, Stop::Rejected(reason)));
-            false
-        }
-        Answer::Target => {
-            // It got through after all: it is not blocked now.
-            tr.through = true;
-            false
-        }
-        Answer::Silent if canary => {
-            tr.not_reached = Some(ttl);
-            tr.tries = 0;
-            descend(tr, route, target);
-            false
-        }
-        Answer::Silent | Answer::NotSent => {
-            tr.tries += 1;
-            if tr.tries >= PROBES_PER_HOP {
-                tr.tries = 0;
-                tr.gap = true;
-                descend(tr, route, target);
-            }
-            true
-        }
-    }
-}
-
-/// Moves the search one answering hop down; below the first router, the
-/// port stops before it.
-fn descend(tr: &mut Trace, route: &Route, target: IpAddr) {
-    tr.ttl = below(route, tr.ttl);
-    if tr.ttl == 0 {
-        let confirmed = !tr.gap && tr.not_reached == Some(above(route, 0));
-        tr.located = Some(Located {
-            after_hop: 0,
-            after: None,
-            before: address_at(route, target, 1),
-            how: if confirmed {
-                Stop::Dropped
-            } else {
-                Stop::Unconfirmed
-            },
-        });
-    }
-}
-
-/// The hop (1-based) of `ip` on `route`, or the target's own hop.
-fn hop_of(route: &Route, target: IpAddr, ip: Option<IpAddr>) -> Option<u8> {
-    let ip = ip?;
-    if ip == target && route.reached {
-        return u8::try_from(route.hops.len() + 1).ok();
-    }
-    route
-        .hops
-        .iter()
-        .position(|h| *h == Some(ip))
-        .and_then(|i| u8::try_from(i + 1).ok())
-}
-
-/// The address at `hop` on `route` (the target one past the last router).
-fn address_at(route: &Route, target: IpAddr, hop: u8) -> Option<IpAddr> {
-    let i = usize::from(hop);
-    if i == 0 {
-        return None;
-    }
-    if route.reached && i == route.hops.len() + 1 {
-        return Some(target);
-    }
-    route.hops.get(i - 1).copied().flatten()
-}
-
 /// Locates the blocked ports of every address in `results` (sorted by
 /// address, transport and port), within `deadline`; returns each address's
 /// route, and sets `located` (and, for a UDP port that a router drops, the
@@ -421,12 +182,12 @@ pub(super) async fn locate<P: Prober>(
     let mut runs: Vec<(usize, Vec<usize>, Vec<usize>)> = Vec::new();
     for (a, idx) in by_addr.iter().enumerate() {
         let rs: Vec<&PortResult> = idx.iter().map(|&i| &results[i]).collect();
-        let chosen = samples(&rs);
+        let chosen = sample::samples(&rs);
         if chosen.is_empty() {
             continue;
         }
         routes[a] = Some(Route {
-            control: control(&rs),
+            control: sample::control(&rs),
             ..Route::default()
         });
         for (run, picked) in chosen {
