@@ -48,7 +48,7 @@ use std::time::Duration;
 pub use limits::DEFAULT_CONCURRENCY;
 pub use locate::{Located, MAX_HOPS, MAX_TRACED, Route, Stop};
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
-pub use pacing::DEFAULT_ROUNDS;
+pub use pacing::{DEFAULT_ROUNDS, RESPONDER_ROUNDS};
 pub use resolve::{
     Family, NotOneHost, ResolveError, Resolved, ResolvedBy, is_literal, literal, one_host, resolve,
     resolve_all,
@@ -106,7 +106,7 @@ pub struct Config {
     /// Retries for a silent port; `None` for one, raised on a lossy path.
     /// When given, it also caps the ICMP rate-limit rounds (each round sends
     /// every silent UDP port one more datagram), which are otherwise capped
-    /// at [`DEFAULT_ROUNDS`].
+    /// at [`DEFAULT_ROUNDS`] ([`RESPONDER_ROUNDS`] against a responder).
     pub retries: Option<u32>,
     /// Stop after this long and report what is known.
     pub max_time: Option<Duration>,
@@ -137,7 +137,12 @@ impl Default for Config {
 impl Config {
     /// The cap on ICMP rate-limit rounds per address.
     pub fn max_rounds(&self) -> u32 {
-        self.retries.unwrap_or(DEFAULT_ROUNDS)
+        let default = if self.responder.is_some() {
+            RESPONDER_ROUNDS
+        } else {
+            DEFAULT_ROUNDS
+        };
+        self.retries.unwrap_or(default)
     }
 }
 

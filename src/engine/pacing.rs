@@ -31,6 +31,11 @@ use tokio::time::Instant;
 /// Rounds at most, unless `--retries` says otherwise: each round sends every
 /// silent UDP port of the address one more datagram.
 pub const DEFAULT_ROUNDS: u32 = 8;
+/// Rounds at most against a responder, unless `--retries` says otherwise:
+/// a silent port is known to be blocked already (the responder always
+/// answers), and the rounds only tell a rejection whose ICMP error the
+/// limit withheld from a drop.
+pub const RESPONDER_ROUNDS: u32 = 1;
 /// The spacing before the first round.
 const FIRST_SPACING: Duration = Duration::from_secs(1);
 /// The longest spacing: a Linux sender's full burst of six errors.

@@ -6,13 +6,16 @@ use crate::engine::outcome::{PortResult, Reason, State};
 use crate::port::Transport;
 
 /// The control port of an address's results: one that got through (a TCP
-/// port that answered, preferably closed, or a UDP port its host answered).
+/// port that answered, preferably closed, or a UDP port its host answered;
+/// against a responder, a port it answered on).
 pub(super) fn control(results: &[&PortResult]) -> Option<(Probe, u16)> {
     let rank = |r: &PortResult| match (r.transport, r.reason) {
         (Transport::Tcp, Reason::ConnRefused) => Some(0),
-        (Transport::Tcp, Reason::SynAck) => Some(1),
+        (Transport::Tcp, Reason::SynAck | Reason::Responder | Reason::NotResponder) => Some(1),
         (Transport::Udp, Reason::PortUnreachable) if r.state == State::Closed => Some(2),
-        (Transport::Udp, Reason::UdpResponse) if r.reply_from.is_none() => Some(3),
+        (Transport::Udp, Reason::UdpResponse | Reason::Responder) if r.reply_from.is_none() => {
+            Some(3)
+        }
         _ => None,
     };
     results

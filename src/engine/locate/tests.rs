@@ -381,3 +381,24 @@ fn socket_addresses_of_the_scripted_host() {
     let t = Target::new(HOST);
     assert_eq!(t.socket(22), SocketAddr::new(HOST, 22));
 }
+
+#[test]
+fn a_port_the_responder_answered_is_a_control() {
+    let mut udp = result(7000, State::Open, Reason::Responder, None);
+    udp.transport = Transport::Udp;
+    udp.probe = Probe::responder(Transport::Udp);
+    let rs = [blocked(8000), udp];
+    let refs: Vec<&PortResult> = rs.iter().collect();
+    assert_eq!(
+        super::sample::control(&refs),
+        Some((Probe::responder(Transport::Udp), 7000))
+    );
+    let mut tcp = result(1220, State::Open, Reason::Responder, None);
+    tcp.probe = Probe::responder(Transport::Tcp);
+    let rs = [blocked(8000), rs[1].clone(), tcp];
+    let refs: Vec<&PortResult> = rs.iter().collect();
+    assert_eq!(
+        super::sample::control(&refs),
+        Some((Probe::responder(Transport::Tcp), 1220))
+    );
+}
