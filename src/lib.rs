@@ -12,10 +12,13 @@
 //!   Knows nothing of Apple or of terminals, and never prints.
 //! - [`report`]: turns results into text, JSON and exit codes. No network.
 //! - [`cli`]: the command line, wiring the others together.
+//! - [`listen`]: `portprobe listen`, the far-side responder that `--responder`
+//!   probes prove a path against.
 
 pub mod catalog;
 pub mod cli;
 pub mod engine;
+pub mod listen;
 pub mod port;
 pub mod report;
 pub mod wire;

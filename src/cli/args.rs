@@ -58,6 +58,8 @@ pub enum Command {
     Products(ProductsArgs),
     /// Show what would be probed, sending nothing.
     Ports(PortsArgs),
+    /// Answer `--responder` probes on every port of a product, to prove a firewall path before the service runs.
+    Listen(ListenArgs),
 }
 
 /// Output formats for probe results.
@@ -203,6 +205,56 @@ pub struct PortsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `portprobe listen`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["products", "ports"])),
+    after_help = "The secret comes from --secret-file or $PORTPROBE_SECRET, never from the command line.\n\
+Stop with Ctrl-C or SIGTERM: every socket is closed and a summary per port is printed.\n\n\
+Example:\n  server$ portprobe listen --product \"QuickTime Streaming Server\" --secret-file key\n  \
+client$ portprobe server.example --product \"QuickTime Streaming Server\" --responder --secret-file key"
+)]
+pub struct ListenArgs {
+    /// Answer on the ports this product needs (repeatable; see `portprobe products`).
+    #[arg(short = 'p', long = "product", value_name = "NAME")]
+    pub products: Vec<String>,
+
+    /// Answer on these ports: PORT or LO-HI, comma-separated, each optionally /tcp or /udp (TCP by default).
+    #[arg(long = "ports", value_name = "SPEC", value_parser = parse_ports)]
+    pub ports: Vec<Vec<PortItem>>,
+
+    /// Listen on this address only (repeatable) [default: every address, IPv4 and IPv6].
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
+    pub bind: Vec<std::net::IpAddr>,
+
+    /// Read the shared secret from FILE (else from $PORTPROBE_SECRET).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Once the ports are bound, drop root and run as this user (e.g. nobody).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+impl ListenArgs {
+    /// Every --ports item, flattened.
+    pub fn port_items(&self) -> Vec<PortItem> {
+        self.ports.iter().flatten().copied().collect()
+    }
+}
+
+fn parse_bind(s: &str) -> Result<std::net::IpAddr, String> {
+    match s.trim().parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_multicast() => Err(format!(
+            "`{s}` is a multicast address (expected an address of this host, e.g. 192.0.2.10 or ::1)"
+        )),
+        Ok(ip) => Ok(ip),
+        Err(_) => Err(format!(
+            "`{s}` is not an IP address (expected an address of this host, e.g. 192.0.2.10 or ::1)"
+        )),
+    }
 }
 
 /// The command line with a `probe` subcommand named after options moved to

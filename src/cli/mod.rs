@@ -4,6 +4,7 @@
 
 mod args;
 mod generate;
+mod listen;
 mod output;
 mod probe;
 mod secret;
@@ -16,7 +17,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use clap::error::ErrorKind;
 
-pub use args::{Cli, ColorChoice, Command, Format, PortsArgs, ProbeArgs, ProductsArgs};
+pub use args::{Cli, ColorChoice, Command, Format, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs};
 pub use generate::Generate;
 
 use crate::catalog::{Catalog, Product};
@@ -87,6 +88,7 @@ fn run(cli: Cli) -> Result<Status> {
             ports(&catalog, &args, json)
         }
         Some(Command::Probe(args)) => probe::run(&catalog, *args),
+        Some(Command::Listen(args)) => listen::run(&catalog, &args),
         None => probe::run(&catalog, cli.probe),
     }
 }

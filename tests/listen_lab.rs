@@ -1,0 +1,562 @@
+//! `portprobe listen` in the lab's server namespace, behind the router's
+//! nftables rules, probed by `portprobe --responder` from the client
+//! namespace as an unprivileged user: every allowed port proven, every
+//! dropped or rejected port exactly as the rules say, a held port skipped
+//! by the responder and `not-responder` to the client; replies never
+//! larger than requests (counted by the router), no reply to anything but
+//! a hello, a flood limited while another source is served; privileges
+//! dropped after binding, and nothing left behind at SIGTERM.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use portprobe::port::Transport;
+use portprobe::wire::responder::{Hello, Secret, verify};
+use serde_json::Value;
+use support::lab::{Lab, Ns};
+use support::netns::{Proto, bound_ports};
+use support::proc::KillOnDrop;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
+const SECRET: &str = "a secret shared by the lab's two sides";
+
+/// A world-readable directory holding the secret file (and a wrong one).
+struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, text) in [
+            ("key", SECRET),
+            ("wrong", "not the secret the responder holds"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{text}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        Keys { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// A running responder: its process, and its standard output from the
+/// line that says it is ready.
+struct Responder {
+    child: KillOnDrop,
+    out: BufReader<std::process::ChildStdout>,
+    started: String,
+}
+
+impl Responder {
+    /// Starts `cmd` (a `portprobe listen`) and waits until every port is
+    /// bound.
+    fn start(cmd: &mut Command) -> Responder {
+        let mut child =
+            KillOnDrop::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped())).unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut started = String::new();
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("portprobe listen ended before it was ready:\n{started}\n{err}");
+            }
+            started.push_str(&line);
+            if line.starts_with("answering hellos") {
+                return Responder {
+                    child,
+                    out,
+                    started,
+                };
+            }
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    /// Sends SIGTERM and returns the exit status and the summary.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = self
+            .child
+            .wait_for(Duration::from_secs(10))
+            .expect("portprobe listen exits after SIGTERM");
+        let mut summary = String::new();
+        self.out.read_to_string(&mut summary).unwrap();
+        (status, summary)
+    }
+}
+
+fn listen_cmd(lab: &Lab, keys: &Keys, args: &[&str]) -> Command {
+    let mut cmd = lab.server_cmd(BIN);
+    cmd.arg("listen")
+        .args(args)
+        .arg("--secret-file")
+        .arg(keys.path("key"));
+    cmd
+}
+
+/// `portprobe --responder` from the client namespace as `nobody`, the
+/// secret in the environment.
+fn client(lab: &Lab, secret: &str, hosts: &[String], ports: &str) -> Output {
+    let out = lab
+        .client_cmd_as_nobody(BIN)
+        .unwrap()
+        .args(hosts)
+        .args(["--ports", ports, "--responder", "--json", "--no-locate"])
+        .args(["--max-time", "30"])
+        .env("PORTPROBE_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c < 3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// (address, "tcp 5900") to (state, reason, reason_from).
+fn results(out: &Output) -> BTreeMap<(String, String), (String, String, Value)> {
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let targets = match doc.get("targets") {
+        Some(list) => list.as_array().unwrap().clone(),
+        None => vec![doc],
+    };
+    let mut map = BTreeMap::new();
+    for target in &targets {
+        for r in target["results"].as_array().unwrap() {
+            map.insert(
+                (
+                    r["address"].as_str().unwrap().to_string(),
+                    format!("{} {}", r["protocol"].as_str().unwrap(), r["port"]),
+                ),
+                (
+                    r["state"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap().to_string(),
+                    r["reason_from"].clone(),
+                ),
+            );
+        }
+    }
+    map
+}
+
+#[test]
+fn the_responder_proves_exactly_what_the_router_allows() {
+    let Some(lab) = support::lab_or_skip("the_responder_proves_exactly_what_the_router_allows")
+    else {
+        return;
+    };
+    let keys = Keys::new();
+    // Another program holds TCP 6500 (IPv4 and IPv6) before the responder
+    // starts.
+    let _held_v4 = lab.tcp_listeners(&[6500], false).unwrap();
+    let _held_v6 = lab.tcp_listeners(&[6500], true).unwrap();
+    // Four rejections per client address stay within the router's burst of
+    // ICMP errors, so each is seen.
+    lab.nft(&[
+        "tcp dport 6010-6014 drop",
+        "tcp dport 6015-6016 reject with icmpx type admin-prohibited",
+        "udp dport 7010-7014 drop",
+        "udp dport 7015-7016 reject with icmpx type admin-prohibited",
+    ])
+    .unwrap();
+    let ports = "6000-6019,6500,7000-7019/udp";
+    let responder = Responder::start(&mut listen_cmd(&lab, &keys, &["--ports", ports]));
+    assert!(
+        responder.started.contains("skipped TCP 6500: in use by"),
+        "{}",
+        responder.started
+    );
+    assert!(
+        responder.started.contains(
+            "answering hellos on 20 TCP and 20 UDP ports at every address, IPv4 and IPv6"
+        ),
+        "{}",
+        responder.started
+    );
+
+    let hosts = [lab.server_v4().to_string(), lab.server_v6().to_string()];
+    let got = results(&client(&lab, SECRET, &hosts, ports));
+    assert_eq!(got.len(), 2 * 41, "{got:?}");
+    for ((address, port), (state, reason, from)) in &got {
+        let (proto, n) = port.split_once(' ').unwrap();
+        let n: u16 = n.parse().unwrap();
+        let router = if address.contains(':') {
+            lab.router_v6().to_string()
+        } else {
+            lab.router_v4().to_string()
+        };
+        let expected: (&str, &str, Value) = match (proto, n) {
+            ("tcp", 6500) => ("open", "not-responder", Value::Null),
+            ("tcp", 6010..=6014) | ("udp", 7010..=7014) => ("filtered", "no-response", Value::Null),
+            ("tcp", 6015..=6016) | ("udp", 7015..=7016) => {
+                ("filtered", "admin-prohibited", Value::String(router))
+            }
+            _ => ("open", "responder", Value::Null),
+        };
+        assert_eq!(
+            (state.as_str(), reason.as_str(), from),
+            (expected.0, expected.1, &expected.2),
+            "{address} {port}"
+        );
+    }
+
+    // A client without the secret proves nothing.
+    let wrong = std::fs::read_to_string(keys.path("wrong")).unwrap();
+    let got = results(&client(&lab, wrong.trim_end(), &hosts[..1], ports));
+    assert!(
+        got.values().all(|(_, reason, _)| reason != "responder"),
+        "{got:?}"
+    );
+    // Something answers, but nothing proves it is the responder.
+    for port in ["tcp 6000", "udp 7000"] {
+        let r = &got[&(hosts[0].clone(), port.into())];
+        assert_eq!(
+            (r.0.as_str(), r.1.as_str()),
+            ("open", "not-responder"),
+            "{port}"
+        );
+    }
+
+    let (status, summary) = responder.stop();
+    assert!(status.success(), "{status:?} {summary}");
+    assert!(summary.starts_with("stopped by SIGTERM"), "{summary}");
+    assert!(
+        summary.contains("UDP 7000-7009: ") && summary.contains("198.18.0.2"),
+        "{summary}"
+    );
+    assert!(summary.contains("2001:db8::2"), "{summary}");
+    let left: Vec<u16> = bound_ports(lab.server_ns(), Proto::Udp)
+        .unwrap()
+        .into_iter()
+        .chain(bound_ports(lab.server_ns(), Proto::Tcp).unwrap())
+        .filter(|p| (6000..=7019).contains(p) && *p != 6500)
+        .collect();
+    assert!(left.is_empty(), "sockets left after SIGTERM: {left:?}");
+}
+
+/// Reads the `packets N bytes M` of the router's counter named `name`.
+fn counter(lab: &Lab, name: &str) -> (u64, u64) {
+    let text = support::run(Command::new("ip").args([
+        "netns",
+        "exec",
+        lab.router_ns(),
+        "nft",
+        "list",
+        "counter",
+        "inet",
+        "lab",
+        name,
+    ]))
+    .unwrap();
+    let field = |key: &str| -> u64 {
+        let at = text.find(key).unwrap() + key.len();
+        text[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("packets "), field("bytes "))
+}
+
+fn hello(port: u16, nonce: u8) -> [u8; 48] {
+    Hello {
+        transport: Transport::Udp,
+        port,
+        nonce: [nonce; 16],
+    }
+    .to_bytes()
+}
+
+#[test]
+fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
+    let Some(lab) =
+        support::lab_or_skip("no_amplification_no_reply_to_junk_and_a_flood_is_limited")
+    else {
+        return;
+    };
+    let keys = Keys::new();
+    let server = lab.server_v4();
+    // Counters of what the router forwards each way.
+    let nft = format!(
+        "add counter inet lab requests\nadd counter inet lab replies\n\
+         add rule inet lab forward ip daddr {server} udp dport 7100 counter name requests\n\
+         add rule inet lab forward ip saddr {server} udp sport 7100 counter name replies\n"
+    );
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), nft).unwrap();
+    support::run(
+        Command::new("ip")
+            .args(["netns", "exec", lab.router_ns(), "nft", "-f"])
+            .arg(script.path()),
+    )
+    .unwrap();
+    let responder = Responder::start(&mut listen_cmd(
+        &lab,
+        &keys,
+        &["--ports", "7100/udp", "--bind", &server.to_string()],
+    ));
+    let to = SocketAddr::from((server, 7100));
+    let secret = Secret::new(SECRET.as_bytes().to_vec()).unwrap();
+
+    // Junk first: none of it draws a reply.
+    let junk = lab
+        .run_in(Ns::Client, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let good = hello(7100, 1);
+            let mut padded = good;
+            padded[47] = 1;
+            let mut wrong_kind = good;
+            wrong_kind[4] = 2;
+            let mut wrong_transport = good;
+            wrong_transport[5] = 1;
+            let datagrams: Vec<Vec<u8>> = vec![
+                good[..47].to_vec(),
+                [&good[..], &[0]].concat(),
+                [&good[..], &[0u8; 1400][..]].concat(),
+                padded.to_vec(),
+                wrong_kind.to_vec(),
+                wrong_transport.to_vec(),
+                vec![],
+                vec![0xff; 48],
+                b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            ];
+            for d in &datagrams {
+                s.send_to(d, to).unwrap();
+            }
+            let mut buf = [0u8; 2048];
+            (datagrams.len(), s.recv_from(&mut buf).is_err())
+        })
+        .unwrap();
+    assert!(junk.1, "a reply came back to junk");
+    assert_eq!(counter(&lab, "replies"), (0, 0));
+
+    // A flood from the client while the router (another source, on the
+    // server's own link) keeps asking.
+    let other = std::thread::spawn({
+        let secret = secret.clone();
+        let lab_router = lab.router_ns().to_string();
+        move || {
+            support::netns::run_in(&lab_router, move || {
+                let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                let mut answered = 0;
+                for n in 0..20u8 {
+                    let h = hello(7100, n);
+                    let mut buf = [0u8; 128];
+                    for _try in 0..5 {
+                        s.send_to(&h, to).unwrap();
+                        if let Ok((len, _)) = s.recv_from(&mut buf) {
+                            if verify(&secret, &[n; 16], &buf[..len])
+                                != portprobe::wire::responder::Verified::Not
+                            {
+                                answered += 1;
+                                break;
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                answered
+            })
+            .unwrap()
+        }
+    });
+    let (sent, received, took) = lab
+        .run_in(Ns::Client, move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            let h = hello(7100, 9);
+            let mut buf = [0u8; 128];
+            let (mut sent, mut received) = (0u64, 0u64);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(1500) {
+                if s.send_to(&h, to).is_ok() {
+                    sent += 1;
+                }
+                while s.recv_from(&mut buf).is_ok() {
+                    received += 1;
+                }
+            }
+            let took = start.elapsed();
+            std::thread::sleep(Duration::from_millis(300));
+            while s.recv_from(&mut buf).is_ok() {
+                received += 1;
+            }
+            (sent, received, took)
+        })
+        .unwrap();
+    let served = other.join().unwrap();
+    eprintln!("flood: {sent} hellos sent, {received} replies, in {took:?}");
+    assert_eq!(
+        served, 20,
+        "the other source was not served during the flood"
+    );
+    // At most the burst plus the rate for the flood's time, with slack for
+    // timing.
+    let allowed = 25_000.0 + 5000.0 * (took.as_secs_f64() + 0.5);
+    assert!(
+        (received as f64) < allowed,
+        "the flood got {received} replies for {sent} hellos in {took:?}"
+    );
+
+    let (status, summary) = responder.stop();
+    assert!(status.success());
+    assert!(
+        summary.contains("198.18.0.2") && summary.contains("198.18.1.1"),
+        "{summary}"
+    );
+    let refused: u64 = summary
+        .lines()
+        .last()
+        .and_then(|l| l.split(" ignored (not a hello), ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(sent > 40_000, "only {sent} hellos in {took:?}: no flood");
+    assert!(
+        refused > 0,
+        "{sent} hellos and none over the limit: {summary}"
+    );
+    // Reply bytes never exceed request bytes; every reply answers a hello.
+    let (req_packets, req_bytes) = counter(&lab, "requests");
+    let (rep_packets, rep_bytes) = counter(&lab, "replies");
+    // (The router's counters see the client's flood, not the other
+    // source, which sits on the server's own link.)
+    assert!(req_packets >= sent + junk.0 as u64, "{req_packets} {sent}");
+    assert!(
+        received <= rep_packets,
+        "{received} replies came from nowhere"
+    );
+    // Each reply is 68 bytes on the wire (IPv4, UDP, 40 bytes), each hello
+    // 76 (48 bytes), and the router saw no reply that was not to a hello.
+    assert_eq!(rep_bytes, rep_packets * 68, "a reply of another size");
+    assert!(
+        rep_packets <= sent && rep_bytes <= req_bytes,
+        "replies {rep_packets} packets {rep_bytes} bytes, requests {req_packets} packets {req_bytes} bytes"
+    );
+}
+
+fn status_ids(pid: i32, key: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn privileges_drop_after_binding_and_sigterm_leaves_nothing() {
+    let Some(lab) =
+        support::lab_or_skip("privileges_drop_after_binding_and_sigterm_leaves_nothing")
+    else {
+        return;
+    };
+    let keys = Keys::new();
+    let ports = "80,5900,123/udp";
+    let responder = Responder::start(&mut listen_cmd(
+        &lab,
+        &keys,
+        &["--ports", ports, "--user", "nobody"],
+    ));
+    assert!(
+        responder.started.contains(", as nobody (uid 65534)"),
+        "{}",
+        responder.started
+    );
+    assert_eq!(status_ids(responder.pid(), "Uid:"), vec![65534; 4]);
+    assert_eq!(status_ids(responder.pid(), "Gid:"), vec![65534; 4]);
+    assert_eq!(status_ids(responder.pid(), "Groups:"), vec![65534]);
+    assert_eq!(status_ids(responder.pid(), "CapEff:"), vec![0]);
+    let hosts = [lab.server_v4().to_string()];
+    let got = results(&client(&lab, SECRET, &hosts, ports));
+    for port in ["tcp 80", "tcp 5900", "udp 123"] {
+        let r = &got[&(hosts[0].clone(), port.into())];
+        assert_eq!(
+            (r.0.as_str(), r.1.as_str()),
+            ("open", "responder"),
+            "{port}"
+        );
+    }
+    let (status, summary) = responder.stop();
+    assert!(status.success(), "{summary}");
+    assert!(
+        summary.contains("TCP 80: 1 hello answered, from 198.18.0.2"),
+        "{summary}"
+    );
+    assert!(bound_ports(lab.server_ns(), Proto::Tcp).unwrap().is_empty());
+    assert!(bound_ports(lab.server_ns(), Proto::Udp).unwrap().is_empty());
+
+    // Started as nobody: the low port is skipped with the reason, the rest
+    // served; --user is refused outright.
+    let unprivileged = Responder::start(
+        lab.cmd_as_nobody(Ns::Server, BIN)
+            .unwrap()
+            .args(["listen", "--ports", ports])
+            .env("PORTPROBE_SECRET", SECRET),
+    );
+    assert!(
+        unprivileged
+            .started
+            .contains("skipped TCP 80: ports below 1024 need root or CAP_NET_BIND_SERVICE"),
+        "{}",
+        unprivileged.started
+    );
+    assert!(unprivileged.started.contains("skipped UDP 123: "));
+    assert!(
+        unprivileged
+            .started
+            .contains("answering hellos on 1 TCP ports")
+    );
+    let (status, _) = unprivileged.stop();
+    assert!(status.success());
+    let refused = lab
+        .cmd_as_nobody(Ns::Server, BIN)
+        .unwrap()
+        .args(["listen", "--ports", ports, "--user", "nobody"])
+        .env("PORTPROBE_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--user nobody needs portprobe listen to start as root"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
