@@ -16,10 +16,9 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
-
 use common::{
-    Expected, Measured, measure, measure_peak, nmap_states, portprobe_states, print_table,
+    Expected, Measured, measure, measure_peak, nmap_states, output_and_peak, portprobe_states,
+    print_table,
 };
 use support::lab::{Lab, Ns};
 use support::peers::{Peer, Peers};
@@ -179,40 +178,4 @@ fn main() {
         "(c) all 65 535 UDP ports of a host whose router drops UDP",
         &rows,
     );
-}
-
-/// Runs `cmd` to its end and returns its standard output and its peak
-/// resident memory (KiB): the high-water mark (`VmHWM`) of the program it
-/// ends up running, read from /proc every few milliseconds. (The rusage a
-/// parent reaps is no use here: a child started with vfork inherits the
-/// parent's high-water mark across exec.)
-pub fn output_and_peak(cmd: &mut std::process::Command) -> (Vec<u8>, Option<u64>) {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
-    let pid = child.id();
-    let mut peak = None;
-    while child.try_wait().expect("wait").is_none() {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        // Skip the launchers (`ip netns exec`, `setpriv`) the program is run by.
-        if !matches!(comm.trim(), "" | "ip" | "setpriv") {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let hwm = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
-            peak = peak.max(hwm);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (reader.join().expect("reader"), peak)
 }
