@@ -264,7 +264,7 @@ pub async fn run(
     targets: &[Target],
     ports: &[(Probe, u16)],
     cfg: &Config,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
     stop: impl Future<Output = ()>,
 ) -> RunOutcome {
     let limit = effective_concurrency(cfg);

@@ -104,7 +104,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
     /// `--max-time` passes.
     pub(super) async fn run(
         mut self,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
         stop: impl Future<Output = ()>,
     ) -> RunOutcome {
         let started = Instant::now();
@@ -196,7 +196,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
     }
 
     /// Settles whatever has completed, without waiting.
-    fn collect(&mut self, progress: &mut dyn FnMut(Progress)) {
+    fn collect(&mut self, progress: &mut (dyn FnMut(Progress) + Send)) {
         while let Some(joined) = self.inflight.try_join_next() {
             if let Ok((slot, seq, finished)) = joined {
                 self.settle(slot, seq, finished, progress);
@@ -204,7 +204,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         }
     }
 
-    fn report(&self, progress: &mut dyn FnMut(Progress)) {
+    fn report(&self, progress: &mut (dyn FnMut(Progress) + Send)) {
         progress(Progress {
             done: self.slots.with_result(),
             total: self.slots.len(),
@@ -319,7 +319,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         slot: usize,
         seq: u64,
         finished: Finished,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) {
         let (stage, last) = match self.slots.get(slot).state() {
             SlotState::Running {
@@ -426,7 +426,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
 
     /// Moves every idle address forward: more attempts for silent ports once
     /// the path has shown loss, then ICMP rate-limit rounds.
-    fn advance(&mut self, now: Instant, progress: &mut dyn FnMut(Progress)) {
+    fn advance(&mut self, now: Instant, progress: &mut (dyn FnMut(Progress) + Send)) {
         let mut changed = false;
         for a in 0..self.paths.len() {
             if self.slots.in_progress(a) > 0 || self.paths[a].pacing.end_state().is_some() {
