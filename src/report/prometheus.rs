@@ -13,8 +13,46 @@ fn header(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} gauge");
 }
 
-/// The whole exposition.
+/// What an exposition adds to the series every one has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `reason` and `reason_from` labels on the per-port series (the
+    /// exporter's answers).
+    pub reasons: bool,
+    /// The unprefixed `probe_success` and `probe_duration_seconds` that
+    /// Prometheus users expect of a probe (blackbox_exporter's names).
+    pub probe_metrics: bool,
+}
+
+/// The labels of one port's series.
+fn port_labels(host: &str, row: &super::model::Row, options: Options) -> String {
+    let r = &row.result;
+    let mut labels = format!(
+        "target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\"",
+        clean::prometheus_label(host),
+        r.address,
+        r.transport,
+        r.port,
+        clean::prometheus_label(&row.service),
+    );
+    if options.reasons {
+        let _ = write!(
+            labels,
+            ",reason=\"{}\",reason_from=\"{}\"",
+            r.reason,
+            r.reason_from.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    labels
+}
+
+/// The whole exposition, as `--format prometheus` writes it.
 pub fn render(report: &Report) -> String {
+    render_with(report, Options::default())
+}
+
+/// The whole exposition, with `options`.
+pub fn render_with(report: &Report, options: Options) -> String {
     let mut out = String::new();
 
     header(
@@ -24,16 +62,11 @@ pub fn render(report: &Report) -> String {
     );
     for t in &report.targets {
         for row in &t.rows {
-            let r = &row.result;
             let _ = writeln!(
                 out,
-                "portprobe_port_state{{target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\",state=\"{}\"}} 1",
-                clean::prometheus_label(&t.host),
-                r.address,
-                r.transport,
-                r.port,
-                clean::prometheus_label(&row.service),
-                r.state
+                "portprobe_port_state{{{},state=\"{}\"}} 1",
+                port_labels(&t.host, row, options),
+                row.result.state
             );
         }
     }
@@ -45,16 +78,11 @@ pub fn render(report: &Report) -> String {
     );
     for t in &report.targets {
         for row in &t.rows {
-            let r = &row.result;
             let _ = writeln!(
                 out,
-                "portprobe_port_blocked{{target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\"}} {}",
-                clean::prometheus_label(&t.host),
-                r.address,
-                r.transport,
-                r.port,
-                clean::prometheus_label(&row.service),
-                u8::from(r.blocked())
+                "portprobe_port_blocked{{{}}} {}",
+                port_labels(&t.host, row, options),
+                u8::from(row.result.blocked())
             );
         }
     }
@@ -129,5 +157,25 @@ pub fn render(report: &Report) -> String {
         "Exit status of the run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     );
     let _ = writeln!(out, "portprobe_status {}", report.status().code());
+
+    if options.probe_metrics {
+        header(
+            &mut out,
+            "probe_success",
+            "1 when the probe succeeded: no required port blocked, the run complete (status OK or WARNING).",
+        );
+        let ok = matches!(report.status(), Status::Ok | Status::Warning);
+        let _ = writeln!(out, "probe_success {}", u8::from(ok));
+        header(
+            &mut out,
+            "probe_duration_seconds",
+            "How long the probe took, in seconds.",
+        );
+        let _ = writeln!(
+            out,
+            "probe_duration_seconds {}",
+            report.duration.as_secs_f64()
+        );
+    }
     out
 }
