@@ -14,6 +14,8 @@
 //! - [`cli`]: the command line, wiring the others together.
 //! - [`listen`]: `portprobe listen`, the far-side responder that `--responder`
 //!   probes prove a path against.
+//! - [`serve`]: `portprobe serve`, a Prometheus exporter and a page for
+//!   people, over the same engine.
 
 pub mod catalog;
 pub mod cli;
@@ -21,4 +23,5 @@ pub mod engine;
 pub mod listen;
 pub mod port;
 pub mod report;
+pub mod serve;
 pub mod wire;

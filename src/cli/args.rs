@@ -60,6 +60,8 @@ pub enum Command {
     Ports(PortsArgs),
     /// Answer `--responder` probes on every port of a product, to prove a firewall path before the service runs.
     Listen(ListenArgs),
+    /// Serve probes over HTTP: a Prometheus exporter (/probe?target=HOST&product=NAME), its own /metrics, and a page at /.
+    Serve(ServeArgs),
 }
 
 /// Output formats for probe results.
@@ -236,6 +238,34 @@ pub struct ListenArgs {
     /// Once the ports are bound, drop root and run as this user (e.g. nobody).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+}
+
+/// Arguments of `portprobe serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "Prometheus scrapes /probe in the multi-target pattern: \
+metrics_path /probe, params product, and relabelling __address__ to __param_target. \
+A probe's deadline follows X-Prometheus-Scrape-Timeout-Seconds, less half a second.\n\n\
+Example:\n  portprobe serve --listen 127.0.0.1:9199 --allow 192.0.2.0/24 --allow server.example")]
+pub struct ServeArgs {
+    /// Serve HTTP on this address and port.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9199")]
+    pub listen: std::net::SocketAddr,
+
+    /// Targets that may be probed: a network (192.0.2.0/24), an address or a host name; repeatable, or comma-separated. Anything else gets HTTP 403 and no packet.
+    #[arg(long, value_name = "CIDR|HOST", required_unless_present = "allow_any")]
+    pub allow: Vec<String>,
+
+    /// Probe any target (the exporter becomes a scanning proxy for whoever reaches it).
+    #[arg(long, conflicts_with = "allow")]
+    pub allow_any: bool,
+
+    /// Most probes in flight at once, shared by every request.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub concurrency: u32,
+
+    /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub max_time: Duration,
 }
 
 impl ListenArgs {

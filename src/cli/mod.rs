@@ -8,6 +8,7 @@ mod listen;
 mod output;
 mod probe;
 mod secret;
+mod serve;
 mod targets;
 
 use std::io::Write;
@@ -17,7 +18,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use clap::error::ErrorKind;
 
-pub use args::{Cli, ColorChoice, Command, Format, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs};
+pub use args::{
+    Cli, ColorChoice, Command, Format, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs, ServeArgs,
+};
 pub use generate::Generate;
 
 use crate::catalog::{Catalog, Product};
@@ -89,6 +92,7 @@ fn run(cli: Cli) -> Result<Status> {
         }
         Some(Command::Probe(args)) => probe::run(&catalog, *args),
         Some(Command::Listen(args)) => listen::run(&catalog, &args),
+        Some(Command::Serve(args)) => serve::run(catalog, &args),
         None => probe::run(&catalog, cli.probe),
     }
 }

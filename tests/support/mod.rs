@@ -45,6 +45,15 @@ pub const CLIENT_PACKAGES: &[&str] = &[
 /// man page with (`man`, and the `groff` it runs).
 pub const DOC_PACKAGES: &[&str] = &["man-db", "groff-base"];
 
+/// Debian packages `tests/serve_lab.rs` runs against the exporter: a real
+/// Prometheus (and promtool), and a headless Chromium driven by Selenium.
+pub const MONITORING_PACKAGES: &[&str] = &[
+    "prometheus",
+    "chromium",
+    "chromium-driver",
+    "python3-selenium",
+];
+
 /// Whether the lab can run here: root, `ip` and `nft` present, and network
 /// namespaces creatable. The error is a one-line reason.
 pub fn lab_available() -> Result<(), String> {

@@ -1,0 +1,195 @@
+//! The targets an exporter may probe: networks (CIDR) and host names. An
+//! exporter anyone can reach is a scanning proxy for them, so a target is
+//! probed only when every address it resolves to is inside an allowed
+//! network, or when it is an allowed host name itself; anything else is
+//! refused before a packet is sent.
+
+use std::net::IpAddr;
+
+/// One entry of the allow-list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry {
+    /// A network: its address and prefix length.
+    Net(IpAddr, u8),
+    /// A host name, compared without case and without a final dot.
+    Name(String),
+}
+
+/// The allow-list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList {
+    entries: Vec<Entry>,
+    any: bool,
+}
+
+fn normal_name(s: &str) -> String {
+    s.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Whether `ip` is inside `net`/`len`.
+fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    match (net, ip.to_canonical()) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+impl AllowList {
+    /// Every target allowed (`--allow-any`).
+    pub fn any() -> AllowList {
+        AllowList {
+            entries: Vec::new(),
+            any: true,
+        }
+    }
+
+    /// Whether nothing is allowed.
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.entries.is_empty()
+    }
+
+    /// Adds `spec`: a CIDR (`192.0.2.0/24`, `2001:db8::/32`), an address,
+    /// or a host name; several may be given separated by commas.
+    pub fn add(&mut self, spec: &str) -> Result<(), String> {
+        for item in spec.split(',').map(str::trim) {
+            let entry = if let Some((addr, len)) = item.split_once('/') {
+                let addr: IpAddr = addr.parse().map_err(|_| bad(item))?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let len: u8 = len
+                    .parse()
+                    .ok()
+                    .filter(|l| *l <= max)
+                    .ok_or_else(|| bad(item))?;
+                Entry::Net(addr, len)
+            } else if let Ok(addr) = item.parse::<IpAddr>() {
+                Entry::Net(addr, if addr.is_ipv4() { 32 } else { 128 })
+            } else if valid_name(item.trim_end_matches('.')) {
+                Entry::Name(normal_name(item))
+            } else {
+                return Err(bad(item));
+            };
+            self.entries.push(entry);
+        }
+        Ok(())
+    }
+
+    /// Whether `host`, which resolved to `addresses`, may be probed; the
+    /// refusal names the first address outside the list.
+    pub fn permits(&self, host: &str, addresses: &[IpAddr]) -> Result<(), Refused> {
+        if self.any {
+            return Ok(());
+        }
+        let name = normal_name(host);
+        if self.entries.iter().any(|e| *e == Entry::Name(name.clone())) {
+            return Ok(());
+        }
+        match addresses.iter().find(|&&ip| {
+            !self
+                .entries
+                .iter()
+                .any(|e| matches!(*e, Entry::Net(net, len) if contains(net, len, ip)))
+        }) {
+            None if !addresses.is_empty() => Ok(()),
+            None => Err(Refused { address: None }),
+            Some(&ip) => Err(Refused { address: Some(ip) }),
+        }
+    }
+}
+
+/// A target outside the allow-list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The first address outside the list (none when the target had none).
+    pub address: Option<IpAddr>,
+}
+
+fn bad(item: &str) -> String {
+    format!(
+        "`{item}` is not a network, an address or a host name (expected e.g. 192.0.2.0/24, 2001:db8::/48, 192.0.2.10 or server.example)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn networks_addresses_and_names() {
+        let mut a = AllowList::default();
+        assert!(a.is_empty());
+        a.add("198.18.1.0/24, 2001:db8:1::/48").unwrap();
+        a.add("192.0.2.7").unwrap();
+        a.add("Server.Example.").unwrap();
+        assert!(a.permits("198.18.1.2", &ips(&["198.18.1.2"])).is_ok());
+        assert!(
+            a.permits("x", &ips(&["198.18.1.2", "2001:db8:1::9"]))
+                .is_ok()
+        );
+        assert!(a.permits("x", &ips(&["::ffff:198.18.1.9"])).is_ok());
+        assert!(a.permits("x", &ips(&["192.0.2.7"])).is_ok());
+        assert_eq!(
+            a.permits("x", &ips(&["198.18.1.2", "198.18.2.1"])),
+            Err(Refused {
+                address: Some("198.18.2.1".parse().unwrap())
+            })
+        );
+        assert!(a.permits("x", &ips(&["192.0.2.8"])).is_err());
+        assert_eq!(a.permits("x", &[]), Err(Refused { address: None }));
+        // An allowed name is allowed wherever it points.
+        assert!(a.permits("server.example", &ips(&["10.9.9.9"])).is_ok());
+        assert!(a.permits("SERVER.example.", &ips(&["10.9.9.9"])).is_ok());
+        assert!(a.permits("other.example", &ips(&["10.9.9.9"])).is_err());
+    }
+
+    #[test]
+    fn prefix_edges() {
+        let mut a = AllowList::default();
+        a.add("0.0.0.0/0").unwrap();
+        assert!(a.permits("x", &ips(&["203.0.113.1"])).is_ok());
+        assert!(a.permits("x", &ips(&["2001:db8::1"])).is_err());
+        let mut a = AllowList::default();
+        a.add("::/0").unwrap();
+        assert!(a.permits("x", &ips(&["2001:db8::1"])).is_ok());
+        assert!(AllowList::any().permits("x", &[]).is_ok());
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        let mut a = AllowList::default();
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/x",
+            "a b",
+            "",
+            "-/8",
+            "a..b",
+            "<x>",
+        ] {
+            assert!(a.add(bad).is_err(), "{bad}");
+        }
+    }
+}

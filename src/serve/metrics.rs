@@ -1,0 +1,166 @@
+//! The exporter's own metrics (`/metrics`): probes served by outcome, in
+//! flight, their durations, and the shared concurrency limit.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How a probe request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Probed; `probe_success` 1.
+    Success,
+    /// Probed (or the target did not resolve); `probe_success` 0.
+    Failure,
+    /// The target is outside the allow-list (HTTP 403, nothing sent).
+    Forbidden,
+    /// The request was malformed (HTTP 400).
+    BadRequest,
+    /// No capacity before the deadline, or too many requests from one
+    /// source (HTTP 503 or 429).
+    Busy,
+}
+
+const OUTCOMES: [(Outcome, &str); 5] = [
+    (Outcome::Success, "success"),
+    (Outcome::Failure, "failure"),
+    (Outcome::Forbidden, "forbidden"),
+    (Outcome::BadRequest, "bad_request"),
+    (Outcome::Busy, "busy"),
+];
+
+/// Upper bounds of the duration histogram's buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    outcomes: [AtomicU64; OUTCOMES.len()],
+    in_flight: AtomicU64,
+    durations: Mutex<Histogram>,
+}
+
+/// Counts a probe as in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Metrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// Counts one more probe in flight.
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Records how a request ended and, for a probe that ran, how long it
+    /// took.
+    pub fn record(&self, outcome: Outcome, took: Option<Duration>) {
+        if let Some(i) = OUTCOMES.iter().position(|(o, _)| *o == outcome) {
+            self.outcomes[i].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(took) = took {
+            let secs = took.as_secs_f64();
+            let mut h = self
+                .durations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (i, le) in BUCKETS.iter().enumerate() {
+                if secs <= *le {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        }
+    }
+
+    /// The exposition, with the limit and the sockets in use now.
+    pub fn render(&self, limit: usize, in_use: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_probes_total Probe requests served, by how they ended.\n# TYPE portprobe_exporter_probes_total counter"
+        );
+        for (i, (_, name)) in OUTCOMES.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "portprobe_exporter_probes_total{{result=\"{name}\"}} {}",
+                self.outcomes[i].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_probes_in_flight Probe requests being served now.\n# TYPE portprobe_exporter_probes_in_flight gauge\nportprobe_exporter_probes_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_concurrency_limit Most probes in flight at once, over every request.\n# TYPE portprobe_exporter_concurrency_limit gauge\nportprobe_exporter_concurrency_limit {limit}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_concurrency_in_use Probes in flight now, over every request.\n# TYPE portprobe_exporter_concurrency_in_use gauge\nportprobe_exporter_concurrency_in_use {in_use}"
+        );
+        let h = self
+            .durations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_probe_duration_seconds How long probe requests took.\n# TYPE portprobe_exporter_probe_duration_seconds histogram"
+        );
+        for (le, n) in BUCKETS.iter().zip(h.counts) {
+            let _ = writeln!(
+                out,
+                "portprobe_exporter_probe_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "portprobe_exporter_probe_duration_seconds_bucket{{le=\"+Inf\"}} {}\nportprobe_exporter_probe_duration_seconds_sum {}\nportprobe_exporter_probe_duration_seconds_count {}",
+            h.count, h.sum, h.count
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_buckets() {
+        let m = Metrics::default();
+        {
+            let _a = m.start();
+            let _b = m.start();
+            assert!(
+                m.render(8, 3)
+                    .contains("portprobe_exporter_probes_in_flight 2\n")
+            );
+        }
+        m.record(Outcome::Success, Some(Duration::from_millis(300)));
+        m.record(Outcome::Forbidden, None);
+        let text = m.render(8, 0);
+        assert!(text.contains("portprobe_exporter_probes_in_flight 0\n"));
+        assert!(text.contains("portprobe_exporter_probes_total{result=\"success\"} 1\n"));
+        assert!(text.contains("portprobe_exporter_probes_total{result=\"forbidden\"} 1\n"));
+        assert!(text.contains("portprobe_exporter_probe_duration_seconds_bucket{le=\"0.25\"} 0\n"));
+        assert!(text.contains("portprobe_exporter_probe_duration_seconds_bucket{le=\"0.5\"} 1\n"));
+        assert!(text.contains("portprobe_exporter_probe_duration_seconds_count 1\n"));
+        assert!(text.contains("portprobe_exporter_concurrency_limit 8\n"));
+    }
+}

@@ -1,0 +1,135 @@
+//! One probe for the exporter or the page: the request checked against the
+//! catalog, the target resolved and checked against the allow-list before
+//! anything is sent to it, a share of the global concurrency taken within
+//! the deadline, and the engine run into a report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::allow::AllowList;
+use super::query::ProbeQuery;
+use crate::catalog::{Catalog, Product};
+use crate::engine::{self, Config, Family, Probe};
+use crate::report::{Report, words};
+
+/// Why a probe was not run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotRun {
+    /// The request names something the catalog does not know (HTTP 400).
+    BadRequest(String),
+    /// The target is outside the allow-list, or is no single host (HTTP
+    /// 403); nothing was sent to it.
+    Forbidden(String),
+    /// No share of the concurrency limit came free before the deadline
+    /// (HTTP 503).
+    Busy,
+}
+
+/// What every probe shares.
+#[derive(Debug)]
+pub struct Prober {
+    /// The catalog products are looked up in.
+    pub catalog: Catalog,
+    /// The targets that may be probed.
+    pub allow: AllowList,
+    /// Probes in flight, over every request.
+    pub permits: Arc<Semaphore>,
+    /// The size of `permits`.
+    pub limit: usize,
+}
+
+impl Prober {
+    /// Probes `q` within `budget`, locating blocked ports when `locate`.
+    pub async fn probe(
+        &self,
+        q: &ProbeQuery,
+        budget: Duration,
+        locate: bool,
+    ) -> Result<Report, NotRun> {
+        let started = Instant::now();
+        let deadline = started + budget;
+        let mut products: Vec<&Product> = Vec::new();
+        for name in &q.products {
+            let p = self
+                .catalog
+                .find_product(name)
+                .map_err(|e| NotRun::BadRequest(words::error_chain(&e)))?;
+            if !products.iter().any(|x| x.name == p.name) {
+                products.push(p);
+            }
+        }
+        let plan = self.catalog.plan(&products, &q.ports);
+        let names: Vec<String> = products.iter().map(|p| p.name.clone()).collect();
+        let hosts = [q.target.clone()];
+        let resolved =
+            engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
+                .await
+                .pop()
+                .expect("one result per host");
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(e @ engine::ResolveError::NotOneHost { .. }) => {
+                return Err(NotRun::Forbidden(words::error_chain(&e)));
+            }
+            Err(e) => {
+                let outcome = engine::RunOutcome {
+                    results: Vec::new(),
+                    unprobed: 0,
+                    interrupted: false,
+                    out_of_time: false,
+                    addresses: Vec::new(),
+                    duration: started.elapsed(),
+                };
+                return Ok(Report::new(
+                    vec![(q.target.clone(), Err(words::error_chain(&e)))],
+                    names,
+                    &plan,
+                    outcome,
+                ));
+            }
+        };
+        let addresses: Vec<std::net::IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
+        if let Err(refused) = self.allow.permits(&q.target, &addresses) {
+            return Err(NotRun::Forbidden(match refused.address {
+                Some(ip) => format!(
+                    "{ip} is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
+                ),
+                None => "the target has no address in this exporter's allow-list: nothing was sent"
+                    .to_string(),
+            }));
+        }
+        let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
+        let wanted = (ports.len() * addresses.len()).clamp(1, self.limit);
+        let _permits: OwnedSemaphorePermit = tokio::time::timeout_at(
+            deadline,
+            Arc::clone(&self.permits).acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX)),
+        )
+        .await
+        .map_err(|_| NotRun::Busy)?
+        .map_err(|_| NotRun::Busy)?;
+        let cfg = Config {
+            concurrency: Some(wanted),
+            max_time: Some(deadline.saturating_duration_since(Instant::now())),
+            locate,
+            ..Config::default()
+        };
+        let mut outcome = engine::run(
+            &resolved.targets,
+            &ports,
+            &cfg,
+            &mut |_| {},
+            std::future::pending(),
+        )
+        .await;
+        outcome.duration = started.elapsed();
+        Ok(Report::new(
+            vec![(q.target.clone(), Ok(resolved))],
+            names,
+            &plan,
+            outcome,
+        ))
+    }
+}

@@ -1,0 +1,216 @@
+//! `portprobe serve` on loopback, with no privilege: the exposition a
+//! scrape gets (the `--format prometheus` series with `reason` and
+//! `reason_from`, and `probe_success`), refusals that echo nothing raw, the
+//! allow-list, the exporter's own metrics, and the page. (With a real
+//! Prometheus, a router and a browser: `serve_lab.rs`.)
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::proc::KillOnDrop;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
+
+/// A running exporter and the address it serves on.
+struct Exporter {
+    _child: KillOnDrop,
+    at: SocketAddr,
+}
+
+fn exporter(args: &[&str]) -> Exporter {
+    let mut child = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let at = line
+        .strip_prefix("serving on http://")
+        .and_then(|l| {
+            l.split(':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(":")
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{line}"));
+    Exporter { _child: child, at }
+}
+
+/// A GET, with extra header lines; the status code, the headers and the
+/// body.
+fn get(at: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(at).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, head.to_string(), body.to_string())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_scrape_gets_the_series_with_their_reasons() {
+    let open = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let closed_port = free_port();
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let (code, head, body) = get(
+        e.at,
+        &format!("/probe?target=127.0.0.1&ports={open_port},{closed_port}"),
+        "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    let lines: Vec<String> = body.lines().map(str::to_string).collect();
+    let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).unwrap();
+    let state = |port: u16| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "portprobe_port_state"
+                    && s.labels.get("port") == Some(&port.to_string())
+            })
+            .unwrap_or_else(|| panic!("no series for {port}: {body}"))
+    };
+    let open_series = state(open_port);
+    assert_eq!(open_series.labels.get("state"), Some("open"));
+    assert_eq!(open_series.labels.get("reason"), Some("syn-ack"));
+    let closed_series = state(closed_port);
+    assert_eq!(closed_series.labels.get("state"), Some("closed"));
+    assert_eq!(closed_series.labels.get("reason"), Some("conn-refused"));
+    assert_eq!(closed_series.labels.get("reason_from"), Some(""));
+    assert!(body.contains("\nprobe_success 1\n"), "{body}");
+    assert!(body.contains("\nprobe_duration_seconds "), "{body}");
+    assert!(body.contains("\nportprobe_status 1\n"), "{body}");
+    drop(open);
+
+    // Refusals: nothing raw comes back, and the allow-list holds.
+    let (code, _, body) = get(
+        e.at,
+        "/probe?target=127.0.0.1&product=%3Cscript%3E%1b[31m",
+        "",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(!body.contains("<script>\u{1b}"), "{body}");
+    assert!(!body.contains('\u{1b}'), "{body}");
+    let (code, _, body) = get(e.at, "/probe?product=ARD", "");
+    assert_eq!(
+        (code, body.trim()),
+        (
+            400,
+            "target= is missing (e.g. /probe?target=192.0.2.10&product=ARD)"
+        )
+    );
+    let (code, _, body) = get(e.at, "/probe?target=127.0.0.2&product=ARD", "");
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("127.0.0.2 is not in this exporter's allow-list: nothing was sent"),
+        "{body}"
+    );
+    let (code, _, body) = get(e.at, "/probe?target=224.0.0.251&product=ARD", "");
+    assert_eq!(code, 403, "{body}");
+    let (code, _, _) = get(e.at, "/nothing", "");
+    assert_eq!(code, 404);
+
+    let (code, head, body) = get(e.at, "/metrics", "");
+    assert_eq!(code, 200);
+    assert!(head.contains("version=0.0.4"));
+    for line in [
+        "portprobe_exporter_probes_total{result=\"success\"} 1",
+        "portprobe_exporter_probes_total{result=\"bad_request\"} 2",
+        "portprobe_exporter_probes_total{result=\"forbidden\"} 2",
+        "portprobe_exporter_probes_in_flight 0",
+        "portprobe_exporter_concurrency_limit 1024",
+        "portprobe_exporter_probe_duration_seconds_count 1",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line}: {body}");
+    }
+}
+
+#[test]
+fn the_page_runs_a_probe_and_lists_it() {
+    let closed_port = free_port();
+    let e = exporter(&["--allow", "127.0.0.0/8"]);
+    let (code, head, body) = get(e.at, "/", "");
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(
+        body.contains("<option value=\"Apple Remote Desktop\">"),
+        "{body}"
+    );
+    assert!(body.contains("None yet."));
+    let (code, _, body) = get(
+        e.at,
+        &format!("/?target=127.0.0.1&product=&ports={closed_port}"),
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&format!("TCP {closed_port}")), "{body}");
+    assert!(body.contains("WARNING: 127.0.0.1"), "{body}");
+    assert!(body.contains("<td>127.0.0.1</td>"), "{body}");
+    let (code, _, body) = get(e.at, "/?target=%3Cb%3Ex&product=ARD", "");
+    assert_eq!(code, 200, "an unresolvable name is a report: {body}");
+    assert!(!body.contains("<b>x"), "{body}");
+    assert!(body.contains("&lt;b&gt;x"), "{body}");
+}
+
+#[test]
+fn no_allow_list_no_exporter() {
+    for (args, says) in [
+        (&["serve"][..], "--allow <CIDR|HOST>"),
+        (
+            &["serve", "--allow", "10.0.0.0/33"][..],
+            "is not a network, an address or a host name",
+        ),
+        (
+            &["serve", "--allow", "10.0.0.0/8", "--allow-any"][..],
+            "cannot be used with",
+        ),
+        (
+            &["serve", "--allow", "::1", "--listen", "nowhere"][..],
+            "invalid value 'nowhere'",
+        ),
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
