@@ -54,6 +54,10 @@ pub const MONITORING_PACKAGES: &[&str] = &[
     "python3-selenium",
 ];
 
+/// Debian packages of the programs `tests/recipes.rs` checks the recipes in
+/// `contrib/` with (`promtool`, `nagios4`, `systemd-analyze`).
+pub const RECIPE_PACKAGES: &[&str] = &["prometheus", "nagios4-core", "systemd"];
+
 /// Whether the lab can run here: root, `ip` and `nft` present, and network
 /// namespaces creatable. The error is a one-line reason.
 pub fn lab_available() -> Result<(), String> {
