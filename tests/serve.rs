@@ -138,6 +138,12 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     );
     let (code, _, body) = get(e.at, "/probe?target=224.0.0.251&product=ARD", "");
     assert_eq!(code, 403, "{body}");
+    let (code, _, body) = get(e.at, "/probe?target=macserver.local&product=ARD", "");
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("a .local name is probed only when --allow names it"),
+        "{body}"
+    );
     let (code, _, _) = get(e.at, "/nothing", "");
     assert_eq!(code, 404);
 
@@ -147,7 +153,7 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     for line in [
         "portprobe_exporter_probes_total{result=\"success\"} 1",
         "portprobe_exporter_probes_total{result=\"bad_request\"} 2",
-        "portprobe_exporter_probes_total{result=\"forbidden\"} 2",
+        "portprobe_exporter_probes_total{result=\"forbidden\"} 3",
         "portprobe_exporter_probes_in_flight 0",
         "portprobe_exporter_concurrency_limit 1024",
         "portprobe_exporter_probe_duration_seconds_count 1",

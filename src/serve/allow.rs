@@ -92,14 +92,18 @@ impl AllowList {
         Ok(())
     }
 
+    /// Whether `host` is allowed by name (or everything is).
+    pub fn names(&self, host: &str) -> bool {
+        self.any || self.entries.contains(&Entry::Name(normal_name(host)))
+    }
+
     /// Whether `host`, which resolved to `addresses`, may be probed; the
     /// refusal names the first address outside the list.
     pub fn permits(&self, host: &str, addresses: &[IpAddr]) -> Result<(), Refused> {
         if self.any {
             return Ok(());
         }
-        let name = normal_name(host);
-        if self.entries.iter().any(|e| *e == Entry::Name(name.clone())) {
+        if self.names(host) {
             return Ok(());
         }
         match addresses.iter().find(|&&ip| {
@@ -162,6 +166,7 @@ mod tests {
         assert!(a.permits("server.example", &ips(&["10.9.9.9"])).is_ok());
         assert!(a.permits("SERVER.example.", &ips(&["10.9.9.9"])).is_ok());
         assert!(a.permits("other.example", &ips(&["10.9.9.9"])).is_err());
+        assert!(a.names("server.example") && !a.names("other.example"));
     }
 
     #[test]

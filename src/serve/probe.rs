@@ -63,6 +63,19 @@ impl Prober {
         }
         let plan = self.catalog.plan(&products, &q.ports);
         let names: Vec<String> = products.iter().map(|p| p.name.clone()).collect();
+        // A `.local` name the system cannot resolve is asked for by
+        // multicast on every link: only for a name allowed as such.
+        if q.target
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            .ends_with(".local")
+            && !self.allow.names(&q.target)
+        {
+            return Err(NotRun::Forbidden(
+                "a .local name is probed only when --allow names it: asking for it sends multicast queries on every link"
+                    .to_string(),
+            ));
+        }
         let hosts = [q.target.clone()];
         let resolved =
             engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
