@@ -64,7 +64,7 @@ fn is_udp(i: usize) -> bool {
 
 /// Whether entry `i` is a TCP/UDP row.
 fn is_both(i: usize) -> bool {
-    i % 5 == 0
+    i.is_multiple_of(5)
 }
 
 fn transports(i: usize) -> Vec<&'static str> {
@@ -92,7 +92,7 @@ fn port_strings(i: usize) -> Vec<String> {
             }
         })
         .collect();
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         out.push(out[0].clone());
     }
     out

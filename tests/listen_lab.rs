@@ -378,13 +378,12 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
                     let mut buf = [0u8; 128];
                     for _try in 0..5 {
                         s.send_to(&h, to).unwrap();
-                        if let Ok((len, _)) = s.recv_from(&mut buf) {
-                            if verify(&secret, &[n; 16], &buf[..len])
+                        if let Ok((len, _)) = s.recv_from(&mut buf)
+                            && verify(&secret, &[n; 16], &buf[..len])
                                 != portprobe::wire::responder::Verified::Not
-                            {
-                                answered += 1;
-                                break;
-                            }
+                        {
+                            answered += 1;
+                            break;
                         }
                     }
                     std::thread::sleep(Duration::from_millis(20));

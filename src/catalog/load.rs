@@ -241,11 +241,11 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
                     format!("\"{name}\" has no letters or digits to match on"),
                 ));
             }
-            if let Some(owner) = lookup_names.insert(key, index) {
-                if owner != index {
-                    let owner = &products[owner].1.name;
-                    return Err(ctx.err(&item, field, format!("\"{name}\" already names product \"{owner}\" (names and aliases must be unique, ignoring case, spaces and punctuation)")));
-                }
+            if let Some(owner) = lookup_names.insert(key, index)
+                && owner != index
+            {
+                let owner = &products[owner].1.name;
+                return Err(ctx.err(&item, field, format!("\"{name}\" already names product \"{owner}\" (names and aliases must be unique, ignoring case, spaces and punctuation)")));
             }
         }
         products.push((item, product));

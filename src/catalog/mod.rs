@@ -336,10 +336,10 @@ impl Catalog {
                     if !owners.iter().any(|o| o.name == need.owner.name) {
                         owners.push(need.owner);
                     }
-                    if let Some(why) = need.why {
-                        if whys.insert((entry.row, transport, range, why)) {
-                            req.why.push(why.to_string());
-                        }
+                    if let Some(why) = need.why
+                        && whys.insert((entry.row, transport, range, why))
+                    {
+                        req.why.push(why.to_string());
                     }
                 }
             }

@@ -274,10 +274,10 @@ fn explain(run: &Run<'_>) -> String {
     if let (Some(rtt), 1, false) = (r.rtt, run.count, r.reason == Reason::SynAck) {
         let _ = write!(s, " ({})", ms(rtt));
     }
-    if let Some(from) = r.reply_from {
-        if from.ip() != r.address {
-            let _ = write!(s, " (answered from {from})");
-        }
+    if let Some(from) = r.reply_from
+        && from.ip() != r.address
+    {
+        let _ = write!(s, " (answered from {from})");
     }
     if let Some(note) = r.note.filter(|n| !matches!(n, Note::LocalError { .. })) {
         let _ = write!(s, " ({})", words::note(note));
