@@ -1,7 +1,8 @@
 //! The container image, built and run for real with podman: `docker/Dockerfile`
 //! passes hadolint, builds unchanged, runs as a numeric user without
 //! capabilities, and probes the lab from inside a container that joins the
-//! lab's client namespace. `docker/prometheus.yml` passes promtool.
+//! lab's client namespace, as a command and as the exporter.
+//! `docker/prometheus.yml` passes promtool.
 //!
 //! No registry is reachable, so the images the Dockerfile starts `FROM` are
 //! made here when podman does not have them: a Debian 12 root made by
@@ -12,9 +13,12 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -354,4 +358,83 @@ fn image_probes_the_lab_from_the_client_namespace() {
     );
     assert_eq!(doc["status"], "CRITICAL", "{doc}");
     assert_eq!(out.status.code(), Some(2), "{doc}");
+}
+
+/// A container started with `podman run -d`, stopped and removed on drop.
+struct Running(String);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = podman().args(["rm", "-f", "-t", "5", &self.0]).output();
+    }
+}
+
+/// The exporter's image command: `serve` in a container that joins the
+/// lab's client namespace, allowed to probe the server's network only.
+#[test]
+fn image_serves_the_exporter_into_the_lab() {
+    let name = "image_serves_the_exporter_into_the_lab";
+    let Some(image) = image(name) else {
+        return;
+    };
+    let Some(lab) = support::lab_or_skip(name) else {
+        return;
+    };
+    let _listener = lab.tcp_listeners(&[22], false).expect("listener");
+    lab.nft(&["tcp dport 5900 drop"]).expect("nft rule");
+    let network = format!("ns:{}", support::netns::ns_path(lab.client_ns()).display());
+    let id = stdout(
+        podman()
+            .args(["run", "-d", "--network", &network, image])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:9199",
+                "--allow",
+                "198.18.1.0/24",
+            ]),
+    )
+    .expect("start the exporter");
+    let container = Running(id);
+    let get = |path: &str| -> Option<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        lab.run_in(support::lab::Ns::Client, move || {
+            let mut s = TcpStream::connect("127.0.0.1:9199").ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+            s.write_all(request.as_bytes()).ok()?;
+            let mut raw = String::new();
+            s.read_to_string(&mut raw).ok()?;
+            let (head, body) = raw.split_once("\r\n\r\n")?;
+            Some((
+                head.split_whitespace().nth(1)?.parse().ok()?,
+                body.to_string(),
+            ))
+        })
+        .expect("run in the client namespace")
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get("/metrics").is_none() {
+        assert!(Instant::now() < deadline, "the exporter never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, body) = get("/probe?target=198.18.1.2&ports=22,5900").expect("a probe");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.lines().any(|l| l.starts_with("portprobe_port_state{")
+            && l.contains("port=\"5900\"")
+            && l.contains("reason=\"no-response\"")
+            && l.contains("state=\"filtered\"")),
+        "{body}"
+    );
+    assert!(body.contains("\nprobe_success 0\n"), "{body}");
+    let (code, body) = get("/probe?target=198.18.0.1&ports=22").expect("a refusal");
+    assert_eq!(code, 403, "{body}");
+    // SIGTERM ends it at once: podman stop does not have to kill it.
+    let started = Instant::now();
+    stdout(podman().args(["stop", "-t", "10", &container.0])).expect("stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        started.elapsed()
+    );
 }
