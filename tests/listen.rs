@@ -18,24 +18,31 @@ use support::proc::KillOnDrop;
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
 const SECRET: &str = "a loopback secret of some length";
 
-/// Ports free on 127.0.0.1 for both TCP and UDP right now.
+/// Ports free on 127.0.0.1 for both TCP and UDP right now, below Linux's
+/// ephemeral range (32768 and up), so that no connection made meanwhile by
+/// anything else on this machine takes one as its source port.
 fn free_ports(n: usize) -> Vec<u16> {
     let mut ports = Vec::new();
-    while ports.len() < n {
-        let t = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() && !ports.contains(&port) {
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    for port in (start..32_000).chain(20_000..start) {
+        if ports.len() == n {
+            break;
+        }
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port));
+        if tcp.is_ok() && UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
             ports.push(port);
         }
     }
+    assert_eq!(ports.len(), n, "no free ports between 20000 and 32000");
     ports
 }
 
 #[test]
 fn a_responder_on_loopback() {
-    let ports = free_ports(3);
-    let (tcp, udp, held_port) = (ports[0], ports[1], ports[2]);
-    let held = TcpListener::bind((Ipv4Addr::LOCALHOST, held_port)).unwrap();
+    let ports = free_ports(2);
+    let (tcp, udp) = (ports[0], ports[1]);
+    let held = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let held_port = held.local_addr().unwrap().port();
     let spec = format!("{tcp},{held_port},{udp}/udp");
     let mut child = KillOnDrop::spawn(
         Command::new(BIN)
