@@ -581,3 +581,47 @@ fn privileges_drop_after_binding_and_sigterm_leaves_nothing() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn udp_replies_leave_from_the_address_the_client_probed() {
+    let name = "udp_replies_leave_from_the_address_the_client_probed";
+    let Some(lab) = support::lab_or_skip(name) else {
+        return;
+    };
+    let keys = Keys::new();
+    // A second address of each family on the server; replies to it that
+    // left from the first would belong to no flow the router knows.
+    for addr in ["198.18.1.3/24", "2001:db8:1::3/64"] {
+        support::run(Command::new("ip").args([
+            "-n",
+            lab.server_ns(),
+            "addr",
+            "add",
+            addr,
+            "dev",
+            Lab::SERVER_IF,
+            "nodad",
+        ]))
+        .unwrap();
+    }
+    // A stateful router: nothing new from the server's side.
+    lab.nft(&[
+        "ct state established,related accept",
+        &format!("iifname \"{}\" drop", Lab::ROUTER_SERVER_IF),
+    ])
+    .unwrap();
+    let ports = "7200,7200-7201/udp";
+    let responder = Responder::start(&mut listen_cmd(&lab, &keys, &["--ports", ports]));
+    let hosts = ["198.18.1.3".to_string(), "2001:db8:1::3".to_string()];
+    let got = results(&client(&lab, SECRET, &hosts, ports));
+    assert_eq!(got.len(), 6, "{got:?}");
+    for ((address, port), (state, reason, _)) in &got {
+        assert_eq!(
+            (state.as_str(), reason.as_str()),
+            ("open", "responder"),
+            "{address} {port}"
+        );
+    }
+    let (status, _) = responder.stop();
+    assert!(status.success());
+}

@@ -188,6 +188,9 @@ fn bind_one(transport: Transport, at: SocketAddr, dual_stack: bool) -> io::Resul
         socket.set_reuse_address(true)?;
     }
     socket.set_nonblocking(true)?;
+    if transport == Transport::Udp {
+        super::pktinfo::enable(&socket, at.is_ipv6(), dual_stack)?;
+    }
     socket.bind(&at.into())?;
     if transport == Transport::Tcp {
         socket.listen(BACKLOG)?;

@@ -10,6 +10,7 @@
 mod bind;
 mod holder;
 mod limit;
+mod pktinfo;
 mod serve;
 mod summary;
 mod user;

@@ -6,16 +6,18 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::bind::Bound;
 use super::limit::{Limiter, Refusal};
+use super::pktinfo;
 use super::summary::{Event, Tally};
 use crate::port::Transport;
 use crate::wire::responder::{HELLO_LEN, Hello, Secret, reply};
@@ -96,19 +98,26 @@ fn source_of(from: SocketAddr) -> IpAddr {
 }
 
 async fn udp(socket: UdpSocket, port: u16, shared: Arc<Shared>) {
+    let fd = socket.as_raw_fd();
     let mut buf = [0u8; HELLO_LEN + 1];
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+        let Ok(got) = socket
+            .async_io(Interest::READABLE, || pktinfo::recv(fd, &mut buf))
+            .await
+        else {
             continue;
         };
-        let source = source_of(from);
-        let event = match Hello::parse(&buf[..n]) {
+        let source = source_of(got.from);
+        let event = match Hello::parse(&buf[..got.len]) {
             None => Event::Ignored,
             Some(hello) => match shared.allow_hello(source) {
                 Ok(()) => {
                     let answer = reply(&shared.secret, &hello, Transport::Udp, port);
-                    // A full send buffer loses this reply as a network would.
-                    let _ = socket.try_send_to(&answer, from);
+                    // From the address the hello was sent to; a full send
+                    // buffer loses the reply as a network would.
+                    let _ = socket.try_io(Interest::WRITABLE, || {
+                        pktinfo::send(fd, &answer, got.from, got.to)
+                    });
                     Event::Answered
                 }
                 Err(r) => Event::Refused(r),
