@@ -13,8 +13,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -396,21 +394,15 @@ fn image_serves_the_exporter_into_the_lab() {
     )
     .expect("start the exporter");
     let container = Running(id);
+    let at: std::net::SocketAddr = "127.0.0.1:9199".parse().unwrap();
     let get = |path: &str| -> Option<(u16, String)> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let path = path.to_string();
         lab.run_in(support::lab::Ns::Client, move || {
-            let mut s = TcpStream::connect("127.0.0.1:9199").ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-            s.write_all(request.as_bytes()).ok()?;
-            let mut raw = String::new();
-            s.read_to_string(&mut raw).ok()?;
-            let (head, body) = raw.split_once("\r\n\r\n")?;
-            Some((
-                head.split_whitespace().nth(1)?.parse().ok()?,
-                body.to_string(),
-            ))
+            support::http::get(at, &path, "")
         })
         .expect("run in the client namespace")
+        .ok()
+        .map(|r| (r.code, r.body))
     };
     let deadline = Instant::now() + Duration::from_secs(15);
     while get("/metrics").is_none() {

@@ -261,32 +261,6 @@ fn the_responder_proves_exactly_what_the_router_allows() {
     assert!(left.is_empty(), "sockets left after SIGTERM: {left:?}");
 }
 
-/// Reads the `packets N bytes M` of the router's counter named `name`.
-fn counter(lab: &Lab, name: &str) -> (u64, u64) {
-    let text = support::run(Command::new("ip").args([
-        "netns",
-        "exec",
-        lab.router_ns(),
-        "nft",
-        "list",
-        "counter",
-        "inet",
-        "lab",
-        name,
-    ]))
-    .unwrap();
-    let field = |key: &str| -> u64 {
-        let at = text.find(key).unwrap() + key.len();
-        text[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (field("packets "), field("bytes "))
-}
-
 fn hello(port: u16, nonce: u8) -> [u8; 48] {
     Hello {
         transport: Transport::Udp,
@@ -311,14 +285,7 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
          add rule inet lab forward ip daddr {server} udp dport 7100 counter name requests\n\
          add rule inet lab forward ip saddr {server} udp sport 7100 counter name replies\n"
     );
-    let script = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(script.path(), nft).unwrap();
-    support::run(
-        Command::new("ip")
-            .args(["netns", "exec", lab.router_ns(), "nft", "-f"])
-            .arg(script.path()),
-    )
-    .unwrap();
+    lab.nft_script(&nft).unwrap();
     let responder = Responder::start(&mut listen_cmd(
         &lab,
         &keys,
@@ -359,7 +326,7 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
         })
         .unwrap();
     assert!(junk.1, "a reply came back to junk");
-    assert_eq!(counter(&lab, "replies"), (0, 0));
+    assert_eq!(lab.nft_counter("replies").unwrap(), (0, 0));
 
     // A flood from the client while the router (another source, on the
     // server's own link) keeps asking.
@@ -472,8 +439,8 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
         "{summary}"
     );
     // Reply bytes never exceed request bytes; every reply answers a hello.
-    let (req_packets, req_bytes) = counter(&lab, "requests");
-    let (rep_packets, rep_bytes) = counter(&lab, "replies");
+    let (req_packets, req_bytes) = lab.nft_counter("requests").unwrap();
+    let (rep_packets, rep_bytes) = lab.nft_counter("replies").unwrap();
     // (The router's counters see the client's flood, not the other
     // source, which sits on the server's own link.)
     assert!(req_packets >= sent + junk.0 as u64, "{req_packets} {sent}");

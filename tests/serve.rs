@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::process::Command;
 
+use support::http;
 use support::proc::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
@@ -22,47 +21,18 @@ struct Exporter {
 }
 
 fn exporter(args: &[&str]) -> Exporter {
-    let mut child = KillOnDrop::spawn(
+    let (child, at) = http::start_exporter(
         Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    )
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let at = line
-        .strip_prefix("serving on http://")
-        .and_then(|l| {
-            l.split(':')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(":")
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{line}"));
+            .args(args),
+    );
     Exporter { _child: child, at }
 }
 
-/// A GET, with extra header lines; the status code, the headers and the
-/// body.
+/// A GET: the status code, the head and the body.
 fn get(at: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(at).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n{headers}\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, head.to_string(), body.to_string())
+    let r = http::get(at, path, headers).unwrap();
+    (r.code, r.head, r.body)
 }
 
 fn free_port() -> u16 {

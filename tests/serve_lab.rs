@@ -8,8 +8,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::http;
 use support::lab::{Lab, Ns};
 use support::proc::KillOnDrop;
 
@@ -25,30 +25,18 @@ const PYTHON: &str = "/usr/bin/python3";
 
 /// A GET from inside the client namespace: status and body.
 fn get(lab: &Lab, at: SocketAddr, path: &str, headers: &str) -> (u16, String) {
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n{headers}\r\n");
-    lab.run_in(Ns::Client, move || {
-        let mut s = TcpStream::connect(at).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("0")
-            .parse()
-            .unwrap();
-        (code, body.to_string())
-    })
-    .unwrap()
+    let (path, headers) = (path.to_string(), headers.to_string());
+    let r = lab
+        .run_in(Ns::Client, move || http::get(at, &path, &headers))
+        .unwrap()
+        .unwrap();
+    (r.code, r.body)
 }
 
 /// The exporter in the client namespace, allowed to probe the server's
 /// IPv4 network only.
 fn exporter(lab: &Lab, extra: &[&str]) -> (KillOnDrop, SocketAddr) {
-    let mut child = KillOnDrop::spawn(
+    http::start_exporter(
         lab.cmd(Ns::Client, BIN)
             .args([
                 "serve",
@@ -57,27 +45,8 @@ fn exporter(lab: &Lab, extra: &[&str]) -> (KillOnDrop, SocketAddr) {
                 "--allow",
                 "198.18.1.0/24",
             ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
+            .args(extra),
     )
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let at = line
-        .strip_prefix("serving on http://")
-        .and_then(|l| {
-            l.split(':')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(":")
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{line}"));
-    (child, at)
 }
 
 /// The router drops TCP 5900 and rejects UDP 3283; the server listens on
@@ -89,28 +58,6 @@ fn rules(lab: &Lab) -> support::lab::Listeners {
     ])
     .unwrap();
     lab.tcp_listeners(&[3283, 5988], false).unwrap()
-}
-
-fn nft_counter(lab: &Lab, name: &str) -> u64 {
-    let text = support::run(Command::new("ip").args([
-        "netns",
-        "exec",
-        lab.router_ns(),
-        "nft",
-        "list",
-        "counter",
-        "inet",
-        "lab",
-        name,
-    ]))
-    .unwrap();
-    let at = text.find("packets ").unwrap() + "packets ".len();
-    text[at..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[test]
@@ -219,18 +166,10 @@ fn outside_the_allow_list_not_one_packet_and_the_deadline_follows_the_header() {
         return;
     };
     let _listeners = rules(&lab);
-    let script = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        script.path(),
+    lab.nft_script(
         "add counter inet lab forbidden\nadd counter inet lab allowed\n\
          insert rule inet lab forward ip6 daddr 2001:db8:1::2 counter name forbidden\n\
          insert rule inet lab forward ip daddr 198.18.1.2 counter name allowed\n",
-    )
-    .unwrap();
-    support::run(
-        Command::new("ip")
-            .args(["netns", "exec", lab.router_ns(), "nft", "-f"])
-            .arg(script.path()),
     )
     .unwrap();
     let (_exporter, at) = exporter(&lab, &[]);
@@ -251,11 +190,11 @@ fn outside_the_allow_list_not_one_packet_and_the_deadline_follows_the_header() {
     let took = started.elapsed();
     assert_eq!(code, 200, "{body}");
     assert_eq!(
-        nft_counter(&lab, "forbidden"),
+        lab.nft_counter("forbidden").unwrap().0,
         0,
         "a packet went to the forbidden target"
     );
-    assert!(nft_counter(&lab, "allowed") > 0);
+    assert!(lab.nft_counter("allowed").unwrap().0 > 0);
     // The dropped port keeps the run from finishing within 1 s (1.5 s less
     // the margin): the answer comes in time and says the run is incomplete.
     assert!(

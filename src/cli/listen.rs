@@ -1,6 +1,8 @@
 //! `portprobe listen`: the ports of the named products (or `--ports`), the
 //! secret, and the responder run until a signal.
 
+use std::io::Write;
+
 use anyhow::Result;
 
 use super::{ListenArgs, find_products};
@@ -15,7 +17,7 @@ pub fn run(catalog: &Catalog, args: &ListenArgs) -> Result<Status> {
     let secret = super::secret::load(args.secret_file.as_deref())?;
     let mut out = std::io::stdout();
     if let Some(line) = service::not_probed_line(&plan.not_probed) {
-        println!("{}", line.replacen("not probed", "not answered on", 1));
+        writeln!(out, "{}", line.replacen("not probed", "not answered on", 1))?;
     }
     let config = listen::Config {
         addresses: if args.bind.is_empty() {

@@ -7,6 +7,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{Result, bail};
+use nix::errno::Errno;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -120,14 +121,14 @@ pub fn bind_all(
                     socket,
                 }),
                 Err(e) => {
-                    let why = match e.raw_os_error() {
-                        Some(libc_errno::EADDRINUSE) => Skip::Held(
+                    let why = match e.raw_os_error().map(Errno::from_raw) {
+                        Some(Errno::EADDRINUSE) => Skip::Held(
                             holders
                                 .get_or_insert_with(Holders::read)
                                 .of(transport, port),
                         ),
-                        Some(libc_errno::EACCES) => Skip::NeedsPrivilege,
-                        Some(libc_errno::EADDRNOTAVAIL) => bail!(
+                        Some(Errno::EACCES) => Skip::NeedsPrivilege,
+                        Some(Errno::EADDRNOTAVAIL) => bail!(
                             "cannot listen on {address}: it is not an address of this host (give one of its addresses to --bind, or leave --bind out for every address)"
                         ),
                         _ => Skip::Failed(e.to_string()),
@@ -160,13 +161,6 @@ pub fn bind_all(
         dual_stack,
         connections,
     })
-}
-
-/// The errno values bind can give, by name.
-mod libc_errno {
-    pub const EACCES: i32 = nix::errno::Errno::EACCES as i32;
-    pub const EADDRINUSE: i32 = nix::errno::Errno::EADDRINUSE as i32;
-    pub const EADDRNOTAVAIL: i32 = nix::errno::Errno::EADDRNOTAVAIL as i32;
 }
 
 fn ipv6_available() -> bool {

@@ -30,7 +30,7 @@ pub use allow::AllowList;
 
 use crate::catalog::Catalog;
 use crate::report::clean::clean;
-use crate::report::{Status, TextOptions, prometheus, text};
+use crate::report::{Report, Status, TextOptions, prometheus, text};
 use metrics::{Metrics, Outcome};
 use page::{Form, History, Recent, Shown};
 use probe::{NotRun, Prober};
@@ -244,12 +244,30 @@ async fn probe_handler(
             return plain(StatusCode::BAD_REQUEST, format!("{why}\n"));
         }
     };
+    match run_probe(&shared, &q, shared.budget(&headers), false).await {
+        Ok(report) => exposition(prometheus::render_with(
+            &report,
+            prometheus::Options {
+                reasons: true,
+                probe_metrics: true,
+            },
+        )),
+        Err((status, why)) => plain(status, format!("{why}\n")),
+    }
+}
+
+/// Probes `q` as one request: counted in flight, timed, and recorded in
+/// the metrics and the page's list however it ends; a probe not run comes
+/// back as its HTTP status and the reason.
+async fn run_probe(
+    shared: &Shared,
+    q: &query::ProbeQuery,
+    budget: Duration,
+    locate: bool,
+) -> Result<Report, (StatusCode, String)> {
     let _in_flight = shared.metrics.start();
     let started = std::time::Instant::now();
-    let result = shared
-        .prober
-        .probe(&q, shared.budget(&headers), false)
-        .await;
+    let result = shared.prober.probe(q, budget, locate).await;
     let took = started.elapsed();
     match result {
         Ok(report) => {
@@ -260,19 +278,10 @@ async fn probe_handler(
                 Outcome::Failure
             };
             shared.metrics.record(outcome, Some(took));
-            shared.remember(&q.target, what(&q), status.word().to_string(), took);
-            exposition(prometheus::render_with(
-                &report,
-                prometheus::Options {
-                    reasons: true,
-                    probe_metrics: true,
-                },
-            ))
+            shared.remember(&q.target, what(q), status.word().to_string(), took);
+            Ok(report)
         }
-        Err(not_run) => {
-            let (status, why) = refusal(&shared, &q, not_run, took);
-            plain(status, format!("{why}\n"))
-        }
+        Err(not_run) => Err(refusal(shared, q, not_run, took)),
     }
 }
 
@@ -340,43 +349,20 @@ async fn page_handler(
                 shared.metrics.record(Outcome::BadRequest, None);
                 (StatusCode::BAD_REQUEST, Shown::Refused(why))
             }
-            Ok(q) => {
-                let _in_flight = shared.metrics.start();
-                let started = std::time::Instant::now();
-                let result = shared.prober.probe(&q, shared.max_time, true).await;
-                let took = started.elapsed();
-                match result {
-                    Ok(report) => {
-                        shared.metrics.record(
-                            if matches!(report.status(), Status::Ok | Status::Warning) {
-                                Outcome::Success
-                            } else {
-                                Outcome::Failure
-                            },
-                            Some(took),
-                        );
-                        shared.remember(
-                            &q.target,
-                            what(&q),
-                            report.status().word().to_string(),
-                            took,
-                        );
-                        let text = text::render(
-                            &report,
-                            TextOptions {
-                                color: false,
-                                verbose: false,
-                                quiet: false,
-                            },
-                        );
-                        (StatusCode::OK, Shown::Report(text))
-                    }
-                    Err(not_run) => {
-                        let (code, why) = refusal(&shared, &q, not_run, took);
-                        (code, Shown::Refused(why))
-                    }
+            Ok(q) => match run_probe(&shared, &q, shared.max_time, true).await {
+                Ok(report) => {
+                    let text = text::render(
+                        &report,
+                        TextOptions {
+                            color: false,
+                            verbose: false,
+                            quiet: false,
+                        },
+                    );
+                    (StatusCode::OK, Shown::Report(text))
                 }
-            }
+                Err((code, why)) => (code, Shown::Refused(why)),
+            },
         }
     };
     let history = lock(&shared.history).list();

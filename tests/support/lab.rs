@@ -180,8 +180,33 @@ impl Lab {
         run(Command::new("ip").args(["-n", ns]).args(args)).map(drop)
     }
 
-    fn nft_script(&self, script: &str) -> io::Result<()> {
+    /// Runs an nft script in the router (`add counter inet lab NAME`,
+    /// `insert rule inet lab forward ...`).
+    pub fn nft_script(&self, script: &str) -> io::Result<()> {
         nft_in(&self.router, script)
+    }
+
+    /// The `(packets, bytes)` of the router's named counter in `table inet
+    /// lab` (made with `add counter inet lab NAME` through [`Lab::nft_script`]).
+    pub fn nft_counter(&self, name: &str) -> io::Result<(u64, u64)> {
+        let text = run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.router,
+            "nft",
+            "list",
+            "counter",
+            "inet",
+            "lab",
+            name,
+        ]))?;
+        let field = |key: &str| {
+            text.split(key)
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .ok_or_else(|| io::Error::other(format!("no `{key}` in: {text}")))
+        };
+        Ok((field("packets ")?, field("bytes ")?))
     }
 
     /// Namespace name prefix, `pp-<pid>-<n>`.

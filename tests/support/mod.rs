@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod http;
 pub mod lab;
 pub mod netns;
 pub mod nfqueue;
