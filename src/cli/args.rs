@@ -147,7 +147,7 @@ pub struct ProbeArgs {
     #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
-    /// Write the report to FILE (atomically: written beside it, then renamed).
+    /// Write the report to FILE: a regular file is replaced atomically (written beside it, then renamed; a symlink is followed and stays a link); a device or FIFO is written through; `-` is stdout.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

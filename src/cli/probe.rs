@@ -3,6 +3,7 @@
 //! format, with a progress bar for people at a terminal.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -40,7 +41,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     }
     let products = find_products(catalog, &args.products)?;
     let plan = catalog.plan(&products, &args.port_items());
-    if let Some(path) = &args.output {
+    if let Some(path) = output(&args) {
         super::output::check(path)?;
     }
     let responder = if args.responder {
@@ -70,7 +71,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
         text: TextOptions {
             color: use_color(
                 args.color,
-                args.output.is_none() && std::io::stdout().is_terminal(),
+                output(&args).is_none() && std::io::stdout().is_terminal(),
             ),
             verbose: args.verbose,
             quiet: args.quiet,
@@ -86,6 +87,12 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     // in the system resolver: do not wait for it.
     runtime.shutdown_background();
     status
+}
+
+/// Where `--output` sends the report; `None` for standard output, also
+/// when given as `-o -`.
+fn output(args: &ProbeArgs) -> Option<&Path> {
+    args.output.as_deref().filter(|p| *p != Path::new("-"))
 }
 
 /// Colour for `--color`: `auto` means a terminal, with neither `NO_COLOR`
@@ -168,8 +175,8 @@ impl Run<'_> {
             Format::Prometheus => report::prometheus::render(report),
             Format::Text => report::text::render(report, self.text),
         };
-        if let Some(path) = &self.args.output {
-            return super::output::write_atomically(path, &full);
+        if let Some(path) = output(self.args) {
+            return super::output::write(path, &full);
         }
         match (format, previous) {
             (Format::Text, Some(before)) => {
