@@ -73,6 +73,7 @@ fn main() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let key = dir.path().join("key");
     std::fs::write(&key, SECRET).expect("write the key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod the key");
 
     // (a) binding.
     let mut binds = Vec::new();

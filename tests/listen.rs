@@ -18,12 +18,17 @@ use support::proc::KillOnDrop;
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
 const SECRET: &str = "a loopback secret of some length";
 
+/// Ports handed out so far by [`free_ports`] in this process: each call
+/// starts past them, so that tests running side by side never get the same.
+static HANDED_OUT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
 /// Ports free on 127.0.0.1 for both TCP and UDP right now, below Linux's
 /// ephemeral range (32768 and up), so that no connection made meanwhile by
 /// anything else on this machine takes one as its source port.
 fn free_ports(n: usize) -> Vec<u16> {
     let mut ports = Vec::new();
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    let skip = HANDED_OUT.fetch_add(100, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + ((std::process::id() as u16 % 10_000) + skip) % 12_000;
     for port in (start..32_000).chain(20_000..start) {
         if ports.len() == n {
             break;
@@ -188,5 +193,122 @@ fn bad_arguments_are_refused_in_one_line() {
         assert_eq!(out.status.code(), Some(3), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_secret_file_others_can_reach_or_that_is_no_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_ports(1)[0].to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, format!("{SECRET}\n")).unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let hint = "give a file holding the secret alone (e.g. `(umask 077; head -c 32 /dev/urandom | base64 > key)`)";
+    let exposed = |mode: u32, why: &str| {
+        let says = format!(
+            "portprobe: the secret file {0} is {why} (mode {mode:04o}): make it private with `chmod 600 {0}` (its group may read it: 0640)",
+            key.display()
+        );
+        (key.clone(), Some(mode), says)
+    };
+    let irregular = |file: &std::path::Path, what: &str| {
+        let says = format!(
+            "portprobe: the secret file {} is {what}, not a regular file: {hint}",
+            file.display()
+        );
+        (file.to_path_buf(), None, says)
+    };
+    let cases = [
+        exposed(0o644, "readable by others"),
+        exposed(
+            0o666,
+            "readable and writable by others and writable by its group",
+        ),
+        irregular(&fifo, "a FIFO"),
+        irregular(dir.path(), "a directory"),
+        irregular(std::path::Path::new("/dev/zero"), "a character device"),
+    ];
+    for (file, mode, says) in &cases {
+        if let Some(mode) = mode {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        let listen = ["listen", "--bind", "127.0.0.1", "--ports", &port];
+        let probe = ["127.0.0.1", "--ports", &port, "--responder"];
+        for args in [&listen[..], &probe[..]] {
+            // Bounded: a FIFO with no writer must not hang the run.
+            let mut child = KillOnDrop::spawn(
+                Command::new(BIN)
+                    .args(args)
+                    .arg("--secret-file")
+                    .arg(file)
+                    .env_remove("PORTPROBE_SECRET")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped()),
+            )
+            .unwrap();
+            let status = child.wait_for(Duration::from_secs(30));
+            assert!(
+                status.is_some(),
+                "{args:?} {}: still running",
+                file.display()
+            );
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert_eq!(status.unwrap().code(), Some(3), "{args:?}: {err}");
+            assert_eq!(err.trim_end(), says, "{args:?}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert_eq!(out, "", "{args:?}");
+        }
+    }
+
+    // Private to its owner, or readable by its group too: accepted.
+    for mode in [0o600, 0o640] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut child = KillOnDrop::spawn(
+            Command::new(BIN)
+                .args(["listen", "--bind", "127.0.0.1", "--ports", &port])
+                .arg("--secret-file")
+                .arg(&key)
+                .env_remove("PORTPROBE_SECRET")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut started = String::new();
+        while !started.contains("answering hellos") {
+            let mut err = String::new();
+            if out.read_line(&mut started).unwrap() == 0 {
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("{mode:o}: {started}{err}");
+            }
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = child.wait_for(Duration::from_secs(10)).unwrap();
+        assert!(status.success(), "{mode:o}: {status:?}");
     }
 }

@@ -26,7 +26,8 @@ use support::proc::KillOnDrop;
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
 const SECRET: &str = "a secret shared by the lab's two sides";
 
-/// A world-readable directory holding the secret file (and a wrong one).
+/// A directory holding the secret file (and a wrong one), each private to
+/// its owner as `--secret-file` requires.
 struct Keys {
     dir: tempfile::TempDir,
 }
@@ -41,7 +42,7 @@ impl Keys {
         ] {
             let path = dir.path().join(name);
             std::fs::write(&path, format!("{text}\n")).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         Keys { dir }
     }

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::thread;
 
@@ -83,6 +84,7 @@ fn run(spec: &str, secret: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
     std::fs::write(&key, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     Command::new(env!("CARGO_BIN_EXE_portprobe"))
         .args(["127.0.0.1", "--ports", spec, "--responder", "--secret-file"])
         .arg(&key)
