@@ -1,10 +1,17 @@
 //! Whole-program tests of the command line that send no packets (but for
-//! one probe of a loopback listener): help, version, exit codes for bad
-//! input, a closed stdout pipe, and the `products` and `ports` listings
-//! checked against the article's own table text.
+//! probes of loopback listeners): help, version, exit codes for bad input,
+//! a closed stdout pipe, `--targets` read from streams within the run's
+//! time, and the `products` and `ports` listings checked against the
+//! article's own table text.
+
+mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::proc::KillOnDrop;
 
 fn portprobe(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_portprobe"))
@@ -369,6 +376,14 @@ fn a_targets_file_is_read_with_a_bound() {
         "targets file /dev/zero is larger than 1048576 bytes",
     );
     let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().to_str().unwrap();
+    assert_bad_input(
+        &["--targets", top, "--ports", "80"],
+        &format!(
+            "portprobe: targets file {top} is a directory: give a file with one host per line, or `--targets -` to read them from standard input"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("binary");
     std::fs::write(&file, b"127.0.0.1\n\xff\xfe\n").unwrap();
     assert_bad_input(
@@ -438,4 +453,85 @@ fn text_from_a_targets_file_never_reaches_the_terminal_raw() {
         "{err:?}"
     );
     assert_eq!(err.lines().count(), 1, "{err:?}");
+}
+
+/// Runs portprobe with `stdin`, bounded: a run that hangs fails the test
+/// instead of hanging it. Its exit code, stdout and stderr.
+fn bounded_run(args: &[&str], stdin: Stdio) -> (Option<i32>, String, String) {
+    let mut child = KillOnDrop::spawn(
+        Command::new(env!("CARGO_BIN_EXE_portprobe"))
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .unwrap();
+    let status = child.wait_for(Duration::from_secs(60));
+    assert!(status.is_some(), "{args:?}: still running after 60 s");
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.and_then(|s| s.code()), out, err)
+}
+
+#[test]
+fn targets_from_a_stream_are_read_within_max_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let never = "did not end within --max-time (2s): close it once the hosts are written, or give a regular file";
+
+    // A FIFO nobody writes.
+    let args = ["--targets", fifo, "--ports", "80", "--max-time", "2s"];
+    let (code, out, err) = bounded_run(&args, Stdio::null());
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(err, format!("portprobe: targets file {fifo} {never}\n"));
+    assert_eq!(out, "");
+
+    // Standard input that never ends: this test holds the pipe open.
+    let (read, _write) = nix::unistd::pipe().unwrap();
+    let args = ["--targets", "-", "--ports", "80", "--max-time", "2s"];
+    let (code, out, err) = bounded_run(&args, Stdio::from(read));
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(
+        err,
+        format!("portprobe: standard input (--targets -) {never}\n")
+    );
+    assert_eq!(out, "");
+
+    // Standard input that ends: its hosts are probed with the others.
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = open.local_addr().unwrap().port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portprobe"))
+        .args(["127.0.0.2", "--targets", "-", "--ports", &port, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"# lab\n127.0.0.1 # loopback\n").unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hosts: Vec<&str> = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"]["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["127.0.0.2", "127.0.0.1"], "{}", stderr(&o));
+    let good = &doc["targets"][1];
+    assert_eq!(good["results"][0]["state"], "open", "{good}");
 }

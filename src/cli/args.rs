@@ -95,7 +95,7 @@ pub struct ProbeArgs {
     #[arg(value_name = "HOST")]
     pub hosts: Vec<String>,
 
-    /// Read more hosts from FILE, one per line; `#` starts a comment.
+    /// Read more hosts from FILE (`-`: standard input), one per line; `#` starts a comment. A stream must end within --max-time.
     #[arg(long, value_name = "FILE")]
     pub targets: Option<PathBuf>,
 

@@ -24,6 +24,8 @@ const PROGRESS_DELAY: Duration = Duration::from_millis(300);
 
 /// Everything a probe run needs, settled from the arguments.
 struct Run<'a> {
+    /// When the run began: the first round's deadline counts from here.
+    begun: Instant,
     hosts: Vec<String>,
     family: Family,
     plan: Plan,
@@ -35,7 +37,11 @@ struct Run<'a> {
 
 /// Runs a probe (or a watch) and reports it.
 pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
-    let hosts = targets::hosts(&args.hosts, args.targets.as_deref())?;
+    // The first round's --max-time counts from here: reading --targets
+    // from a stream is part of it.
+    let begun = Instant::now();
+    let max_time = args.max_time.unwrap_or(DEFAULT_MAX_TIME);
+    let hosts = targets::hosts(&args.hosts, args.targets.as_deref(), begun, max_time)?;
     if args.products.is_empty() && args.ports.is_empty() {
         return Err(nothing_to_probe());
     }
@@ -50,6 +56,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
         None
     };
     let run = Run {
+        begun,
         hosts,
         family: match (args.ipv4, args.ipv6) {
             (true, _) => Family::V4,
@@ -63,7 +70,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
             rate: args.rate,
             timeout: args.timeout,
             retries: args.retries,
-            max_time: Some(args.max_time.unwrap_or(DEFAULT_MAX_TIME)),
+            max_time: Some(max_time),
             snmp_community: args.snmp_community.clone(),
             locate: !args.no_locate,
             responder,
@@ -190,7 +197,11 @@ impl Run<'_> {
     /// Resolves every host, probes every address, and builds the report,
     /// all under one deadline (`--max-time`) and the stop signal.
     async fn probe_once(&self, stop: watch::Receiver<bool>, first: bool) -> Result<Report> {
-        let started = tokio::time::Instant::now();
+        let started = if first {
+            tokio::time::Instant::from_std(self.begun)
+        } else {
+            tokio::time::Instant::now()
+        };
         let max_time = self.cfg.max_time.unwrap_or(DEFAULT_MAX_TIME);
         let deadline = started.checked_add(max_time);
         let resolved =

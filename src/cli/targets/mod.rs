@@ -1,25 +1,30 @@
-//! The hosts of a run: from the command line and `--targets FILE`, read
-//! with a bound, duplicates merged, literal addresses checked before any
-//! packet is sent.
+//! The hosts of a run: from the command line and `--targets FILE` (or
+//! `-`), read with bounds on size and time, duplicates merged, literal
+//! addresses checked before any packet is sent.
+
+mod parse;
+mod source;
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::engine::{self, interfaces};
 
-/// The largest `--targets` file read: a million bytes is some fifty
-/// thousand host names.
-pub const MAX_TARGETS_FILE: u64 = 1 << 20;
-
 /// The hosts from the command line, then those of `file`, each once, in
-/// the order first given.
-pub fn hosts(given: &[String], file: Option<&Path>) -> Result<Vec<String>> {
+/// the order first given. Reading `file` ends within `max_time` of
+/// `begun`, the run's bound.
+pub fn hosts(
+    given: &[String],
+    file: Option<&Path>,
+    begun: Instant,
+    max_time: Duration,
+) -> Result<Vec<String>> {
     let mut hosts: Vec<String> = given.to_vec();
     if let Some(path) = file {
-        hosts.extend(read_targets(path)?);
+        hosts.extend(read_targets(path, begun, max_time)?);
     }
     if hosts.is_empty() {
         bail!(
@@ -43,38 +48,22 @@ fn identity(host: &str) -> String {
 }
 
 /// One host per line; `#` starts a comment.
-fn read_targets(path: &Path) -> Result<Vec<String>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read targets file {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_TARGETS_FILE + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read targets file {}", path.display()))?;
-    if bytes.len() as u64 > MAX_TARGETS_FILE {
-        bail!(
-            "targets file {} is larger than {} bytes: split it into several runs",
-            path.display(),
-            MAX_TARGETS_FILE
-        );
-    }
-    let Ok(text) = String::from_utf8(bytes) else {
-        bail!(
-            "targets file {} is not text (UTF-8): give one host name or address per line",
-            path.display()
-        );
+fn read_targets(path: &Path, begun: Instant, max_time: Duration) -> Result<Vec<String>> {
+    let bytes = source::read(path, begun, max_time)?;
+    let name = if path == Path::new("-") {
+        "standard input (--targets -)".to_string()
+    } else {
+        format!("targets file {}", path.display())
     };
-    if text.contains('\0') {
-        bail!(
-            "targets file {} is not text (it holds NUL bytes): give one host name or address per line",
-            path.display()
-        );
+    match parse::hosts(&bytes) {
+        Ok(hosts) => Ok(hosts),
+        Err(parse::NotText::NotUtf8) => {
+            bail!("{name} is not text (UTF-8): give one host name or address per line")
+        }
+        Err(parse::NotText::Nul) => {
+            bail!("{name} is not text (it holds NUL bytes): give one host name or address per line")
+        }
     }
-    Ok(text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|host| !host.is_empty())
-        .map(str::to_string)
-        .collect())
 }
 
 /// Refuses, before anything is sent, addresses given literally that are
@@ -120,6 +109,11 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The hosts of a run given `list` and `file`, with a minute to read.
+    fn hosts(list: &[String], file: Option<&Path>) -> Result<Vec<String>> {
+        super::hosts(list, file, Instant::now(), Duration::from_secs(60))
+    }
+
     #[test]
     fn duplicates_merge_in_first_given_order() {
         let hosts = hosts(
@@ -158,7 +152,7 @@ mod tests {
     fn a_targets_file_is_bounded_and_must_be_text() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
-        std::fs::write(&big, vec![b'a'; (MAX_TARGETS_FILE + 1) as usize]).unwrap();
+        std::fs::write(&big, vec![b'a'; (source::MAX_TARGETS_FILE + 1) as usize]).unwrap();
         let e = hosts(&[], Some(&big)).unwrap_err();
         assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
         let nul = dir.path().join("nul");
