@@ -1,7 +1,8 @@
 //! The front ends on loopback (no privileges needed): colour and progress
 //! bar through a pseudo-terminal and their absence when piped, watch mode
 //! noticing a listener that went away, Ctrl-C giving a partial report,
-//! several targets in one run, and `--output` written atomically.
+//! several targets in one run (an address that is no single host's among
+//! them is that target's error), and `--output` written atomically.
 
 mod support;
 
@@ -222,6 +223,10 @@ fn run(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 #[test]
 fn several_targets_share_one_run_and_the_worst_status() {
     let (port, _stop) = listener(Ipv4Addr::LOCALHOST);
@@ -283,6 +288,90 @@ fn several_targets_share_one_run_and_the_worst_status() {
         nagios.starts_with("PORTPROBE WARNING - 2 targets, "),
         "{nagios}"
     );
+}
+
+/// An address given literally that is no single host's (broadcast,
+/// multicast, unspecified) is, among other targets, that target's error
+/// like a name that does not resolve: the others are probed, and the run's
+/// status is the worst, UNKNOWN. Alone it refuses the run.
+#[test]
+fn an_address_that_is_no_single_host_is_that_targets_error() {
+    let (port, _stop) = listener(Ipv4Addr::LOCALHOST);
+    let spec = port.to_string();
+    let bad = [
+        ("255.255.255.255", "a broadcast address"),
+        ("224.0.0.1", "a multicast address"),
+        ("0.0.0.0", "the unspecified address"),
+    ];
+    let why = |host: &str, what: &str| {
+        format!(
+            "{host} is {what}, not a single host: portprobe probes one host at a time; give that host's own address or name"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("targets");
+    std::fs::write(&file, "127.0.0.1\n224.0.0.1  # a group\n").unwrap();
+    let file = file.to_str().unwrap();
+    let lists: [&[&str]; 2] = [
+        &["127.0.0.1", "255.255.255.255", "224.0.0.1", "0.0.0.0"],
+        &["255.255.255.255", "--targets", file, "0.0.0.0"],
+    ];
+    for hosts in lists {
+        let args = |extra: &[&'static str]| {
+            let mut a: Vec<&str> = hosts.to_vec();
+            a.extend(["--ports", spec.as_str()]);
+            a.extend_from_slice(extra);
+            a
+        };
+        let out = run(&args(&["--json"]));
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let targets = doc["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 4, "{doc}");
+        let good = targets
+            .iter()
+            .find(|t| t["target"]["host"] == "127.0.0.1")
+            .unwrap();
+        assert_eq!(good["status"], "OK", "{good}");
+        assert_eq!(good["results"][0]["state"], "open", "{good}");
+        for (host, what) in bad {
+            let t = targets
+                .iter()
+                .find(|t| t["target"]["host"] == host)
+                .unwrap_or_else(|| panic!("{host} missing: {doc}"));
+            assert_eq!(t["error"], why(host, what).as_str(), "{t}");
+            assert_eq!(t["status"], "UNKNOWN");
+            assert_eq!(t["results"].as_array().unwrap().len(), 0, "{t}");
+            assert_eq!(t["target"]["addresses"].as_array().unwrap().len(), 0);
+        }
+        assert_eq!(doc["status"], "UNKNOWN");
+        assert_eq!(doc["summary"]["open"], 1);
+
+        let out = run(&args(&[]));
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("OK: 127.0.0.1: all 1 required ports are reachable"),
+            "{text}"
+        );
+        for (host, what) in bad {
+            let line = format!("UNKNOWN: {host}: {}", why(host, what));
+            assert!(text.contains(&line), "{line}\n{text}");
+        }
+        assert!(
+            text.contains("UNKNOWN: 4 targets, 1 ports: 1 open"),
+            "{text}"
+        );
+    }
+
+    // Alone: one line, exit 3, no report.
+    for (host, what) in bad {
+        let out = run(&[host, "--ports", &spec]);
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(stderr(&out), format!("portprobe: {}\n", why(host, what)));
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]

@@ -658,3 +658,84 @@ fn a_name_resolving_to_a_multicast_address_is_refused() {
     assert_eq!(targets[2]["summary"]["open"], 1, "{}", targets[2]);
     assert_eq!(o.status.code(), Some(3));
 }
+
+/// Addresses that are no single host's, given literally beside a real
+/// target, are each that target's error and are sent nothing, TCP or UDP:
+/// the client's own firewall counts what it sends to them (and to
+/// loopback, where the kernel takes 0.0.0.0 and `::`), which stays zero,
+/// while the server is probed.
+#[test]
+fn literal_broadcast_and_multicast_targets_are_sent_nothing() {
+    let Some(lab) =
+        support::lab_or_skip("literal_broadcast_and_multicast_targets_are_sent_nothing")
+    else {
+        return;
+    };
+    let _open = lab.tcp_listeners(&[80], false).unwrap();
+    let server = lab.server_v4().to_string();
+    let subnet_broadcast = "198.18.0.255";
+    lab.nft_script_in(
+        Ns::Client,
+        &format!(
+            "table inet probe {{
+  counter refused {{}}
+  counter server {{}}
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    ip daddr {{ 0.0.0.0/8, 224.0.0.0/4, 255.255.255.255, {subnet_broadcast} }} counter name refused
+    ip6 daddr {{ ::, ff00::/8 }} counter name refused
+    oifname \"lo\" counter name refused
+    ip daddr {server} counter name server
+  }}
+}}"
+        ),
+    )
+    .unwrap();
+    let refused = [
+        ("255.255.255.255", "a broadcast address"),
+        (subnet_broadcast, "a broadcast address"),
+        ("224.0.0.1", "a multicast address"),
+        ("ff02::1", "a multicast address"),
+        ("0.0.0.0", "the unspecified address"),
+        ("::", "the unspecified address"),
+    ];
+    let mut args: Vec<&str> = vec![&server];
+    args.extend(refused.iter().map(|(host, _)| *host));
+    args.extend(["--ports", "80,53/udp,5353/udp", "--json", "--no-locate"]);
+    let o = probe(&lab, &args);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let doc = json(&o);
+    let targets = doc["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1 + refused.len(), "{doc}");
+    assert_eq!(targets[0]["results"][0]["state"], "open", "{}", targets[0]);
+    for ((host, what), t) in refused.iter().zip(&targets[1..]) {
+        assert_eq!(t["target"]["host"], *host);
+        let error = t["error"].as_str().unwrap_or_else(|| panic!("{t}"));
+        assert!(
+            error.starts_with(&format!("{host} is {what}, not a single host")),
+            "{error}"
+        );
+    }
+    let (sent, _) = lab.nft_counter_in(Ns::Client, "probe", "refused").unwrap();
+    assert_eq!(sent, 0, "packets sent to refused targets");
+    let (probed, _) = lab.nft_counter_in(Ns::Client, "probe", "server").unwrap();
+    assert!(probed >= 3, "the server was probed with {probed} packets");
+    // The count is real: a datagram to a group and one to 0.0.0.0 are seen.
+    lab.run_in(Ns::Client, || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"x", "224.0.0.1:5353").unwrap();
+        s.send_to(b"x", "0.0.0.0:9").unwrap();
+    })
+    .unwrap();
+    let (control, _) = lab.nft_counter_in(Ns::Client, "probe", "refused").unwrap();
+    // (The port unreachable that answers the second one is counted too.)
+    assert!(
+        control >= 2,
+        "the counter missed datagrams sent to refused addresses: {control}"
+    );
+}

@@ -186,18 +186,29 @@ impl Lab {
         nft_in(&self.router, script)
     }
 
+    /// Runs an nft script in one of the lab's namespaces.
+    pub fn nft_script_in(&self, which: Ns, script: &str) -> io::Result<()> {
+        nft_in(self.ns(which), script)
+    }
+
     /// The `(packets, bytes)` of the router's named counter in `table inet
     /// lab` (made with `add counter inet lab NAME` through [`Lab::nft_script`]).
     pub fn nft_counter(&self, name: &str) -> io::Result<(u64, u64)> {
+        self.nft_counter_in(Ns::Router, "lab", name)
+    }
+
+    /// The `(packets, bytes)` of the named counter in `table inet TABLE` of
+    /// one of the lab's namespaces.
+    pub fn nft_counter_in(&self, which: Ns, table: &str, name: &str) -> io::Result<(u64, u64)> {
         let text = run(Command::new("ip").args([
             "netns",
             "exec",
-            &self.router,
+            self.ns(which),
             "nft",
             "list",
             "counter",
             "inet",
-            "lab",
+            table,
             name,
         ]))?;
         let field = |key: &str| {

@@ -66,18 +66,19 @@ fn read_targets(path: &Path, begun: Instant, max_time: Duration) -> Result<Vec<S
     }
 }
 
-/// Refuses, before anything is sent, addresses given literally that are
-/// not one host's, and link-local addresses without their interface.
+/// Refuses, before anything is sent, a lone host given as an address that
+/// is not one host's (broadcast, multicast, unspecified) or as a
+/// link-local address without its interface. In a list, such a host is
+/// that target's error instead (the engine refuses it, and sends it
+/// nothing) and the others are probed. The same link-local address on two
+/// interfaces refuses the run: results are kept per address, so the two
+/// could not be told apart.
 fn check_literals(hosts: &[String]) -> Result<()> {
-    let local = interfaces::addresses();
-    let mut link_local = std::collections::HashMap::new();
-    for host in hosts {
-        let target = match engine::literal(host) {
-            None => continue,
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(t)) => t,
-        };
-        if let Err(kind) = engine::one_host(target.ip, &local) {
+    if let [host] = hosts
+        && let Some(literal) = engine::literal(host)
+    {
+        let target = literal?;
+        if let Err(kind) = engine::one_host(target.ip, &interfaces::addresses()) {
             return Err(engine::ResolveError::NotOneHost {
                 host: host.clone(),
                 via: String::new(),
@@ -85,20 +86,29 @@ fn check_literals(hosts: &[String]) -> Result<()> {
             }
             .into());
         }
-        if let std::net::IpAddr::V6(v6) = target.ip
-            && v6.is_unicast_link_local()
+        if is_link_local(target.ip) && target.scope_id == 0 {
+            return Err(engine::ResolveError::NoZone { host: host.clone() }.into());
+        }
+    }
+    let mut link_local = std::collections::HashMap::new();
+    for host in hosts {
+        let Some(Ok(target)) = engine::literal(host) else {
+            continue;
+        };
+        if is_link_local(target.ip)
+            && target.scope_id != 0
+            && let Some(other) = link_local.insert(target.ip, host.clone())
         {
-            if target.scope_id == 0 {
-                return Err(engine::ResolveError::NoZone { host: host.clone() }.into());
-            }
-            if let Some(other) = link_local.insert(target.ip, host.clone()) {
-                bail!(
-                    "{other} and {host} are the same link-local address on two interfaces: probe them in separate runs"
-                );
-            }
+            bail!(
+                "{other} and {host} are the same link-local address on two interfaces: probe them in separate runs"
+            );
         }
     }
     Ok(())
+}
+
+fn is_link_local(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local())
 }
 
 #[cfg(test)]
@@ -132,20 +142,33 @@ mod tests {
     }
 
     #[test]
-    fn literals_that_are_not_one_host_are_refused() {
-        for bad in [
-            "255.255.255.255",
-            "224.0.0.251",
-            "0.0.0.0",
-            "::",
-            "ff02::fb",
-            "fe80::1",
+    fn a_lone_literal_that_is_not_one_host_is_refused_and_one_in_a_list_kept() {
+        for (bad, says) in [
+            (
+                "255.255.255.255",
+                "is a broadcast address, not a single host",
+            ),
+            ("224.0.0.251", "is a multicast address, not a single host"),
+            ("0.0.0.0", "is the unspecified address, not a single host"),
+            ("::", "is the unspecified address, not a single host"),
+            ("ff02::fb", "is a multicast address, not a single host"),
+            ("fe80::1", "is a link-local address: add the interface"),
         ] {
-            let e = hosts(&strings(&["127.0.0.1", bad]), None).unwrap_err();
-            assert!(e.to_string().contains(bad), "{bad}: {e}");
+            let e = hosts(&strings(&[bad]), None).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!("{bad} {says}")),
+                "{bad}: {e}"
+            );
+            // In a list it is left for the engine to make that target's
+            // error.
+            let list = strings(&["127.0.0.1", bad]);
+            assert_eq!(hosts(&list, None).unwrap(), list);
         }
         let e = hosts(&strings(&["fe80::1%lo", "fe80::1%4000"]), None).unwrap_err();
         assert!(e.to_string().contains("two interfaces"), "{e}");
+        // Without its zone a link-local address is no duplicate of one with it.
+        let list = strings(&["fe80::1%lo", "fe80::1"]);
+        assert_eq!(hosts(&list, None).unwrap(), list);
     }
 
     #[test]
