@@ -535,3 +535,108 @@ fn targets_from_a_stream_are_read_within_max_time() {
     let good = &doc["targets"][1];
     assert_eq!(good["results"][0]["state"], "open", "{good}");
 }
+
+#[test]
+fn durations_out_of_bounds_name_the_bound() {
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = open.local_addr().unwrap().port().to_string();
+    let probe = |option: &str, value: &str| {
+        vec![
+            "127.0.0.1".to_string(),
+            "--ports".into(),
+            port.clone(),
+            option.into(),
+            value.into(),
+        ]
+    };
+    for (option, value, says) in [
+        (
+            "--max-time",
+            "1000000d",
+            "`1000000d` is too long for --max-time: the longest accepted is 30d",
+        ),
+        (
+            "--max-time",
+            "0.0000000001s",
+            "`0.0000000001s` is too short for --max-time: the shortest accepted is 100ms",
+        ),
+        (
+            "--timeout",
+            "2h",
+            "`2h` is too long for --timeout: the longest accepted is 1h",
+        ),
+        (
+            "--timeout",
+            "0.0000001",
+            "`0.0000001` is too short for --timeout: the shortest accepted is 1ms",
+        ),
+        (
+            "--watch",
+            "31d",
+            "`31d` is too long for --watch: the longest accepted is 30d",
+        ),
+        (
+            "--watch",
+            "500ms",
+            "`500ms` is too short for --watch: the shortest accepted is 1s",
+        ),
+    ] {
+        let args = probe(option, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = bounded_run(&args, Stdio::null());
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(out, "");
+    }
+    // The exporter's own bound; it never starts listening.
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--allow",
+        "127.0.0.1",
+        "--max-time",
+        "2h",
+    ];
+    let (code, _, err) = bounded_run(&serve, Stdio::null());
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("`2h` is too long for --max-time: the longest accepted is 1h"),
+        "{err}"
+    );
+
+    // The longest of each works, in days too.
+    for (option, value) in [
+        ("--max-time", "30d"),
+        ("--max-time", "1.5d"),
+        ("--timeout", "1h"),
+    ] {
+        let args = probe(option, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = bounded_run(&args, Stdio::null());
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(out.contains("OK: 127.0.0.1"), "{args:?}: {out}");
+    }
+    let mut watch = KillOnDrop::spawn(
+        Command::new(env!("CARGO_BIN_EXE_portprobe"))
+            .args(["127.0.0.1", "--ports", &port, "-q", "--watch", "30d"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(watch.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("OK: 127.0.0.1"), "{first}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watch.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = watch.wait_for(Duration::from_secs(30));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use super::duration;
 use super::generate::{Generate, probe_option_ids};
 use crate::port::{PortItem, parse_port_list};
 use crate::report::EXIT_CODES;
@@ -123,16 +124,16 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "N", value_parser = parse_rate)]
     pub rate: Option<f64>,
 
-    /// Wait this long for each answer instead of adapting to measured round-trip times (e.g. 500ms, 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Wait this long for each answer instead of adapting to measured round-trip times (e.g. 500ms, 2s; 1ms to 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
     /// Retries for a port that gave no answer [default: 1, raised automatically on a lossy path].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: Option<u32>,
 
-    /// Stop probing after this long and report what is known (e.g. 30s, 2m) [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Stop probing after this long and report what is known (e.g. 30s, 2m; 100ms to 30d) [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_max_time)]
     pub max_time: Option<Duration>,
 
     /// SNMP v1/v2c community for the UDP 161 probe (an SNMPv3 discovery is sent too).
@@ -163,7 +164,7 @@ pub struct ProbeArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Probe again every INTERVAL (e.g. 30s, 5m); print the report once, then only changes.
+    /// Probe again every INTERVAL (e.g. 30s, 5m; 1s to 30d); print the report once, then only changes.
     #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
     pub watch: Option<Duration>,
 
@@ -263,8 +264,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16384))]
     pub concurrency: u32,
 
-    /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take (500ms to 1h).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_serve_max_time)]
     pub max_time: Duration,
 }
 
@@ -376,53 +377,25 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `500ms`, `2s`, `1.5s`, `5m`, `1h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || format!("`{s}` is not a duration (expected e.g. 500ms, 2s, 1.5s, 5m, 1h)");
-    let value: f64 = num.parse().map_err(|_| bad())?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
-        return Err(format!(
-            "`{s}` is not a positive duration (expected e.g. 500ms, 2s, 5m)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::TIMEOUT)
+}
+
+fn parse_max_time(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::MAX_TIME)
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_secs(1) {
-        return Err(format!("watch interval `{s}` is too short (at least 1s)"));
-    }
-    Ok(d)
+    duration::parse(s, duration::WATCH)
+}
+
+fn parse_serve_max_time(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::SERVE_MAX_TIME)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        for bad in ["", "fast", "5 parsecs", "-1s", "0", "1e999s", "..s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert!(parse_interval("100ms").is_err());
-    }
 
     #[test]
     fn rates() {

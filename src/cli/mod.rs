@@ -3,6 +3,7 @@
 //! code 3 (UNKNOWN), whatever went wrong.
 
 mod args;
+mod duration;
 mod generate;
 mod listen;
 mod output;

@@ -53,6 +53,7 @@ pub use resolve::{
     Family, NotOneHost, ResolveError, Resolved, ResolvedBy, is_literal, literal, one_host, resolve,
     resolve_all,
 };
+pub use rtt::TCP_FLOOR;
 
 pub use crate::port::Probe;
 use crate::wire::ProbeContext;

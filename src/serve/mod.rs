@@ -39,7 +39,7 @@ use probe::{NotRun, Prober};
 /// written before Prometheus gives up.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 /// The shortest probe deadline.
-const MIN_BUDGET: Duration = Duration::from_millis(500);
+pub const MIN_BUDGET: Duration = Duration::from_millis(500);
 /// Requests one source address may have in progress at once: enough for a
 /// Prometheus that scrapes hundreds of targets in the same second.
 const PER_SOURCE: u32 = 256;
