@@ -195,4 +195,52 @@ mod tests {
             strings(&["127.0.0.1", "localhost"])
         );
     }
+
+    /// One host written in one of the ways that mean the same host.
+    fn spelling() -> impl proptest::strategy::Strategy<Value = (usize, String)> {
+        use proptest::prelude::*;
+        let names = ["server.local", "mac.example", "a"];
+        let literals = [
+            ["127.0.0.1", "127.0.0.1", "[127.0.0.1]"],
+            ["::1", "[::1]", "0:0::1"],
+            ["2001:db8::1", "[2001:DB8::1]", "2001:db8:0::1"],
+        ];
+        prop_oneof![
+            (0..names.len(), any::<u8>(), any::<bool>()).prop_map(move |(i, case, dot)| {
+                // Same name, any case, with or without a final dot.
+                let name: String = names[i]
+                    .chars()
+                    .enumerate()
+                    .map(|(n, c)| {
+                        if case >> (n % 8) & 1 == 1 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                (i, if dot { format!("{name}.") } else { name })
+            }),
+            (0..literals.len(), 0..3usize)
+                .prop_map(move |(i, form)| (names.len() + i, literals[i][form].to_string())),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Each host is kept once, spelled as first given, in the order
+        /// first given, whatever mix of spellings of the same hosts arrives.
+        #[test]
+        fn every_host_once_as_first_given(list in proptest::collection::vec(spelling(), 1..30)) {
+            let given: Vec<String> = list.iter().map(|(_, s)| s.clone()).collect();
+            let mut expected: Vec<String> = Vec::new();
+            let mut seen = Vec::new();
+            for (which, spelled) in &list {
+                if !seen.contains(which) {
+                    seen.push(*which);
+                    expected.push(spelled.clone());
+                }
+            }
+            proptest::prop_assert_eq!(hosts(&given, None).unwrap(), expected);
+        }
+    }
 }
