@@ -504,6 +504,43 @@ fn a_symlink_is_followed_and_stays_a_link() {
     assert_eq!(names(dir.path()), ["link.prom"]);
     assert_eq!(names(elsewhere.path()), ["real.prom"]);
 
+    // --watch: each round replaces the file the link names, again.
+    let mut child = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args(["127.0.0.1", "--ports", &port, "-q", "--watch", "1s"])
+            .arg("--output")
+            .arg(&link)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    // Counted by changes of inode (a freed inode number may come back).
+    let mut last = std::fs::metadata(&real).unwrap().ino();
+    let mut changes = 0;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let ino = std::fs::metadata(&real).unwrap().ino();
+            if ino != last {
+                last = ino;
+                changes += 1;
+            }
+            changes >= 2
+        }),
+        "not two more rounds"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait_for(Duration::from_secs(30));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), SUMMARY);
+    assert_eq!(mode(&real), 0o640);
+    assert_eq!(names(dir.path()), ["link.prom"]);
+    assert_eq!(names(elsewhere.path()), ["real.prom"]);
+
     // A link to the process's own standard output writes there.
     let out = dir.path().join("out");
     std::os::unix::fs::symlink("/proc/self/fd/1", &out).unwrap();
