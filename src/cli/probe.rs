@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use super::{
@@ -116,25 +117,31 @@ fn use_color(choice: ColorChoice, terminal: bool) -> bool {
     }
 }
 
-/// Set once Ctrl-C or SIGTERM arrives.
+/// Set once Ctrl-C or SIGTERM arrives. Both are caught from the moment
+/// this returns, so a signal that follows the first report (in `--watch`)
+/// stops the run cleanly instead of killing it.
 fn stop_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
     tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
+            () = arrival(term) => {}
+            () = arrival(int) => {}
         }
         let _ = tx.send(true);
     });
     rx
+}
+
+/// Completes when `signal` arrives; never, when it could not be caught.
+async fn arrival(signal: Option<Signal>) {
+    match signal {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
