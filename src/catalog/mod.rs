@@ -438,4 +438,6 @@ fn distinct_ports(sorted: &[PortRange]) -> usize {
 }
 
 #[cfg(test)]
+mod load_props;
+#[cfg(test)]
 mod tests;

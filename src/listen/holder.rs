@@ -56,10 +56,11 @@ fn parse_table(text: &str, transport: Transport) -> Vec<Entry> {
 
 /// The inode of a descriptor's link text, `socket:[INODE]`.
 fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
+    let digits = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// What this process can see of the holders of ports.
@@ -179,6 +180,67 @@ mod tests {
         assert_eq!(socket_inode("socket:[4334]"), Some(4334));
         assert_eq!(socket_inode("pipe:[4334]"), None);
         assert_eq!(socket_inode("socket:[x]"), None);
+    }
+
+    /// A well-formed `/proc/net` line holding `port`, `uid` and `inode`.
+    fn table_line(slot: u32, port: u16, state: &str, uid: u32, inode: u64) -> String {
+        format!(
+            "{slot:4}: 0100007F:{port:04X} 00000000:0000 {state} 00000000:00000000 00:00000000 00000000 {uid:5}        0 {inode} 1 0000000000000000 100 0 0 10 0"
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever a socket table holds (the kernel's format may change,
+        /// and a line may be cut short), reading it never panics and yields
+        /// at most one entry per line after the header.
+        #[test]
+        fn any_table_text_is_read_without_panic(text in "\\PC*(\n\\PC*){0,8}") {
+            for transport in [Transport::Tcp, Transport::Udp] {
+                let entries = parse_table(&text, transport);
+                proptest::prop_assert!(entries.len() <= text.lines().count().saturating_sub(1));
+            }
+        }
+
+        /// Well-formed lines among garbage give exactly their sockets: TCP
+        /// only in state 0A (listening), UDP in any state.
+        #[test]
+        fn well_formed_lines_among_garbage_are_read_exactly(
+            sockets in proptest::collection::vec(
+                (proptest::prelude::any::<u16>(), proptest::prelude::any::<u32>(), proptest::prelude::any::<u64>(), proptest::prelude::any::<bool>()),
+                0..12,
+            ),
+            garbage in proptest::collection::vec("[ -~]{0,60}", 0..6),
+        ) {
+            let mut text = String::from("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n");
+            for (i, &(port, uid, inode, listening)) in sockets.iter().enumerate() {
+                let state = if listening { "0A" } else { "01" };
+                text.push_str(&table_line(i as u32, port, state, uid, inode));
+                text.push('\n');
+                if let Some(g) = garbage.get(i) {
+                    // Short junk lines never have the ten fields of a socket.
+                    let junk: String = g.split_whitespace().take(5).collect::<Vec<_>>().join(" ");
+                    text.push_str(&junk);
+                    text.push('\n');
+                }
+            }
+            let entry = |&(port, uid, inode, _): &(u16, u32, u64, bool)| Entry { port, uid, inode };
+            let udp: Vec<Entry> = sockets.iter().map(entry).collect();
+            let tcp: Vec<Entry> = sockets.iter().filter(|s| s.3).map(entry).collect();
+            proptest::prop_assert_eq!(parse_table(&text, Transport::Udp), udp);
+            proptest::prop_assert_eq!(parse_table(&text, Transport::Tcp), tcp);
+        }
+
+        /// A descriptor's link names a socket only as `socket:[DIGITS]`.
+        #[test]
+        fn only_socket_links_name_an_inode(link in "\\PC{0,40}", inode in proptest::prelude::any::<u64>()) {
+            if let Some(n) = socket_inode(&link) {
+                let digits = link.strip_prefix("socket:[").and_then(|l| l.strip_suffix(']'));
+                proptest::prop_assert!(digits.is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())), "{link}");
+                proptest::prop_assert_eq!(digits.and_then(|d| d.parse().ok()), Some(n));
+            }
+            proptest::prop_assert_eq!(socket_inode(&format!("socket:[+{inode}]")), None);
+            proptest::prop_assert_eq!(socket_inode(&format!("socket:[{inode}]")), Some(inode));
+        }
     }
 
     #[test]
