@@ -299,7 +299,7 @@ fn refusal(
         NotRun::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             Outcome::Busy,
-            "no capacity came free before the deadline: too many probes at once".to_string(),
+            "not one probe could start before the deadline: other requests held every slot of the concurrency limit".to_string(),
         ),
     };
     shared.metrics.record(outcome, None);

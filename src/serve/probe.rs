@@ -1,12 +1,13 @@
 //! One probe for the exporter or the page: the request checked against the
 //! catalog, the target resolved and checked against the allow-list before
-//! anything is sent to it, a share of the global concurrency taken within
-//! the deadline, and the engine run into a report.
+//! anything is sent to it, and the engine run into a report under the
+//! concurrency limit every request shares: each attempt holds one slot of
+//! it while it waits, and requests that find none free take turns.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::allow::AllowList;
@@ -23,8 +24,8 @@ pub enum NotRun {
     /// The target is outside the allow-list, or is no single host (HTTP
     /// 403); nothing was sent to it.
     Forbidden(String),
-    /// No share of the concurrency limit came free before the deadline
-    /// (HTTP 503).
+    /// Not one slot of the concurrency limit came free before the
+    /// deadline: not a port was probed (HTTP 503).
     Busy,
 }
 
@@ -35,7 +36,7 @@ pub struct Prober {
     pub catalog: Catalog,
     /// The targets that may be probed.
     pub allow: AllowList,
-    /// Probes in flight, over every request.
+    /// Probes in flight, over every request: one permit per attempt.
     pub permits: Arc<Semaphore>,
     /// The size of `permits`.
     pub limit: usize,
@@ -115,16 +116,9 @@ impl Prober {
             }));
         }
         let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
-        let wanted = (ports.len() * addresses.len()).clamp(1, self.limit);
-        let _permits: OwnedSemaphorePermit = tokio::time::timeout_at(
-            deadline,
-            Arc::clone(&self.permits).acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX)),
-        )
-        .await
-        .map_err(|_| NotRun::Busy)?
-        .map_err(|_| NotRun::Busy)?;
         let cfg = Config {
-            concurrency: Some(wanted),
+            concurrency: Some(self.limit),
+            shared_limit: Some(Arc::clone(&self.permits)),
             max_time: Some(deadline.saturating_duration_since(Instant::now())),
             locate,
             ..Config::default()
@@ -137,6 +131,9 @@ impl Prober {
             std::future::pending(),
         )
         .await;
+        if outcome.results.is_empty() && outcome.unprobed > 0 {
+            return Err(NotRun::Busy);
+        }
         outcome.duration = started.elapsed();
         Ok(Report::new(
             vec![(q.target.clone(), Ok(resolved))],
