@@ -242,6 +242,27 @@ pub fn parse_port_list(spec: &str) -> Result<Vec<PortItem>, PortSpecError> {
         .collect()
 }
 
+/// The ports of `items`, each once: each transport's ranges sorted and
+/// joined where they overlap or touch, without listing a single port, so
+/// that the work is the number of items, however many ports they name.
+pub fn merge(items: &[PortItem]) -> Vec<PortItem> {
+    let mut sorted = items.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<PortItem> = Vec::with_capacity(sorted.len());
+    for item in sorted {
+        match out.last_mut() {
+            Some(last)
+                if last.transport == item.transport
+                    && u32::from(item.range.start) <= u32::from(last.range.end) + 1 =>
+            {
+                last.range.end = last.range.end.max(item.range.end);
+            }
+            _ => out.push(item),
+        }
+    }
+    out
+}
+
 /// What was wrong with a port or port specification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortSpecError {
@@ -302,6 +323,19 @@ mod tests {
             let err = parse_port_list(spec).unwrap_err().to_string();
             assert!(err.contains(expected), "{spec:?}: {err}");
         }
+    }
+
+    #[test]
+    fn merging_joins_overlapping_and_touching_ranges_per_transport() {
+        let items = parse_port_list("80,1-10,11-20,5-6,53/udp,80,30-40,50/udp,52-54/udp").unwrap();
+        let shown: Vec<String> = merge(&items).iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["1-20/tcp", "30-40/tcp", "80/tcp", "50/udp", "52-54/udp"]
+        );
+        let all = parse_port_list(&vec!["1-65535"; 290].join(",")).unwrap();
+        assert_eq!(merge(&all).len(), 1);
+        assert!(merge(&[]).is_empty());
     }
 
     #[test]

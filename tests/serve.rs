@@ -8,6 +8,9 @@ mod support;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use support::http;
 use support::proc::KillOnDrop;
@@ -189,4 +192,82 @@ fn no_allow_list_no_exporter() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+}
+
+#[test]
+fn a_hostile_query_is_measured_before_anything_is_expanded() {
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let at = e.at;
+    // The whole TCP port space 290 times over, in 4 KiB: as parameters
+    // (refused: too many), and as one list (one range once merged).
+    let repeated = |target: &str| format!("{}target={target}", "ports=1-65535&".repeat(290));
+    let listed =
+        |target: &str, range: &str| format!("target={target}&ports={}", vec![range; 290].join(","));
+    assert!(repeated("127.0.0.1").len() <= 4096);
+    let asked = [
+        (repeated("127.0.0.1"), 400),
+        (repeated("127.0.0.2"), 400),
+        (listed("127.0.0.2", "1-65535"), 403),
+        (listed("127.0.0.2", "1-65535"), 403),
+        (listed("127.0.0.2", "1-65535"), 403),
+        // Two ports, named 290 times each.
+        (listed("127.0.0.1", "5-6"), 200),
+    ];
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = std::thread::spawn({
+        let done = Arc::clone(&done);
+        move || {
+            let mut slowest = Duration::ZERO;
+            let mut answers = 0;
+            while !done.load(Ordering::Relaxed) || answers == 0 {
+                let started = Instant::now();
+                let (code, _, _) = get(at, "/metrics", "");
+                assert_eq!(code, 200);
+                slowest = slowest.max(started.elapsed());
+                answers += 1;
+            }
+            slowest
+        }
+    });
+    let scrapes: Vec<_> = asked
+        .into_iter()
+        .map(|(query, expected)| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let (code, _, body) = get(
+                    at,
+                    &format!("/probe?{query}"),
+                    "X-Prometheus-Scrape-Timeout-Seconds: 1.5\r\n",
+                );
+                (code, expected, body, started.elapsed())
+            })
+        })
+        .collect();
+    for scrape in scrapes {
+        let (code, expected, body, took) = scrape.join().unwrap();
+        assert_eq!(code, expected, "{body}");
+        // Nothing was expanded: an answer well within the deadline, however
+        // busy this machine is.
+        assert!(
+            took < Duration::from_secs(2),
+            "answered after {took:?}: {body}"
+        );
+        match code {
+            400 => assert!(body.contains("at most 16 ports= parameters"), "{body}"),
+            200 => {
+                let series = body
+                    .lines()
+                    .filter(|l| l.starts_with("portprobe_port_state{"))
+                    .count();
+                assert_eq!(series, 2, "{body}");
+            }
+            _ => {}
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let slowest = watcher.join().unwrap();
+    assert!(
+        slowest < Duration::from_secs(2),
+        "/metrics took {slowest:?} meanwhile"
+    );
 }

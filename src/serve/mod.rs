@@ -152,7 +152,7 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
     let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     let shared = Arc::new(Shared {
         prober: Prober {
-            catalog,
+            catalog: Arc::new(catalog),
             allow: config.allow,
             permits: Arc::new(Semaphore::new(config.concurrency)),
             limit: config.concurrency,
@@ -244,15 +244,20 @@ async fn probe_handler(
             return plain(StatusCode::BAD_REQUEST, format!("{why}\n"));
         }
     };
-    match run_probe(&shared, &q, shared.budget(&headers), false).await {
-        Ok(report) => exposition(prometheus::render_with(
-            &report,
-            prometheus::Options {
-                reasons: true,
-                probe_metrics: true,
-            },
-        )),
-        Err((status, why)) => plain(status, format!("{why}\n")),
+    let report = match run_probe(&shared, &q, shared.budget(&headers), false).await {
+        Ok(report) => report,
+        Err((status, why)) => return plain(status, format!("{why}\n")),
+    };
+    let options = prometheus::Options {
+        reasons: true,
+        probe_metrics: true,
+    };
+    match probe::blocking(move || prometheus::render_with(&report, options)).await {
+        Ok(body) => exposition(body),
+        Err(_) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_string(),
+        ),
     }
 }
 
@@ -351,15 +356,18 @@ async fn page_handler(
             }
             Ok(q) => match run_probe(&shared, &q, shared.max_time, true).await {
                 Ok(report) => {
-                    let text = text::render(
-                        &report,
-                        TextOptions {
-                            color: false,
-                            verbose: false,
-                            quiet: false,
-                        },
-                    );
-                    (StatusCode::OK, Shown::Report(text))
+                    let options = TextOptions {
+                        color: false,
+                        verbose: false,
+                        quiet: false,
+                    };
+                    match probe::blocking(move || text::render(&report, options)).await {
+                        Ok(text) => (StatusCode::OK, Shown::Report(text)),
+                        Err(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Shown::Refused("shutting down".to_string()),
+                        ),
+                    }
                 }
                 Err((code, why)) => (code, Shown::Refused(why)),
             },

@@ -12,9 +12,14 @@ use tokio::time::Instant;
 
 use super::allow::AllowList;
 use super::query::ProbeQuery;
-use crate::catalog::{Catalog, Product};
+use crate::catalog::{Catalog, Plan, Product};
 use crate::engine::{self, Config, Family, Probe};
 use crate::report::{Report, words};
+
+/// The most probes one request may ask for: ports times the target's
+/// addresses, enough for every port of both transports on an IPv4 and an
+/// IPv6 address.
+pub const MAX_PROBES: usize = 4 * 65535;
 
 /// Why a probe was not run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +38,7 @@ pub enum NotRun {
 #[derive(Debug)]
 pub struct Prober {
     /// The catalog products are looked up in.
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// The targets that may be probed.
     pub allow: AllowList,
     /// Probes in flight, over every request: one permit per attempt.
@@ -44,6 +49,8 @@ pub struct Prober {
 
 impl Prober {
     /// Probes `q` within `budget`, locating blocked ports when `locate`.
+    /// The target is checked first, then what is asked is looked up and
+    /// planned, off the async workers; only then is anything sent.
     pub async fn probe(
         &self,
         q: &ProbeQuery,
@@ -52,18 +59,6 @@ impl Prober {
     ) -> Result<Report, NotRun> {
         let started = Instant::now();
         let deadline = started + budget;
-        let mut products: Vec<&Product> = Vec::new();
-        for name in &q.products {
-            let p = self
-                .catalog
-                .find_product(name)
-                .map_err(|e| NotRun::BadRequest(words::error_chain(&e)))?;
-            if !products.iter().any(|x| x.name == p.name) {
-                products.push(p);
-            }
-        }
-        let plan = self.catalog.plan(&products, &q.ports);
-        let names: Vec<String> = products.iter().map(|p| p.name.clone()).collect();
         // A `.local` name the system cannot resolve is asked for by
         // multicast on every link: only for a name allowed as such.
         if q.target
@@ -84,11 +79,31 @@ impl Prober {
                 .pop()
                 .expect("one result per host");
         let resolved = match resolved {
-            Ok(r) => r,
+            Ok(r) => Ok(r),
             Err(e @ engine::ResolveError::NotOneHost { .. }) => {
                 return Err(NotRun::Forbidden(words::error_chain(&e)));
             }
-            Err(e) => {
+            Err(e) => Err(words::error_chain(&e)),
+        };
+        let addresses: Vec<std::net::IpAddr> = match &resolved {
+            Ok(r) => r.targets.iter().map(|t| t.ip).collect(),
+            Err(_) => Vec::new(),
+        };
+        if resolved.is_ok()
+            && let Err(refused) = self.allow.permits(&q.target, &addresses)
+        {
+            return Err(NotRun::Forbidden(match refused.address {
+                Some(ip) => format!(
+                    "{ip} is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
+                ),
+                None => "the target has no address in this exporter's allow-list: nothing was sent"
+                    .to_string(),
+            }));
+        }
+        let (plan, names) = self.plan(q).await?;
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(why) => {
                 let outcome = engine::RunOutcome {
                     results: Vec::new(),
                     unprobed: 0,
@@ -97,23 +112,14 @@ impl Prober {
                     addresses: Vec::new(),
                     duration: started.elapsed(),
                 };
-                return Ok(Report::new(
-                    vec![(q.target.clone(), Err(words::error_chain(&e)))],
-                    names,
-                    &plan,
-                    outcome,
-                ));
+                return report(vec![(q.target.clone(), Err(why))], names, plan, outcome).await;
             }
         };
-        let addresses: Vec<std::net::IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
-        if let Err(refused) = self.allow.permits(&q.target, &addresses) {
-            return Err(NotRun::Forbidden(match refused.address {
-                Some(ip) => format!(
-                    "{ip} is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
-                ),
-                None => "the target has no address in this exporter's allow-list: nothing was sent"
-                    .to_string(),
-            }));
+        let probes = plan.ports.len().saturating_mul(addresses.len());
+        if probes > MAX_PROBES {
+            return Err(NotRun::BadRequest(format!(
+                "this asks for {probes} probes (ports times the target's addresses), more than {MAX_PROBES}: ask for fewer ports"
+            )));
         }
         let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
         let cfg = Config {
@@ -135,11 +141,51 @@ impl Prober {
             return Err(NotRun::Busy);
         }
         outcome.duration = started.elapsed();
-        Ok(Report::new(
-            vec![(q.target.clone(), Ok(resolved))],
-            names,
-            &plan,
-            outcome,
-        ))
+        report(vec![(q.target.clone(), Ok(resolved))], names, plan, outcome).await
+    }
+
+    /// The products of `q` looked up and its plan made, on a blocking
+    /// thread: a plan may hold every port of both transports.
+    async fn plan(&self, q: &ProbeQuery) -> Result<(Plan, Vec<String>), NotRun> {
+        let catalog = Arc::clone(&self.catalog);
+        let (asked, items) = (q.products.clone(), q.ports.clone());
+        blocking(move || {
+            let mut products: Vec<&Product> = Vec::new();
+            for name in &asked {
+                let p = catalog
+                    .find_product(name)
+                    .map_err(|e| NotRun::BadRequest(words::error_chain(&e)))?;
+                if !products.iter().any(|x| x.name == p.name) {
+                    products.push(p);
+                }
+            }
+            let names = products.iter().map(|p| p.name.clone()).collect();
+            Ok((catalog.plan(&products, &items), names))
+        })
+        .await?
+    }
+}
+
+/// The report of a run, put together on a blocking thread.
+async fn report(
+    targets: Vec<(String, Result<engine::Resolved, String>)>,
+    names: Vec<String>,
+    plan: Plan,
+    outcome: engine::RunOutcome,
+) -> Result<Report, NotRun> {
+    blocking(move || Report::new(targets, names, &plan, outcome)).await
+}
+
+/// Runs `f` off the async workers (`Busy` only when the runtime is
+/// shutting down; a panic goes on as one).
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NotRun> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Ok(v),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(NotRun::Busy),
+        },
     }
 }
