@@ -2,7 +2,10 @@
 //! exporter anyone can reach is a scanning proxy for them, so a target is
 //! probed only when every address it resolves to is inside an allowed
 //! network, or when it is an allowed host name itself; anything else is
-//! refused before a packet is sent.
+//! refused before a packet is sent. An allowed name's addresses are taken
+//! as the system resolver gives them, but not when they were learned by
+//! multicast DNS, where any device on the link can answer: those must be
+//! inside an allowed network (or be an allowed address) themselves.
 
 use std::net::IpAddr;
 
@@ -97,13 +100,14 @@ impl AllowList {
         self.any || self.entries.contains(&Entry::Name(normal_name(host)))
     }
 
-    /// Whether `host`, which resolved to `addresses`, may be probed; the
-    /// refusal names the first address outside the list.
-    pub fn permits(&self, host: &str, addresses: &[IpAddr]) -> Result<(), Refused> {
+    /// Whether `host`, which resolved to `addresses` (by multicast DNS
+    /// when `by_mdns`), may be probed; the refusal names the first address
+    /// outside the list.
+    pub fn permits(&self, host: &str, addresses: &[IpAddr], by_mdns: bool) -> Result<(), Refused> {
         if self.any {
             return Ok(());
         }
-        if self.names(host) {
+        if self.names(host) && !by_mdns {
             return Ok(());
         }
         match addresses.iter().find(|&&ip| {
@@ -147,38 +151,91 @@ mod tests {
         a.add("198.18.1.0/24, 2001:db8:1::/48").unwrap();
         a.add("192.0.2.7").unwrap();
         a.add("Server.Example.").unwrap();
-        assert!(a.permits("198.18.1.2", &ips(&["198.18.1.2"])).is_ok());
         assert!(
-            a.permits("x", &ips(&["198.18.1.2", "2001:db8:1::9"]))
+            a.permits("198.18.1.2", &ips(&["198.18.1.2"]), false)
                 .is_ok()
         );
-        assert!(a.permits("x", &ips(&["::ffff:198.18.1.9"])).is_ok());
-        assert!(a.permits("x", &ips(&["192.0.2.7"])).is_ok());
+        assert!(
+            a.permits("x", &ips(&["198.18.1.2", "2001:db8:1::9"]), false)
+                .is_ok()
+        );
+        assert!(a.permits("x", &ips(&["::ffff:198.18.1.9"]), false).is_ok());
+        assert!(a.permits("x", &ips(&["192.0.2.7"]), false).is_ok());
         assert_eq!(
-            a.permits("x", &ips(&["198.18.1.2", "198.18.2.1"])),
+            a.permits("x", &ips(&["198.18.1.2", "198.18.2.1"]), false),
             Err(Refused {
                 address: Some("198.18.2.1".parse().unwrap())
             })
         );
-        assert!(a.permits("x", &ips(&["192.0.2.8"])).is_err());
-        assert_eq!(a.permits("x", &[]), Err(Refused { address: None }));
+        assert!(a.permits("x", &ips(&["192.0.2.8"]), false).is_err());
+        assert_eq!(a.permits("x", &[], false), Err(Refused { address: None }));
         // An allowed name is allowed wherever it points.
-        assert!(a.permits("server.example", &ips(&["10.9.9.9"])).is_ok());
-        assert!(a.permits("SERVER.example.", &ips(&["10.9.9.9"])).is_ok());
-        assert!(a.permits("other.example", &ips(&["10.9.9.9"])).is_err());
+        assert!(
+            a.permits("server.example", &ips(&["10.9.9.9"]), false)
+                .is_ok()
+        );
+        assert!(
+            a.permits("SERVER.example.", &ips(&["10.9.9.9"]), false)
+                .is_ok()
+        );
+        assert!(
+            a.permits("other.example", &ips(&["10.9.9.9"]), false)
+                .is_err()
+        );
         assert!(a.names("server.example") && !a.names("other.example"));
+    }
+
+    #[test]
+    fn addresses_learned_by_multicast_dns_must_be_allowed_themselves() {
+        let mut a = AllowList::default();
+        a.add("printer.local, 198.18.1.0/24, 192.0.2.7").unwrap();
+        assert!(a.names("printer.local"));
+        for allowed in [
+            &["198.18.1.2"][..],
+            &["192.0.2.7"],
+            &["198.18.1.9", "192.0.2.7"],
+        ] {
+            assert!(
+                a.permits("printer.local", &ips(allowed), true).is_ok(),
+                "{allowed:?}"
+            );
+        }
+        for (forged, first) in [
+            (&["127.0.0.1"][..], "127.0.0.1"),
+            (&["198.18.1.2", "10.0.0.1"], "10.0.0.1"),
+            (&["fe80::1"], "fe80::1"),
+        ] {
+            assert_eq!(
+                a.permits("printer.local", &ips(forged), true),
+                Err(Refused {
+                    address: Some(first.parse().unwrap())
+                }),
+                "{forged:?}"
+            );
+        }
+        let mut link = AllowList::default();
+        link.add("printer.local,fe80::/10").unwrap();
+        assert!(
+            link.permits("printer.local", &ips(&["fe80::1"]), true)
+                .is_ok()
+        );
+        assert!(
+            AllowList::any()
+                .permits("printer.local", &ips(&["10.0.0.1"]), true)
+                .is_ok()
+        );
     }
 
     #[test]
     fn prefix_edges() {
         let mut a = AllowList::default();
         a.add("0.0.0.0/0").unwrap();
-        assert!(a.permits("x", &ips(&["203.0.113.1"])).is_ok());
-        assert!(a.permits("x", &ips(&["2001:db8::1"])).is_err());
+        assert!(a.permits("x", &ips(&["203.0.113.1"]), false).is_ok());
+        assert!(a.permits("x", &ips(&["2001:db8::1"]), false).is_err());
         let mut a = AllowList::default();
         a.add("::/0").unwrap();
-        assert!(a.permits("x", &ips(&["2001:db8::1"])).is_ok());
-        assert!(AllowList::any().permits("x", &[]).is_ok());
+        assert!(a.permits("x", &ips(&["2001:db8::1"]), false).is_ok());
+        assert!(AllowList::any().permits("x", &[], false).is_ok());
     }
 
     #[test]

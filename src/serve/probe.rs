@@ -80,8 +80,13 @@ impl Prober {
                 .expect("one result per host");
         let resolved = match resolved {
             Ok(r) => Ok(r),
-            Err(e @ engine::ResolveError::NotOneHost { .. }) => {
-                return Err(NotRun::Forbidden(words::error_chain(&e)));
+            Err(
+                engine::ResolveError::NotOneHost { .. } | engine::ResolveError::MdnsLoopback { .. },
+            ) => {
+                return Err(NotRun::Forbidden(
+                    "the target is not a single host that may be probed (a broadcast, multicast or unspecified address, or a loopback address answered by multicast DNS): nothing was sent"
+                        .to_string(),
+                ));
             }
             Err(e) => Err(words::error_chain(&e)),
         };
@@ -89,8 +94,12 @@ impl Prober {
             Ok(r) => r.targets.iter().map(|t| t.ip).collect(),
             Err(_) => Vec::new(),
         };
-        if resolved.is_ok()
-            && let Err(refused) = self.allow.permits(&q.target, &addresses)
+        if let Ok(r) = &resolved
+            && let Err(refused) = self.allow.permits(
+                &q.target,
+                &addresses,
+                matches!(r.by, engine::ResolvedBy::Mdns { .. }),
+            )
         {
             return Err(NotRun::Forbidden(match refused.address {
                 Some(ip) => format!(
