@@ -523,9 +523,16 @@ fn a_forged_answer_pointing_a_local_name_at_loopback_is_refused() {
     let forged = get(format!("/probe?target=forged.local&ports={port}"));
     assert_eq!(forged.code, 403, "{}", forged.body);
     assert!(forged.body.contains("nothing was sent"), "{}", forged.body);
+    assert!(!forged.body.contains("127.0.0.1"), "{}", forged.body);
     // An address outside the allowed networks, though the name is allowed.
     let elsewhere = get(format!("/probe?target=elsewhere.local&ports={port}"));
     assert_eq!(elsewhere.code, 403, "{}", elsewhere.body);
+    assert!(
+        elsewhere.body.contains("not in this exporter's allow-list")
+            && !elsewhere.body.contains(&Lab::CLIENT_V4.to_string()),
+        "{}",
+        elsewhere.body
+    );
     // A link-local address is one like any other for the exporter: outside
     // the allowed networks.
     let link = get("/probe?target=linklocal.local&ports=5900".to_string());

@@ -106,7 +106,7 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     let (code, _, body) = get(e.at, "/probe?target=127.0.0.2&product=ARD", "");
     assert_eq!(code, 403, "{body}");
     assert!(
-        body.contains("127.0.0.2 is not in this exporter's allow-list: nothing was sent"),
+        body.contains("the target is not in this exporter's allow-list: nothing was sent"),
         "{body}"
     );
     let (code, _, body) = get(e.at, "/probe?target=224.0.0.251&product=ARD", "");
@@ -167,6 +167,52 @@ fn the_page_runs_a_probe_and_lists_it() {
     assert_eq!(code, 200, "an unresolvable name is a report: {body}");
     assert!(!body.contains("<b>x"), "{body}");
     assert!(body.contains("&lt;b&gt;x"), "{body}");
+}
+
+#[test]
+fn the_page_shows_no_visitor_what_others_asked_for() {
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let closed_port = free_port();
+    for (path, code) in [
+        ("/probe?target=127.0.0.2&product=ARD".to_string(), 403),
+        (
+            "/probe?target=127.0.0.1&product=SECRETJUNK%3Cb%3E".to_string(),
+            400,
+        ),
+        ("/probe?target=secret_junk!&product=ARD".to_string(), 200),
+        ("/?target=127.0.0.9&product=ARD".to_string(), 403),
+        (
+            format!("/probe?target=127.0.0.1&product=ard&ports={closed_port}"),
+            200,
+        ),
+    ] {
+        let (got, _, body) = get(e.at, &path, "X-Prometheus-Scrape-Timeout-Seconds: 2\r\n");
+        assert_eq!(got, code, "{path}: {body}");
+    }
+    // Another visitor's page lists the allowed probe, by the catalog's
+    // name, and nothing else that was asked.
+    let (_, _, page) = get(e.at, "/", "");
+    let recent = page.split("<h2>Last probes</h2>").nth(1).unwrap();
+    for secret in ["127.0.0.2", "127.0.0.9", "SECRETJUNK", "secret_junk", "ard"] {
+        assert!(!recent.contains(secret), "{secret}: {recent}");
+    }
+    assert!(
+        recent.contains(&format!(
+            "<td>127.0.0.1</td><td>Apple Remote Desktop, {closed_port}/tcp</td>"
+        )),
+        "{recent}"
+    );
+    assert_eq!(recent.matches("<tr><td>").count(), 1, "{recent}");
+
+    // A refused name's answer says so, not where the name points.
+    let e = exporter(&["--allow", "127.0.0.2"]);
+    let (code, _, body) = get(e.at, "/probe?target=localhost&product=ARD", "");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("not in this exporter's allow-list"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains("::1"),
+        "{body}"
+    );
 }
 
 #[test]

@@ -34,6 +34,16 @@ pub enum NotRun {
     Busy,
 }
 
+/// A probe that ran, or a target that did not resolve.
+#[derive(Debug)]
+pub struct Probed {
+    /// The report.
+    pub report: Report,
+    /// The target resolved and passed the allow-list; false when it did
+    /// not resolve (and nothing was sent).
+    pub allowed: bool,
+}
+
 /// What every probe shares.
 #[derive(Debug)]
 pub struct Prober {
@@ -56,7 +66,7 @@ impl Prober {
         q: &ProbeQuery,
         budget: Duration,
         locate: bool,
-    ) -> Result<Report, NotRun> {
+    ) -> Result<Probed, NotRun> {
         let started = Instant::now();
         let deadline = started + budget;
         // A `.local` name the system cannot resolve is asked for by
@@ -101,12 +111,13 @@ impl Prober {
                 matches!(r.by, engine::ResolvedBy::Mdns { .. }),
             )
         {
-            return Err(NotRun::Forbidden(match refused.address {
-                Some(ip) => format!(
-                    "{ip} is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
-                ),
-                None => "the target has no address in this exporter's allow-list: nothing was sent"
-                    .to_string(),
+            // Where a name points is not the visitor's to learn.
+            return Err(NotRun::Forbidden(if refused.address.is_some() {
+                "the target is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
+                    .to_string()
+            } else {
+                "the target has no address in this exporter's allow-list: nothing was sent"
+                    .to_string()
             }));
         }
         let (plan, names) = self.plan(q).await?;
@@ -121,7 +132,11 @@ impl Prober {
                     addresses: Vec::new(),
                     duration: started.elapsed(),
                 };
-                return report(vec![(q.target.clone(), Err(why))], names, plan, outcome).await;
+                let report = report(vec![(q.target.clone(), Err(why))], names, plan, outcome);
+                return Ok(Probed {
+                    report: report.await?,
+                    allowed: false,
+                });
             }
         };
         let probes = plan.ports.len().saturating_mul(addresses.len());
@@ -150,7 +165,11 @@ impl Prober {
             return Err(NotRun::Busy);
         }
         outcome.duration = started.elapsed();
-        report(vec![(q.target.clone(), Ok(resolved))], names, plan, outcome).await
+        let report = report(vec![(q.target.clone(), Ok(resolved))], names, plan, outcome);
+        Ok(Probed {
+            report: report.await?,
+            allowed: true,
+        })
     }
 
     /// The products of `q` looked up and its plan made, on a blocking
