@@ -95,6 +95,12 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     assert_eq!(code, 400, "{body}");
     assert!(!body.contains("<script>\u{1b}"), "{body}");
     assert!(!body.contains('\u{1b}'), "{body}");
+    let (code, _, body) = get(e.at, "/probe?target=127.0.0.1&ports=%1b[31m", "");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        !body.contains('\u{1b}') && body.contains("\\x1b[31m"),
+        "{body}"
+    );
     let (code, _, body) = get(e.at, "/probe?product=ARD", "");
     assert_eq!(
         (code, body.trim()),
@@ -125,7 +131,7 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     assert!(head.contains("version=0.0.4"));
     for line in [
         "portprobe_exporter_probes_total{result=\"success\"} 1",
-        "portprobe_exporter_probes_total{result=\"bad_request\"} 2",
+        "portprobe_exporter_probes_total{result=\"bad_request\"} 3",
         "portprobe_exporter_probes_total{result=\"forbidden\"} 3",
         "portprobe_exporter_probes_in_flight 0",
         "portprobe_exporter_concurrency_limit 1024",

@@ -41,6 +41,18 @@ fn valid_name(s: &str) -> bool {
         })
 }
 
+/// The network `addr`/`len`; an IPv4-mapped one (`::ffff:192.0.2.0/120`)
+/// as the IPv4 network it is, as addresses are compared.
+fn net(addr: IpAddr, len: u8) -> Entry {
+    match addr {
+        IpAddr::V6(v6) if len >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => Entry::Net(IpAddr::V4(v4), len - 96),
+            None => Entry::Net(addr, len),
+        },
+        _ => Entry::Net(addr, len),
+    }
+}
+
 /// Whether `ip` is inside `net`/`len`.
 fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     match (net, ip.to_canonical()) {
@@ -71,8 +83,10 @@ impl AllowList {
     }
 
     /// Adds `spec`: a CIDR (`192.0.2.0/24`, `2001:db8::/32`), an address,
-    /// or a host name; several may be given separated by commas.
+    /// or a host name; several may be given separated by commas. Nothing is
+    /// added when one of them is none of these.
     pub fn add(&mut self, spec: &str) -> Result<(), String> {
+        let mut added = Vec::new();
         for item in spec.split(',').map(str::trim) {
             let entry = if let Some((addr, len)) = item.split_once('/') {
                 let addr: IpAddr = addr.parse().map_err(|_| bad(item))?;
@@ -82,16 +96,17 @@ impl AllowList {
                     .ok()
                     .filter(|l| *l <= max)
                     .ok_or_else(|| bad(item))?;
-                Entry::Net(addr, len)
+                net(addr, len)
             } else if let Ok(addr) = item.parse::<IpAddr>() {
-                Entry::Net(addr, if addr.is_ipv4() { 32 } else { 128 })
+                net(addr, if addr.is_ipv4() { 32 } else { 128 })
             } else if valid_name(item.trim_end_matches('.')) {
                 Entry::Name(normal_name(item))
             } else {
                 return Err(bad(item));
             };
-            self.entries.push(entry);
+            added.push(entry);
         }
+        self.entries.extend(added);
         Ok(())
     }
 
@@ -183,6 +198,13 @@ mod tests {
                 .is_err()
         );
         assert!(a.names("server.example") && !a.names("other.example"));
+        // IPv4-mapped entries are the IPv4 networks they name.
+        a.add("::ffff:203.0.113.0/120").unwrap();
+        assert!(a.permits("x", &ips(&["203.0.113.9"]), false).is_ok());
+        assert!(a.permits("x", &ips(&["::ffff:203.0.113.9"]), false).is_ok());
+        // A list with a bad item adds nothing.
+        assert!(a.add("198.51.100.0/24,<x>").is_err());
+        assert!(a.permits("x", &ips(&["198.51.100.1"]), false).is_err());
     }
 
     #[test]
@@ -236,6 +258,84 @@ mod tests {
         a.add("::/0").unwrap();
         assert!(a.permits("x", &ips(&["2001:db8::1"]), false).is_ok());
         assert!(AllowList::any().permits("x", &[], false).is_ok());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::net::Ipv6Addr;
+
+        /// Text in the alphabet of allow-lists, and a little beyond.
+        fn spec_like() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("[0-9a-fA-F.:/, _-]{0,60}|[a-z0-9.,-]{0,300}").unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn any_spec_is_added_whole_or_refused_naming_the_item(
+                spec in prop_oneof![spec_like(), ".{0,80}"],
+            ) {
+                let mut a = AllowList::default();
+                a.add("192.0.2.7").unwrap();
+                let before = a.clone();
+                match a.add(&spec) {
+                    Ok(()) => {
+                        let items: Vec<&str> = spec.split(',').map(str::trim).collect();
+                        prop_assert_eq!(a.entries.len(), before.entries.len() + items.len());
+                        for item in items {
+                            if let Ok(ip) = item.parse::<IpAddr>() {
+                                prop_assert!(a.permits("x", &[ip], true).is_ok(), "{}", item);
+                            } else if !item.contains('/') {
+                                prop_assert!(a.names(item), "{}", item);
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        prop_assert_eq!(&a, &before, "nothing added");
+                        prop_assert!(why.contains("is not a network, an address or a host name"), "{}", why);
+                        prop_assert!(why.len() <= spec.len() + 200);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_network_holds_its_addresses_and_no_others(
+                bits in any::<u128>(),
+                len in 0u8..=140,
+                flip in any::<u8>(),
+                v4 in any::<bool>(),
+            ) {
+                let (ip, max): (IpAddr, u8) = if v4 {
+                    (IpAddr::V4((bits as u32).into()), 32)
+                } else {
+                    (IpAddr::V6(Ipv6Addr::from(bits)), 128)
+                };
+                let mut a = AllowList::default();
+                let added = a.add(&format!("{ip}/{len}"));
+                prop_assert_eq!(added.is_ok(), len <= max);
+                // An IPv4 network written IPv4-mapped is the same network.
+                if let (IpAddr::V4(v), true) = (ip, len <= 32) {
+                    let mut mapped = AllowList::default();
+                    mapped.add(&format!("{}/{}", v.to_ipv6_mapped(), len + 96)).unwrap();
+                    prop_assert_eq!(&mapped, &a);
+                }
+                if added.is_ok() {
+                    prop_assert!(a.permits("x", &[ip], false).is_ok());
+                    // An address differing in a bit of the prefix is outside.
+                    if len > 0 {
+                        let bit = u32::from(flip % len);
+                        let other = match ip {
+                            IpAddr::V4(v) => IpAddr::V4((u32::from(v) ^ (1 << (31 - bit))).into()),
+                            IpAddr::V6(v) => IpAddr::V6((u128::from(v) ^ (1 << (127 - bit))).into()),
+                        };
+                        prop_assert_eq!(
+                            a.permits("x", &[other], false),
+                            Err(Refused { address: Some(other) })
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (each port once, however often it is named) without listing a port.
 
 use crate::port::{PortItem, merge, parse_port_list};
+use crate::report::clean::clean;
 
 /// The longest query string read.
 pub const MAX_QUERY: usize = 4096;
@@ -27,8 +28,9 @@ pub struct ProbeQuery {
     pub ports: Vec<PortItem>,
 }
 
-/// Reads a query string; the error says what is wrong, in words that
-/// quote nothing of the request but its parameter names.
+/// Reads a query string; the error says what is wrong, in one line that
+/// quotes nothing of the request but its parameter names and a `ports=`
+/// item, with control characters escaped.
 pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     if query.len() > MAX_QUERY {
         return Err(format!(
@@ -69,7 +71,10 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
             }
             "ports" if !value.is_empty() => {
                 port_lists += 1;
-                ports.extend(parse_port_list(value).map_err(|e| format!("ports=: {e}"))?);
+                ports.extend(
+                    parse_port_list(value)
+                        .map_err(|e| format!("ports=: {}", clean(&e.to_string())))?,
+                );
                 ports = merge(&ports);
             }
             // Prometheus adds nothing else, but a page or a proxy may: other
@@ -130,6 +135,72 @@ mod tests {
         assert!(parse(&lists).unwrap_err().contains("at most 16 ports="));
         let long = format!("target=a&product={}", "x".repeat(MAX_PRODUCT_NAME + 1));
         assert!(parse(&long).unwrap_err().contains("longer than 100"));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::port::Transport;
+        use proptest::prelude::*;
+
+        /// `key=value` pairs of the keys a probe reads (and one it does
+        /// not), with values in the alphabet of targets and port lists,
+        /// percent-escapes of control characters and separators included.
+        fn query_like() -> impl Strategy<Value = String> {
+            let key = prop_oneof![
+                Just("target"),
+                Just("product"),
+                Just("ports"),
+                Just("module"),
+                Just("")
+            ];
+            let value = proptest::string::string_regex(
+                "([0-9a-zA-Z,./:_ +-]|%1b|%0a|%00|%26|%3d|%e2%80%ae|%ff|1-65535|/udp){0,40}",
+            )
+            .unwrap();
+            proptest::collection::vec((key, value), 0..40).prop_map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_query_is_read_within_its_bounds_or_refused_in_one_clean_line(
+                query in prop_oneof![query_like(), ".{0,200}", "(ports=1-65535&){0,400}target=a"],
+            ) {
+                match parse(&query) {
+                    Ok(q) => {
+                        prop_assert!(query.len() <= MAX_QUERY);
+                        prop_assert!(!q.target.is_empty() && q.target.len() <= 253);
+                        prop_assert_eq!(q.target.trim(), &q.target);
+                        prop_assert!(q.products.len() <= MAX_PRODUCTS);
+                        prop_assert!(q.products.iter().all(|p| !p.is_empty() && p.chars().count() <= MAX_PRODUCT_NAME));
+                        prop_assert!(!q.products.is_empty() || !q.ports.is_empty());
+                        // Merged: in order, each port once.
+                        for w in q.ports.windows(2) {
+                            prop_assert!(
+                                w[0].transport < w[1].transport
+                                    || u32::from(w[0].range.end()) + 1 < u32::from(w[1].range.start())
+                            );
+                        }
+                        let ports: u32 = q.ports.iter().map(|i| i.range.len()).sum();
+                        prop_assert!(ports <= 2 * 65535);
+                        prop_assert!(q.ports.iter().filter(|i| i.transport == Transport::Tcp).count() <= query.len());
+                    }
+                    Err(why) => {
+                        prop_assert!(!why.is_empty());
+                        prop_assert!(!why.chars().any(char::is_control), "{:?}", why);
+                        prop_assert!(why.len() <= 300 + query.len(), "{}", why);
+                        if query.len() > MAX_QUERY {
+                            prop_assert!(why.contains("longer than 4096 bytes"));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
