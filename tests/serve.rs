@@ -135,6 +135,8 @@ fn a_scrape_gets_the_series_with_their_reasons() {
         "portprobe_exporter_probes_total{result=\"forbidden\"} 3",
         "portprobe_exporter_probes_in_flight 0",
         "portprobe_exporter_concurrency_limit 1024",
+        // Every attempt's slot given back.
+        "portprobe_exporter_concurrency_in_use 0",
         "portprobe_exporter_probe_duration_seconds_count 1",
     ] {
         assert!(body.lines().any(|l| l == line), "{line}: {body}");

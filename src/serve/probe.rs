@@ -69,57 +69,7 @@ impl Prober {
     ) -> Result<Probed, NotRun> {
         let started = Instant::now();
         let deadline = started + budget;
-        // A `.local` name the system cannot resolve is asked for by
-        // multicast on every link: only for a name allowed as such.
-        if q.target
-            .trim_end_matches('.')
-            .to_ascii_lowercase()
-            .ends_with(".local")
-            && !self.allow.names(&q.target)
-        {
-            return Err(NotRun::Forbidden(
-                "a .local name is probed only when --allow names it: asking for it sends multicast queries on every link"
-                    .to_string(),
-            ));
-        }
-        let hosts = [q.target.clone()];
-        let resolved =
-            engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
-                .await
-                .pop()
-                .expect("one result per host");
-        let resolved = match resolved {
-            Ok(r) => Ok(r),
-            Err(
-                engine::ResolveError::NotOneHost { .. } | engine::ResolveError::MdnsLoopback { .. },
-            ) => {
-                return Err(NotRun::Forbidden(
-                    "the target is not a single host that may be probed (a broadcast, multicast or unspecified address, or a loopback address answered by multicast DNS): nothing was sent"
-                        .to_string(),
-                ));
-            }
-            Err(e) => Err(words::error_chain(&e)),
-        };
-        let addresses: Vec<std::net::IpAddr> = match &resolved {
-            Ok(r) => r.targets.iter().map(|t| t.ip).collect(),
-            Err(_) => Vec::new(),
-        };
-        if let Ok(r) = &resolved
-            && let Err(refused) = self.allow.permits(
-                &q.target,
-                &addresses,
-                matches!(r.by, engine::ResolvedBy::Mdns { .. }),
-            )
-        {
-            // Where a name points is not the visitor's to learn.
-            return Err(NotRun::Forbidden(if refused.address.is_some() {
-                "the target is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
-                    .to_string()
-            } else {
-                "the target has no address in this exporter's allow-list: nothing was sent"
-                    .to_string()
-            }));
-        }
+        let resolved = self.check_target(&q.target, deadline).await?;
         let (plan, names) = self.plan(q).await?;
         let resolved = match resolved {
             Ok(r) => r,
@@ -139,12 +89,7 @@ impl Prober {
                 });
             }
         };
-        let probes = plan.ports.len().saturating_mul(addresses.len());
-        if probes > MAX_PROBES {
-            return Err(NotRun::BadRequest(format!(
-                "this asks for {probes} probes (ports times the target's addresses), more than {MAX_PROBES}: ask for fewer ports"
-            )));
-        }
+        within_size(plan.ports.len(), resolved.targets.len())?;
         let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
         let cfg = Config {
             concurrency: Some(self.limit),
@@ -172,6 +117,61 @@ impl Prober {
         })
     }
 
+    /// `target` resolved within `deadline` and checked: refused when it is
+    /// no single host or outside the allow-list, in words that do not say
+    /// where a name points (that is not the visitor's to learn); its
+    /// addresses, or why it did not resolve.
+    async fn check_target(
+        &self,
+        target: &str,
+        deadline: Instant,
+    ) -> Result<Result<engine::Resolved, String>, NotRun> {
+        // A `.local` name the system cannot resolve is asked for by
+        // multicast on every link: only for a name allowed as such.
+        if target
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            .ends_with(".local")
+            && !self.allow.names(target)
+        {
+            return Err(NotRun::Forbidden(
+                "a .local name is probed only when --allow names it: asking for it sends multicast queries on every link"
+                    .to_string(),
+            ));
+        }
+        let hosts = [target.to_string()];
+        let resolved =
+            engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
+                .await
+                .pop()
+                .expect("one result per host");
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(
+                engine::ResolveError::NotOneHost { .. } | engine::ResolveError::MdnsLoopback { .. },
+            ) => {
+                return Err(NotRun::Forbidden(
+                    "the target is not a single host that may be probed (a broadcast, multicast or unspecified address, or a loopback address answered by multicast DNS): nothing was sent"
+                        .to_string(),
+                ));
+            }
+            Err(e) => return Ok(Err(words::error_chain(&e))),
+        };
+        let addresses: Vec<std::net::IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
+        let by_mdns = matches!(resolved.by, engine::ResolvedBy::Mdns { .. });
+        match self.allow.permits(target, &addresses, by_mdns) {
+            Ok(()) => Ok(Ok(resolved)),
+            Err(refused) if refused.address.is_some() => Err(NotRun::Forbidden(
+                "the target is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
+                    .to_string(),
+            )),
+            Err(_) => Err(NotRun::Forbidden(
+                "the target has no address in this exporter's allow-list: nothing was sent"
+                    .to_string(),
+            )),
+        }
+    }
+
     /// The products of `q` looked up and its plan made, on a blocking
     /// thread: a plan may hold every port of both transports.
     async fn plan(&self, q: &ProbeQuery) -> Result<(Plan, Vec<String>), NotRun> {
@@ -192,6 +192,17 @@ impl Prober {
         })
         .await?
     }
+}
+
+/// Refuses a request of more than [`MAX_PROBES`] probes.
+fn within_size(ports: usize, addresses: usize) -> Result<(), NotRun> {
+    let probes = ports.saturating_mul(addresses);
+    if probes > MAX_PROBES {
+        return Err(NotRun::BadRequest(format!(
+            "this asks for {probes} probes (ports times the target's addresses), more than {MAX_PROBES}: ask for fewer ports"
+        )));
+    }
+    Ok(())
 }
 
 /// The report of a run, put together on a blocking thread.
@@ -215,5 +226,24 @@ pub(super) async fn blocking<T: Send + 'static>(
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(_) => Err(NotRun::Busy),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_port_of_both_transports_on_two_addresses_is_the_most() {
+        assert!(within_size(2 * 65535, 2).is_ok());
+        assert!(within_size(2 * 65535, 1).is_ok());
+        let Err(NotRun::BadRequest(why)) = within_size(2 * 65535, 3) else {
+            panic!("three addresses of every port allowed");
+        };
+        assert!(
+            why.contains("393210 probes") && why.contains("more than 262140"),
+            "{why}"
+        );
+        assert!(within_size(usize::MAX, usize::MAX).is_err());
     }
 }
