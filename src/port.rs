@@ -242,6 +242,27 @@ pub fn parse_port_list(spec: &str) -> Result<Vec<PortItem>, PortSpecError> {
         .collect()
 }
 
+/// The ports of `items`, each once: each transport's ranges sorted and
+/// joined where they overlap or touch, without listing a single port, so
+/// that the work is the number of items, however many ports they name.
+pub fn merge(items: &[PortItem]) -> Vec<PortItem> {
+    let mut sorted = items.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<PortItem> = Vec::with_capacity(sorted.len());
+    for item in sorted {
+        match out.last_mut() {
+            Some(last)
+                if last.transport == item.transport
+                    && u32::from(item.range.start) <= u32::from(last.range.end) + 1 =>
+            {
+                last.range.end = last.range.end.max(item.range.end);
+            }
+            _ => out.push(item),
+        }
+    }
+    out
+}
+
 /// What was wrong with a port or port specification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortSpecError {
@@ -301,6 +322,97 @@ mod tests {
         for (spec, expected) in cases {
             let err = parse_port_list(spec).unwrap_err().to_string();
             assert!(err.contains(expected), "{spec:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn merging_joins_overlapping_and_touching_ranges_per_transport() {
+        let items = parse_port_list("80,1-10,11-20,5-6,53/udp,80,30-40,50/udp,52-54/udp").unwrap();
+        let shown: Vec<String> = merge(&items).iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["1-20/tcp", "30-40/tcp", "80/tcp", "50/udp", "52-54/udp"]
+        );
+        let all = parse_port_list(&vec!["1-65535"; 290].join(",")).unwrap();
+        assert_eq!(merge(&all).len(), 1);
+        assert!(merge(&[]).is_empty());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text in the alphabet of port lists, and a little beyond.
+        fn spec_like() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("[0-9,/ \\-tcpudTCPUD\u{0}\u{1b}x]{0,80}").unwrap()
+        }
+
+        fn ranges() -> impl Strategy<Value = Vec<(bool, u16, u16)>> {
+            // Ends crowded near both edges of the port space, so that ranges
+            // overlap, touch and miss each other by one.
+            let end = || prop_oneof![1..=40u16, 65500..=65535u16, 1..=65535u16];
+            proptest::collection::vec((any::<bool>(), end(), end()), 0..40)
+        }
+
+        fn holds(items: &[PortItem], transport: Transport, port: u32) -> bool {
+            items.iter().any(|i| {
+                i.transport == transport && u16::try_from(port).is_ok_and(|p| i.range.contains(p))
+            })
+        }
+
+        /// Whether `a` and `b` hold the same ports: membership changes only
+        /// at a range's ends, so comparing it there and beside them is enough.
+        fn same_ports(a: &[PortItem], b: &[PortItem]) -> bool {
+            a.iter().chain(b).all(|i| {
+                let (lo, hi) = (u32::from(i.range.start()), u32::from(i.range.end()));
+                [lo - 1, lo, hi, hi + 1].iter().all(|&p| {
+                    [Transport::Tcp, Transport::Udp]
+                        .iter()
+                        .all(|&t| holds(a, t, p) == holds(b, t, p))
+                })
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_is_refused_with_a_reason(spec in prop_oneof![spec_like(), ".{0,80}"]) {
+                match parse_port_list(&spec) {
+                    Ok(items) => {
+                        prop_assert_eq!(items.len(), spec.split(',').count());
+                        for i in &items {
+                            prop_assert!(i.range.start() >= 1 && i.range.start() <= i.range.end());
+                        }
+                        // What is shown parses back to the same.
+                        let shown: Vec<String> = items.iter().map(ToString::to_string).collect();
+                        prop_assert_eq!(parse_port_list(&shown.join(",")).unwrap(), items);
+                    }
+                    Err(e) => {
+                        let words = e.to_string();
+                        prop_assert!(words.contains("port") || words.contains("protocol"), "{}", words);
+                    }
+                }
+            }
+
+            #[test]
+            fn merging_keeps_every_port_once_in_order(ranges in ranges()) {
+                let items: Vec<PortItem> = ranges
+                    .iter()
+                    .map(|&(udp, a, b)| PortItem {
+                        transport: if udp { Transport::Udp } else { Transport::Tcp },
+                        range: PortRange::new(a.min(b), a.max(b)).unwrap(),
+                    })
+                    .collect();
+                let merged = merge(&items);
+                prop_assert!(merged.len() <= items.len());
+                for w in merged.windows(2) {
+                    prop_assert!(
+                        w[0].transport < w[1].transport
+                            || u32::from(w[0].range.end()) + 1 < u32::from(w[1].range.start()),
+                        "{:?}", w
+                    );
+                }
+                prop_assert!(same_ports(&merged, &items));
+            }
         }
     }
 

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::lab::{Lab, Ns};
-use support::netns;
 use support::peers::{MDNS_HOST, Peer, Peers};
+use support::{http, netns};
 
 /// `/etc/netns/<ns>/`: files `ip netns exec` mounts over those in `/etc`
 /// for the namespace's commands; removed on drop.
@@ -379,4 +379,192 @@ fn the_query_goes_only_to_the_mdns_groups_with_ttl_255_and_one_retry() {
         .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(counts, vec![4, 4, 0], "{ruleset}");
+}
+
+/// A device on the server's link that answers one-shot queries over IPv4
+/// for the names in `answers`, each with the address given (AAAA for an
+/// IPv6 one), whatever the truth, until `stop` is set.
+fn forge_answers(lab: &Lab, answers: Vec<(&'static str, IpAddr)>, stop: Arc<AtomicBool>) {
+    use hickory_proto::op::{Message, MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, AAAA};
+    use hickory_proto::rr::{RData, Record};
+    use socket2::{Domain, Socket, Type};
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server_v4 = lab.server_v4();
+    netns::spawn_in(lab.server_ns(), "mdns-forger", move || {
+        let open = || -> std::io::Result<UdpSocket> {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+            s.set_reuse_address(true)?;
+            s.bind(&SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 5353).into())?;
+            s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &server_v4)?;
+            s.set_read_timeout(Some(Duration::from_millis(50)))?;
+            Ok(s.into())
+        };
+        let socket = match open() {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        while !stop.load(Ordering::Relaxed) {
+            let mut buf = [0u8; 9000];
+            let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(query) = Message::from_vec(&buf[..len]) else {
+                continue;
+            };
+            if query.message_type != MessageType::Query || from.port() == 5353 {
+                continue;
+            }
+            let mut reply = Message::new(query.id, MessageType::Response, OpCode::Query);
+            for q in &query.queries {
+                reply.add_query(q.clone());
+            }
+            for q in &query.queries {
+                for (name, ip) in &answers {
+                    let owner = q.name();
+                    if !owner
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .eq_ignore_ascii_case(name)
+                    {
+                        continue;
+                    }
+                    let data = match ip {
+                        IpAddr::V4(v4) => RData::A(A(*v4)),
+                        IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                    };
+                    let record = Record::from_rdata(owner.clone(), 10, data);
+                    if record.record_type() == q.query_type() {
+                        reply.add_answer(record);
+                    }
+                }
+            }
+            if reply.answers.is_empty() {
+                continue;
+            }
+            let _ = socket.send_to(&reply.to_vec().expect("an mDNS answer"), from);
+        }
+    })
+    .expect("a thread in the server namespace");
+    ready_rx
+        .recv()
+        .expect("forger thread")
+        .expect("a socket on the mDNS group");
+}
+
+#[test]
+fn a_forged_answer_pointing_a_local_name_at_loopback_is_refused() {
+    let name = "a_forged_answer_pointing_a_local_name_at_loopback_is_refused";
+    let Some(lab) = lab_or_skip(name) else {
+        return;
+    };
+    let _etc = NetnsEtc::without_mdns(&lab);
+    let addr = support::run(lab.cmd(Ns::Server, "ip").args([
+        "-6",
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        Lab::SERVER_IF,
+        "scope",
+        "link",
+    ]))
+    .unwrap();
+    let link_local: Ipv6Addr = addr
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no link-local address: {addr}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    forge_answers(
+        &lab,
+        vec![
+            ("forged.local", IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ("elsewhere.local", IpAddr::V4(Lab::CLIENT_V4)),
+            ("inside.local", IpAddr::V4(Lab::SERVER_V4)),
+            ("linklocal.local", IpAddr::V6(link_local)),
+        ],
+        Arc::clone(&stop),
+    );
+    // Something listening on the router's loopback, as the exporter's own
+    // port would, and a rule counting every packet sent to it.
+    let own = lab.tcp_listeners_in(Ns::Router, &[0], false).unwrap();
+    let port = own.ports()[0];
+    lab.nft_script(&format!(
+        "add chain inet lab out {{ type filter hook output priority 0 ; policy accept ; }}\n\
+         add counter inet lab loopback\n\
+         add rule inet lab out ip daddr 127.0.0.1 tcp dport {port} counter name loopback\n"
+    ))
+    .unwrap();
+    let _server_v4 = lab.tcp_listeners(&[5900], false).unwrap();
+    let _server_v6 = lab.tcp_listeners(&[5900], true).unwrap();
+
+    let (_exporter, at) = http::start_exporter(
+        lab.cmd_as_nobody(Ns::Router, env!("CARGO_BIN_EXE_portprobe"))
+            .unwrap()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--allow",
+                "forged.local,elsewhere.local,inside.local,linklocal.local",
+            ])
+            .args(["--allow", &format!("{}/24", Lab::SERVER_V4)]),
+    );
+    let get = |path: String| {
+        lab.run_in(Ns::Router, move || http::get(at, &path, ""))
+            .unwrap()
+            .unwrap()
+    };
+    let forged = get(format!("/probe?target=forged.local&ports={port}"));
+    assert_eq!(forged.code, 403, "{}", forged.body);
+    assert!(forged.body.contains("nothing was sent"), "{}", forged.body);
+    assert!(!forged.body.contains("127.0.0.1"), "{}", forged.body);
+    // An address outside the allowed networks, though the name is allowed.
+    let elsewhere = get(format!("/probe?target=elsewhere.local&ports={port}"));
+    assert_eq!(elsewhere.code, 403, "{}", elsewhere.body);
+    assert!(
+        elsewhere.body.contains("not in this exporter's allow-list")
+            && !elsewhere.body.contains(&Lab::CLIENT_V4.to_string()),
+        "{}",
+        elsewhere.body
+    );
+    // A link-local address is one like any other for the exporter: outside
+    // the allowed networks.
+    let link = get("/probe?target=linklocal.local&ports=5900".to_string());
+    assert_eq!(link.code, 403, "{}", link.body);
+    // The forger answers: inside the allowed network, the name is probed.
+    let inside = get("/probe?target=inside.local&ports=5900".to_string());
+    assert_eq!(inside.code, 200, "{}", inside.body);
+    assert!(
+        inside.body.contains("port=\"5900\",service=") && inside.body.contains("state=\"open\""),
+        "{}",
+        inside.body
+    );
+
+    let o = probe(&lab, &["forged.local", "--ports", &port.to_string()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("multicast DNS answered with 127.0.0.1, a loopback address"),
+        "{err}"
+    );
+    // The command line keeps link-local answers, on the link they came from.
+    let doc = json(&probe(
+        &lab,
+        &["linklocal.local", "--ports", "5900", "--json"],
+    ));
+    assert_eq!(doc["target"]["resolved_by"], "mdns", "{doc}");
+    assert_eq!(doc["results"][0]["state"], "open", "{doc}");
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(own.count(), 0, "a connection reached the router's loopback");
+    assert_eq!(
+        lab.nft_counter("loopback").unwrap().0,
+        0,
+        "a packet went to 127.0.0.1:{port}"
+    );
 }

@@ -176,7 +176,7 @@ fn outside_the_allow_list_not_one_packet_and_the_deadline_follows_the_header() {
     let (code, body) = get(&lab, at, "/probe?target=2001:db8:1::2&product=ARD", "");
     assert_eq!(code, 403, "{body}");
     assert!(
-        body.contains("2001:db8:1::2 is not in this exporter's allow-list: nothing was sent"),
+        body.contains("the target is not in this exporter's allow-list: nothing was sent"),
         "{body}"
     );
     // The allowed target, through the same router: the counters work.
@@ -323,4 +323,57 @@ fn the_page_works_in_a_real_browser() {
         recent.contains("198.18.1.2 Apple Remote Desktop CRITICAL"),
         "{recent}"
     );
+}
+
+#[test]
+fn a_large_scrape_of_a_dropping_target_leaves_room_for_a_small_one() {
+    let Some(lab) =
+        support::lab_or_skip("a_large_scrape_of_a_dropping_target_leaves_room_for_a_small_one")
+    else {
+        return;
+    };
+    let _listeners = rules(&lab);
+    lab.nft(&["tcp dport 20000-65000 drop"]).unwrap();
+    let (_exporter, at) = exporter(&lab, &["--max-time", "12s"]);
+    let lab = Arc::new(lab);
+    // 45 001 ports that never answer: more than the 1 024 slots of the
+    // default concurrency, each held for a whole timeout.
+    let large = std::thread::spawn({
+        let lab = Arc::clone(&lab);
+        move || {
+            get(
+                &lab,
+                at,
+                "/probe?target=198.18.1.2&ports=20000-65000",
+                "X-Prometheus-Scrape-Timeout-Seconds: 12\r\n",
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let (code, body) = get(
+        &lab,
+        at,
+        "/probe?target=198.18.1.2&product=ARD",
+        "X-Prometheus-Scrape-Timeout-Seconds: 5\r\n",
+    );
+    let took = started.elapsed();
+    let (large_code, large_body) = large.join().unwrap();
+    eprintln!(
+        "a 6-port scrape while a 45 001-port scrape of a dropping target runs: {code} after {took:.2?}"
+    );
+    assert_eq!(code, 200, "the small scrape: {body}");
+    // Apple Remote Desktop's six ports, every one probed.
+    let probed = body
+        .lines()
+        .filter(|l| l.starts_with("portprobe_port_state{"))
+        .count();
+    assert_eq!(probed, 6, "{body}");
+    assert_eq!(
+        large_code,
+        200,
+        "{}",
+        &large_body[..large_body.len().min(2000)]
+    );
+    assert!(large_body.contains("\nprobe_success 0\n"));
 }

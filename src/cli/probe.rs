@@ -68,6 +68,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
         products: products.iter().map(|p| p.name.clone()).collect(),
         cfg: Config {
             concurrency: args.concurrency.map(|c| c as usize),
+            shared_limit: None,
             rate: args.rate,
             timeout: args.timeout,
             retries: args.retries,

@@ -13,6 +13,7 @@
 //! - `scheduler`: the loop that launches attempts under the concurrency and
 //!   rate bounds, settles their evidence, retries silent ports and runs the
 //!   ICMP rate-limit rounds;
+//! - `share`: a bound on attempts in flight shared by runs at once;
 //! - `slot`: every port's state, as one enum per port, and the counts that
 //!   follow from it;
 //! - `path`: per address, the measured round-trip time, the timeouts that
@@ -38,11 +39,13 @@ mod rate;
 mod resolve;
 mod rtt;
 mod scheduler;
+mod share;
 mod slot;
 mod verdict;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use limits::DEFAULT_CONCURRENCY;
@@ -100,6 +103,11 @@ pub struct Config {
     /// Most attempts in flight; `None` for as many as the open-file limit
     /// allows, up to [`DEFAULT_CONCURRENCY`].
     pub concurrency: Option<usize>,
+    /// A bound on attempts in flight shared with other runs given the same
+    /// semaphore: each attempt (locating's included) holds one permit
+    /// while it waits for its evidence, and runs that find none free take
+    /// turns, one attempt each, as permits come free.
+    pub shared_limit: Option<Arc<tokio::sync::Semaphore>>,
     /// Most attempts started per second.
     pub rate: Option<f64>,
     /// A fixed timeout per attempt instead of the adaptive one.
@@ -124,6 +132,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             concurrency: None,
+            shared_limit: None,
             rate: None,
             timeout: None,
             retries: None,

@@ -3,7 +3,10 @@
 //! for `.local` names it does not know, by multicast DNS; all of them at
 //! once under the run's deadline and stop signal. Only single hosts are
 //! probed: broadcast, multicast and unspecified addresses are refused,
-//! whether given literally or resolved from a name.
+//! whether given literally or resolved from a name. Any device on a link
+//! can answer a multicast DNS query, so its answers are checked like any
+//! other, and a loopback address from one is refused too: no device on the
+//! link has one, and it would turn the probe on this machine.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -173,6 +176,17 @@ pub enum ResolveError {
         /// What the address is.
         kind: NotOneHost,
     },
+    /// Multicast DNS answered with a loopback address, which no device on
+    /// the link has: a forged or broken answer.
+    #[error(
+        "{host} is not probed: multicast DNS answered with {address}, a loopback address, which no device on the link has (a forged or broken answer); give the host's address instead"
+    )]
+    MdnsLoopback {
+        /// The host.
+        host: String,
+        /// The loopback address answered.
+        address: IpAddr,
+    },
     /// A link-local IPv6 address without the interface it belongs to.
     #[error("{host} is a link-local address: add the interface it is on, e.g. {host}%eth0")]
     NoZone {
@@ -300,7 +314,11 @@ pub async fn resolve(
     let system = tokio::net::lookup_host((host, 0)).await.map(system_targets);
     let (all, by) = match (system, mdns_name::name(host)) {
         (Ok(all), _) if !all.is_empty() => (all, ResolvedBy::System),
-        (_, Some(name)) => mdns_lookup(host, &name).await?,
+        (_, Some(name)) => {
+            let (all, by) = mdns_lookup(host, &name).await?;
+            from_the_link(host, &all)?;
+            (all, by)
+        }
         (Ok(all), None) => (all, ResolvedBy::System),
         (Err(source), None) => {
             return Err(ResolveError::Lookup {
@@ -376,6 +394,17 @@ async fn mdns_lookup(
             interfaces,
             reason: error.to_string(),
         }),
+    }
+}
+
+/// Refuses a host whose multicast DNS answers give a loopback address.
+fn from_the_link(host: &str, targets: &[Target]) -> Result<(), ResolveError> {
+    match targets.iter().find(|t| t.ip.to_canonical().is_loopback()) {
+        Some(t) => Err(ResolveError::MdnsLoopback {
+            host: host.to_string(),
+            address: t.ip,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -540,6 +569,24 @@ mod tests {
         assert_eq!(kind("127.0.0.1"), None);
         assert_eq!(kind("198.18.1.255"), None, "not a local subnet's broadcast");
         assert_eq!(kind("2001:db8::1"), None);
+    }
+
+    #[test]
+    fn a_loopback_address_from_the_link_is_refused() {
+        let t = |s: &str, scope_id| Target {
+            ip: s.parse().unwrap(),
+            scope_id,
+        };
+        for forged in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            let err =
+                from_the_link("printer.local", &[t("198.18.1.2", 0), t(forged, 0)]).unwrap_err();
+            assert!(
+                matches!(&err, ResolveError::MdnsLoopback { address, .. } if address.to_string() == forged),
+                "{forged}: {err}"
+            );
+            assert!(err.to_string().contains("a loopback address"), "{err}");
+        }
+        assert!(from_the_link("printer.local", &[t("198.18.1.2", 0), t("fe80::2", 7)]).is_ok());
     }
 
     #[tokio::test]

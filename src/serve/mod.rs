@@ -152,7 +152,7 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
     let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     let shared = Arc::new(Shared {
         prober: Prober {
-            catalog,
+            catalog: Arc::new(catalog),
             allow: config.allow,
             permits: Arc::new(Semaphore::new(config.concurrency)),
             limit: config.concurrency,
@@ -217,9 +217,15 @@ fn too_many() -> Response {
     )
 }
 
-/// `products` and `ports` of a query, in a few words for the page's list.
-fn what(q: &query::ProbeQuery) -> String {
-    let mut parts: Vec<String> = q.products.iter().map(|p| clean(p).into_owned()).collect();
+/// What a probe checked, in a few words for the page's list: the
+/// catalog's names of its products (never the words a request used), and
+/// its ports.
+fn what(report: &Report, q: &query::ProbeQuery) -> String {
+    let mut parts: Vec<String> = report
+        .products
+        .iter()
+        .map(|p| clean(p).into_owned())
+        .collect();
     if !q.ports.is_empty() {
         let ports: Vec<String> = q.ports.iter().map(ToString::to_string).collect();
         parts.push(ports.join(","));
@@ -244,21 +250,28 @@ async fn probe_handler(
             return plain(StatusCode::BAD_REQUEST, format!("{why}\n"));
         }
     };
-    match run_probe(&shared, &q, shared.budget(&headers), false).await {
-        Ok(report) => exposition(prometheus::render_with(
-            &report,
-            prometheus::Options {
-                reasons: true,
-                probe_metrics: true,
-            },
-        )),
-        Err((status, why)) => plain(status, format!("{why}\n")),
+    let report = match run_probe(&shared, &q, shared.budget(&headers), false).await {
+        Ok(report) => report,
+        Err((status, why)) => return plain(status, format!("{why}\n")),
+    };
+    let options = prometheus::Options {
+        reasons: true,
+        probe_metrics: true,
+    };
+    match probe::blocking(move || prometheus::render_with(&report, options)).await {
+        Ok(body) => exposition(body),
+        Err(_) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_string(),
+        ),
     }
 }
 
 /// Probes `q` as one request: counted in flight, timed, and recorded in
-/// the metrics and the page's list however it ends; a probe not run comes
-/// back as its HTTP status and the reason.
+/// the metrics however it ends, and in the page's list when it probed an
+/// allowed target (what others asked for, refused or unresolved, is not
+/// shown to every visitor); a probe not run comes back as its HTTP status
+/// and the reason.
 async fn run_probe(
     shared: &Shared,
     q: &query::ProbeQuery,
@@ -270,7 +283,8 @@ async fn run_probe(
     let result = shared.prober.probe(q, budget, locate).await;
     let took = started.elapsed();
     match result {
-        Ok(report) => {
+        Ok(probed) => {
+            let report = probed.report;
             let status = report.status();
             let outcome = if matches!(status, Status::Ok | Status::Warning) {
                 Outcome::Success
@@ -278,34 +292,28 @@ async fn run_probe(
                 Outcome::Failure
             };
             shared.metrics.record(outcome, Some(took));
-            shared.remember(&q.target, what(q), status.word().to_string(), took);
+            if probed.allowed {
+                shared.remember(&q.target, what(&report, q), status.word().to_string(), took);
+            }
             Ok(report)
         }
-        Err(not_run) => Err(refusal(shared, q, not_run, took)),
+        Err(not_run) => Err(refusal(shared, not_run)),
     }
 }
 
-/// The status and words of a probe that was not run, counted and
-/// remembered.
-fn refusal(
-    shared: &Shared,
-    q: &query::ProbeQuery,
-    not_run: NotRun,
-    took: Duration,
-) -> (StatusCode, String) {
+/// The status and words of a probe that was not run, counted.
+fn refusal(shared: &Shared, not_run: NotRun) -> (StatusCode, String) {
     let (status, outcome, why) = match not_run {
         NotRun::BadRequest(why) => (StatusCode::BAD_REQUEST, Outcome::BadRequest, why),
         NotRun::Forbidden(why) => (StatusCode::FORBIDDEN, Outcome::Forbidden, why),
         NotRun::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             Outcome::Busy,
-            "no capacity came free before the deadline: too many probes at once".to_string(),
+            "not one probe could start before the deadline: other requests held every slot of the concurrency limit".to_string(),
         ),
     };
     shared.metrics.record(outcome, None);
-    let why = clean(&why).into_owned();
-    shared.remember(&q.target, what(q), format!("not probed: {why}"), took);
-    (status, why)
+    (status, clean(&why).into_owned())
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
@@ -351,15 +359,18 @@ async fn page_handler(
             }
             Ok(q) => match run_probe(&shared, &q, shared.max_time, true).await {
                 Ok(report) => {
-                    let text = text::render(
-                        &report,
-                        TextOptions {
-                            color: false,
-                            verbose: false,
-                            quiet: false,
-                        },
-                    );
-                    (StatusCode::OK, Shown::Report(text))
+                    let options = TextOptions {
+                        color: false,
+                        verbose: false,
+                        quiet: false,
+                    };
+                    match probe::blocking(move || text::render(&report, options)).await {
+                        Ok(text) => (StatusCode::OK, Shown::Report(text)),
+                        Err(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Shown::Refused("shutting down".to_string()),
+                        ),
+                    }
                 }
                 Err((code, why)) => (code, Shown::Refused(why)),
             },

@@ -1,7 +1,10 @@
 //! The page for people at `/`: a form (target, product from the catalog)
 //! that runs a probe and shows the report as the terminal shows it, and the
-//! last probes served. Plain HTML, no script; every piece of text from a
-//! request, the network or the catalog is escaped.
+//! last probes run, which every visitor sees: so only probes of targets the
+//! allow-list let through, by the catalog's product names, never a refused
+//! target or the words of another visitor's request. Plain HTML, no script;
+//! every piece of text from a request, the network or the catalog is
+//! escaped.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -14,11 +17,11 @@ pub const RECENT: usize = 20;
 pub struct Recent {
     /// When it ended (local time).
     pub at: String,
-    /// The target, as asked.
+    /// The target, as asked: one the allow-list let through.
     pub target: String,
-    /// The products and ports, as asked.
+    /// The products, by the catalog's names, and the ports.
     pub what: String,
-    /// `OK`, `WARNING`, `CRITICAL`, `UNKNOWN`, or why it was refused.
+    /// `OK`, `WARNING`, `CRITICAL` or `UNKNOWN`.
     pub status: String,
     /// Seconds it took.
     pub seconds: f64,

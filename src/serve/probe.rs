@@ -1,19 +1,25 @@
 //! One probe for the exporter or the page: the request checked against the
 //! catalog, the target resolved and checked against the allow-list before
-//! anything is sent to it, a share of the global concurrency taken within
-//! the deadline, and the engine run into a report.
+//! anything is sent to it, and the engine run into a report under the
+//! concurrency limit every request shares: each attempt holds one slot of
+//! it while it waits, and requests that find none free take turns.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::allow::AllowList;
 use super::query::ProbeQuery;
-use crate::catalog::{Catalog, Product};
+use crate::catalog::{Catalog, Plan, Product};
 use crate::engine::{self, Config, Family, Probe};
 use crate::report::{Report, words};
+
+/// The most probes one request may ask for: ports times the target's
+/// addresses, enough for every port of both transports on an IPv4 and an
+/// IPv6 address.
+pub const MAX_PROBES: usize = 4 * 65535;
 
 /// Why a probe was not run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,19 +29,29 @@ pub enum NotRun {
     /// The target is outside the allow-list, or is no single host (HTTP
     /// 403); nothing was sent to it.
     Forbidden(String),
-    /// No share of the concurrency limit came free before the deadline
-    /// (HTTP 503).
+    /// Not one slot of the concurrency limit came free before the
+    /// deadline: not a port was probed (HTTP 503).
     Busy,
+}
+
+/// A probe that ran, or a target that did not resolve.
+#[derive(Debug)]
+pub struct Probed {
+    /// The report.
+    pub report: Report,
+    /// The target resolved and passed the allow-list; false when it did
+    /// not resolve (and nothing was sent).
+    pub allowed: bool,
 }
 
 /// What every probe shares.
 #[derive(Debug)]
 pub struct Prober {
     /// The catalog products are looked up in.
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// The targets that may be probed.
     pub allow: AllowList,
-    /// Probes in flight, over every request.
+    /// Probes in flight, over every request: one permit per attempt.
     pub permits: Arc<Semaphore>,
     /// The size of `permits`.
     pub limit: usize,
@@ -43,51 +59,21 @@ pub struct Prober {
 
 impl Prober {
     /// Probes `q` within `budget`, locating blocked ports when `locate`.
+    /// The target is checked first, then what is asked is looked up and
+    /// planned, off the async workers; only then is anything sent.
     pub async fn probe(
         &self,
         q: &ProbeQuery,
         budget: Duration,
         locate: bool,
-    ) -> Result<Report, NotRun> {
+    ) -> Result<Probed, NotRun> {
         let started = Instant::now();
         let deadline = started + budget;
-        let mut products: Vec<&Product> = Vec::new();
-        for name in &q.products {
-            let p = self
-                .catalog
-                .find_product(name)
-                .map_err(|e| NotRun::BadRequest(words::error_chain(&e)))?;
-            if !products.iter().any(|x| x.name == p.name) {
-                products.push(p);
-            }
-        }
-        let plan = self.catalog.plan(&products, &q.ports);
-        let names: Vec<String> = products.iter().map(|p| p.name.clone()).collect();
-        // A `.local` name the system cannot resolve is asked for by
-        // multicast on every link: only for a name allowed as such.
-        if q.target
-            .trim_end_matches('.')
-            .to_ascii_lowercase()
-            .ends_with(".local")
-            && !self.allow.names(&q.target)
-        {
-            return Err(NotRun::Forbidden(
-                "a .local name is probed only when --allow names it: asking for it sends multicast queries on every link"
-                    .to_string(),
-            ));
-        }
-        let hosts = [q.target.clone()];
-        let resolved =
-            engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
-                .await
-                .pop()
-                .expect("one result per host");
+        let resolved = self.check_target(&q.target, deadline).await?;
+        let (plan, names) = self.plan(q).await?;
         let resolved = match resolved {
             Ok(r) => r,
-            Err(e @ engine::ResolveError::NotOneHost { .. }) => {
-                return Err(NotRun::Forbidden(words::error_chain(&e)));
-            }
-            Err(e) => {
+            Err(why) => {
                 let outcome = engine::RunOutcome {
                     results: Vec::new(),
                     unprobed: 0,
@@ -96,35 +82,18 @@ impl Prober {
                     addresses: Vec::new(),
                     duration: started.elapsed(),
                 };
-                return Ok(Report::new(
-                    vec![(q.target.clone(), Err(words::error_chain(&e)))],
-                    names,
-                    &plan,
-                    outcome,
-                ));
+                let report = report(vec![(q.target.clone(), Err(why))], names, plan, outcome);
+                return Ok(Probed {
+                    report: report.await?,
+                    allowed: false,
+                });
             }
         };
-        let addresses: Vec<std::net::IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
-        if let Err(refused) = self.allow.permits(&q.target, &addresses) {
-            return Err(NotRun::Forbidden(match refused.address {
-                Some(ip) => format!(
-                    "{ip} is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
-                ),
-                None => "the target has no address in this exporter's allow-list: nothing was sent"
-                    .to_string(),
-            }));
-        }
+        within_size(plan.ports.len(), resolved.targets.len())?;
         let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
-        let wanted = (ports.len() * addresses.len()).clamp(1, self.limit);
-        let _permits: OwnedSemaphorePermit = tokio::time::timeout_at(
-            deadline,
-            Arc::clone(&self.permits).acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX)),
-        )
-        .await
-        .map_err(|_| NotRun::Busy)?
-        .map_err(|_| NotRun::Busy)?;
         let cfg = Config {
-            concurrency: Some(wanted),
+            concurrency: Some(self.limit),
+            shared_limit: Some(Arc::clone(&self.permits)),
             max_time: Some(deadline.saturating_duration_since(Instant::now())),
             locate,
             ..Config::default()
@@ -137,12 +106,144 @@ impl Prober {
             std::future::pending(),
         )
         .await;
+        if outcome.results.is_empty() && outcome.unprobed > 0 {
+            return Err(NotRun::Busy);
+        }
         outcome.duration = started.elapsed();
-        Ok(Report::new(
-            vec![(q.target.clone(), Ok(resolved))],
-            names,
-            &plan,
-            outcome,
-        ))
+        let report = report(vec![(q.target.clone(), Ok(resolved))], names, plan, outcome);
+        Ok(Probed {
+            report: report.await?,
+            allowed: true,
+        })
+    }
+
+    /// `target` resolved within `deadline` and checked: refused when it is
+    /// no single host or outside the allow-list, in words that do not say
+    /// where a name points (that is not the visitor's to learn); its
+    /// addresses, or why it did not resolve.
+    async fn check_target(
+        &self,
+        target: &str,
+        deadline: Instant,
+    ) -> Result<Result<engine::Resolved, String>, NotRun> {
+        // A `.local` name the system cannot resolve is asked for by
+        // multicast on every link: only for a name allowed as such.
+        if target
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+            .ends_with(".local")
+            && !self.allow.names(target)
+        {
+            return Err(NotRun::Forbidden(
+                "a .local name is probed only when --allow names it: asking for it sends multicast queries on every link"
+                    .to_string(),
+            ));
+        }
+        let hosts = [target.to_string()];
+        let resolved =
+            engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
+                .await
+                .pop()
+                .expect("one result per host");
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(
+                engine::ResolveError::NotOneHost { .. } | engine::ResolveError::MdnsLoopback { .. },
+            ) => {
+                return Err(NotRun::Forbidden(
+                    "the target is not a single host that may be probed (a broadcast, multicast or unspecified address, or a loopback address answered by multicast DNS): nothing was sent"
+                        .to_string(),
+                ));
+            }
+            Err(e) => return Ok(Err(words::error_chain(&e))),
+        };
+        let addresses: Vec<std::net::IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
+        let by_mdns = matches!(resolved.by, engine::ResolvedBy::Mdns { .. });
+        match self.allow.permits(target, &addresses, by_mdns) {
+            Ok(()) => Ok(Ok(resolved)),
+            Err(refused) if refused.address.is_some() => Err(NotRun::Forbidden(
+                "the target is not in this exporter's allow-list: nothing was sent (allow it with --allow)"
+                    .to_string(),
+            )),
+            Err(_) => Err(NotRun::Forbidden(
+                "the target has no address in this exporter's allow-list: nothing was sent"
+                    .to_string(),
+            )),
+        }
+    }
+
+    /// The products of `q` looked up and its plan made, on a blocking
+    /// thread: a plan may hold every port of both transports.
+    async fn plan(&self, q: &ProbeQuery) -> Result<(Plan, Vec<String>), NotRun> {
+        let catalog = Arc::clone(&self.catalog);
+        let (asked, items) = (q.products.clone(), q.ports.clone());
+        blocking(move || {
+            let mut products: Vec<&Product> = Vec::new();
+            for name in &asked {
+                let p = catalog
+                    .find_product(name)
+                    .map_err(|e| NotRun::BadRequest(words::error_chain(&e)))?;
+                if !products.iter().any(|x| x.name == p.name) {
+                    products.push(p);
+                }
+            }
+            let names = products.iter().map(|p| p.name.clone()).collect();
+            Ok((catalog.plan(&products, &items), names))
+        })
+        .await?
+    }
+}
+
+/// Refuses a request of more than [`MAX_PROBES`] probes.
+fn within_size(ports: usize, addresses: usize) -> Result<(), NotRun> {
+    let probes = ports.saturating_mul(addresses);
+    if probes > MAX_PROBES {
+        return Err(NotRun::BadRequest(format!(
+            "this asks for {probes} probes (ports times the target's addresses), more than {MAX_PROBES}: ask for fewer ports"
+        )));
+    }
+    Ok(())
+}
+
+/// The report of a run, put together on a blocking thread.
+async fn report(
+    targets: Vec<(String, Result<engine::Resolved, String>)>,
+    names: Vec<String>,
+    plan: Plan,
+    outcome: engine::RunOutcome,
+) -> Result<Report, NotRun> {
+    blocking(move || Report::new(targets, names, &plan, outcome)).await
+}
+
+/// Runs `f` off the async workers (`Busy` only when the runtime is
+/// shutting down; a panic goes on as one).
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NotRun> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Ok(v),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(NotRun::Busy),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_port_of_both_transports_on_two_addresses_is_the_most() {
+        assert!(within_size(2 * 65535, 2).is_ok());
+        assert!(within_size(2 * 65535, 1).is_ok());
+        let Err(NotRun::BadRequest(why)) = within_size(2 * 65535, 3) else {
+            panic!("three addresses of every port allowed");
+        };
+        assert!(
+            why.contains("393210 probes") && why.contains("more than 262140"),
+            "{why}"
+        );
+        assert!(within_size(usize::MAX, usize::MAX).is_err());
     }
 }

@@ -1,14 +1,21 @@
 //! The parameters of a probe request (`/probe?target=HOST&product=NAME&...`
 //! for Prometheus, the same from the page's form): read from the query
 //! string with every value checked and bounded, so nothing unbounded or
-//! unchecked reaches the engine or a response.
+//! unchecked reaches the engine or a response. The size of what is asked
+//! is measured here, before anything is expanded: port ranges are merged
+//! (each port once, however often it is named) without listing a port.
 
-use crate::port::{PortItem, parse_port_list};
+use crate::port::{PortItem, merge, parse_port_list};
+use crate::report::clean::clean;
 
 /// The longest query string read.
 pub const MAX_QUERY: usize = 4096;
 /// The most `product` parameters in one request.
 const MAX_PRODUCTS: usize = 16;
+/// The most `ports` parameters in one request.
+const MAX_PORT_LISTS: usize = 16;
+/// The longest product name read (the catalog's are far shorter).
+const MAX_PRODUCT_NAME: usize = 100;
 
 /// What to probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +24,13 @@ pub struct ProbeQuery {
     pub target: String,
     /// The products, as named.
     pub products: Vec<String>,
-    /// `ports=SPEC` items.
+    /// `ports=SPEC` items, merged: sorted, each port once.
     pub ports: Vec<PortItem>,
 }
 
-/// Reads a query string; the error says what is wrong, in words that
-/// quote nothing of the request but its parameter names.
+/// Reads a query string; the error says what is wrong, in one line that
+/// quotes nothing of the request but its parameter names and a `ports=`
+/// item, with control characters escaped.
 pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     if query.len() > MAX_QUERY {
         return Err(format!(
@@ -32,6 +40,7 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     let mut target: Option<String> = None;
     let mut products = Vec::new();
     let mut ports = Vec::new();
+    let mut port_lists = 0;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let value = value.trim();
         match &*key {
@@ -49,9 +58,24 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
             "product" if products.len() == MAX_PRODUCTS => {
                 return Err(format!("at most {MAX_PRODUCTS} product= parameters"));
             }
+            "product" if value.chars().count() > MAX_PRODUCT_NAME => {
+                return Err(format!(
+                    "product= names longer than {MAX_PRODUCT_NAME} characters are no product (e.g. product=ARD)"
+                ));
+            }
             "product" if !value.is_empty() => products.push(value.to_string()),
+            "ports" if port_lists == MAX_PORT_LISTS => {
+                return Err(format!(
+                    "at most {MAX_PORT_LISTS} ports= parameters (one may list many: ports=548,5900-5902,53/udp)"
+                ));
+            }
             "ports" if !value.is_empty() => {
-                ports.extend(parse_port_list(value).map_err(|e| format!("ports=: {e}"))?);
+                port_lists += 1;
+                ports.extend(
+                    parse_port_list(value)
+                        .map_err(|e| format!("ports=: {}", clean(&e.to_string())))?,
+                );
+                ports = merge(&ports);
             }
             // Prometheus adds nothing else, but a page or a proxy may: other
             // parameters change nothing.
@@ -86,6 +110,9 @@ mod tests {
         assert!(q.ports.is_empty());
         let q = parse("target=server.example&ports=548,53/udp&module=x").unwrap();
         assert_eq!(q.ports.len(), 2);
+        let q = parse("target=a&ports=5900-5910,548&ports=5905-5920,549").unwrap();
+        let shown: Vec<String> = q.ports.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["548-549/tcp", "5900-5920/tcp"]);
     }
 
     #[test]
@@ -104,5 +131,84 @@ mod tests {
         assert!(parse(&"a".repeat(MAX_QUERY + 1)).is_err());
         let many = "product=x&".repeat(MAX_PRODUCTS + 1) + "target=a";
         assert!(parse(&many).unwrap_err().contains("at most"));
+        let lists = "ports=1-65535&".repeat(MAX_PORT_LISTS + 1) + "target=a";
+        assert!(parse(&lists).unwrap_err().contains("at most 16 ports="));
+        let long = format!("target=a&product={}", "x".repeat(MAX_PRODUCT_NAME + 1));
+        assert!(parse(&long).unwrap_err().contains("longer than 100"));
+    }
+
+    mod properties {
+        use super::*;
+        use crate::port::Transport;
+        use proptest::prelude::*;
+
+        /// `key=value` pairs of the keys a probe reads (and one it does
+        /// not), with values in the alphabet of targets and port lists,
+        /// percent-escapes of control characters and separators included.
+        fn query_like() -> impl Strategy<Value = String> {
+            let key = prop_oneof![
+                Just("target"),
+                Just("product"),
+                Just("ports"),
+                Just("module"),
+                Just("")
+            ];
+            let value = proptest::string::string_regex(
+                "([0-9a-zA-Z,./:_ +-]|%1b|%0a|%00|%26|%3d|%e2%80%ae|%ff|1-65535|/udp){0,40}",
+            )
+            .unwrap();
+            proptest::collection::vec((key, value), 0..40).prop_map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_query_is_read_within_its_bounds_or_refused_in_one_clean_line(
+                query in prop_oneof![query_like(), ".{0,200}", "(ports=1-65535&){0,400}target=a"],
+            ) {
+                match parse(&query) {
+                    Ok(q) => {
+                        prop_assert!(query.len() <= MAX_QUERY);
+                        prop_assert!(!q.target.is_empty() && q.target.len() <= 253);
+                        prop_assert_eq!(q.target.trim(), &q.target);
+                        prop_assert!(q.products.len() <= MAX_PRODUCTS);
+                        prop_assert!(q.products.iter().all(|p| !p.is_empty() && p.chars().count() <= MAX_PRODUCT_NAME));
+                        prop_assert!(!q.products.is_empty() || !q.ports.is_empty());
+                        // Merged: in order, each port once.
+                        for w in q.ports.windows(2) {
+                            prop_assert!(
+                                w[0].transport < w[1].transport
+                                    || u32::from(w[0].range.end()) + 1 < u32::from(w[1].range.start())
+                            );
+                        }
+                        let ports: u32 = q.ports.iter().map(|i| i.range.len()).sum();
+                        prop_assert!(ports <= 2 * 65535);
+                        prop_assert!(q.ports.iter().filter(|i| i.transport == Transport::Tcp).count() <= query.len());
+                    }
+                    Err(why) => {
+                        prop_assert!(!why.is_empty());
+                        prop_assert!(!why.chars().any(char::is_control), "{:?}", why);
+                        prop_assert!(why.len() <= 300 + query.len(), "{}", why);
+                        if query.len() > MAX_QUERY {
+                            prop_assert!(why.contains("longer than 4096 bytes"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_port_named_many_times_is_one_port() {
+        let query = format!("target=a&ports={}", vec!["1-65535"; 290].join(","));
+        assert!(query.len() <= MAX_QUERY);
+        let q = parse(&query).unwrap();
+        assert_eq!(q.ports.len(), 1);
+        assert_eq!(q.ports[0].range.len(), 65535);
     }
 }

@@ -22,12 +22,14 @@
 //! - this module: sending the probes and putting the answers together.
 //!
 //! Cost: at most three probes per hop and port, confirmations included;
-//! at most [`MAX_HOPS`] hops; within the run's deadline.
+//! at most [`MAX_HOPS`] hops; within the run's deadline. Each probe holds a
+//! ticket of the run's shared bound while it waits, like any attempt.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -36,6 +38,7 @@ use super::attempt::{AttemptSpec, Prober, Started};
 use super::evidence::Deadline;
 use super::outcome::{PortResult, Reason, State};
 use super::path::Path;
+use super::share::Share;
 use search::{Answer, Trace, address_at, answer, hop_of, step, top};
 
 mod sample;
@@ -113,14 +116,41 @@ struct Tracer<'a, P: Prober> {
     prober: &'a mut P,
     paths: &'a [Path],
     timeouts: Vec<watch::Sender<Duration>>,
+    share: &'a mut Share,
+    deadline: Option<Instant>,
 }
 
 impl<P: Prober> Tracer<'_, P> {
-    /// Sends every request in order (a canary right after its port) and
-    /// waits for all the answers.
+    /// Sends every request in order (a canary right after its port), each
+    /// once it has a ticket of the shared bound, and waits for all the
+    /// answers; requests without a ticket by the deadline are not sent.
     async fn batch(&mut self, requests: &[Request]) -> Vec<Answer> {
-        let mut waiting = Vec::with_capacity(requests.len());
-        for r in requests {
+        let mut answers = vec![Answer::NotSent; requests.len()];
+        let mut waiting = FuturesUnordered::new();
+        let deadline = self.deadline;
+        let passed = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(passed);
+        for (i, r) in requests.iter().enumerate() {
+            let ticket = loop {
+                if let Some(ticket) = self.share.take() {
+                    break Some(ticket);
+                }
+                tokio::select! {
+                    () = self.share.wait() => {}
+                    Some((at, answer)) = waiting.next(), if !waiting.is_empty() => {
+                        answers[at] = answer;
+                    }
+                    () = &mut passed => break None,
+                }
+            };
+            let Some(ticket) = ticket else {
+                break;
+            };
             let path = &self.paths[r.addr];
             let spec = AttemptSpec {
                 target: path.target.socket(r.port),
@@ -131,21 +161,26 @@ impl<P: Prober> Tracer<'_, P> {
             };
             let deadline = Deadline::new(self.timeouts[r.addr].subscribe());
             let target = path.target.ip;
-            let started = self.prober.start(&spec, deadline);
-            waiting.push(async move {
-                match started {
-                    Err(_) => Answer::NotSent,
-                    Ok(Started::Done(f)) => answer(&f.evidence, target),
-                    Ok(Started::Waiting(fut)) => answer(&fut.await.evidence, target),
-                }
-            });
+            match self.prober.start(&spec, deadline) {
+                Err(_) => {}
+                Ok(Started::Done(f)) => answers[i] = answer(&f.evidence, target),
+                Ok(Started::Waiting(fut)) => waiting.push(async move {
+                    let finished = fut.await;
+                    drop(ticket);
+                    (i, answer(&finished.evidence, target))
+                }),
+            }
         }
-        join_all(waiting).await
+        while let Some((at, answer)) = waiting.next().await {
+            answers[at] = answer;
+        }
+        answers
     }
 }
 
 /// Locates the blocked ports of every address in `results` (sorted by
-/// address, transport and port), within `deadline`; returns each address's
+/// address, transport and port), within `deadline` and the run's `share`
+/// of the bound on attempts in flight; returns each address's
 /// route, and sets `located` (and, for a UDP port that a router drops, the
 /// state `filtered`) on the results it could locate.
 pub(super) async fn locate<P: Prober>(
@@ -153,6 +188,7 @@ pub(super) async fn locate<P: Prober>(
     paths: &[Path],
     results: &mut [PortResult],
     deadline: Option<Instant>,
+    share: &mut Share,
 ) -> Vec<Option<Route>> {
     let timeouts: Vec<watch::Sender<Duration>> = paths
         .iter()
@@ -168,6 +204,8 @@ pub(super) async fn locate<P: Prober>(
         prober,
         paths,
         timeouts,
+        share,
+        deadline,
     };
     let by_addr: Vec<Vec<usize>> = paths
         .iter()

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,6 +48,17 @@ struct Topology {
     /// Routers that never send ICMP errors.
     mute: Vec<u8>,
     sent: Vec<(u16, u8)>,
+    /// Probes waiting now, and the most at once.
+    flying: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+struct Flying(Arc<AtomicUsize>);
+
+impl Drop for Flying {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Topology {
@@ -57,6 +70,8 @@ impl Topology {
             buckets: (0..routers).map(|_| Allowance::new(burst, now)).collect(),
             mute: Vec::new(),
             sent: Vec::new(),
+            flying: Arc::default(),
+            most: Arc::default(),
         }
     }
 
@@ -104,7 +119,11 @@ impl Prober for Topology {
         self.sent.push((port, ttl));
         let evidence = self.fate(port, ttl);
         let start = deadline.start();
+        let n = self.flying.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        let flying = Flying(Arc::clone(&self.flying));
         Ok(Started::Waiting(Box::pin(async move {
+            let _flying = flying;
             let evidence = match evidence {
                 Evidence::Silent => {
                     deadline.passed().await;
@@ -161,7 +180,7 @@ fn paths() -> Vec<Path> {
 
 async fn run(topology: &mut Topology, results: &mut [PortResult]) -> Route {
     let paths = paths();
-    let routes = locate(topology, &paths, results, None).await;
+    let routes = locate(topology, &paths, results, None, &mut Share::new(None)).await;
     routes[0].clone().expect("a route")
 }
 
@@ -356,7 +375,7 @@ async fn a_router_that_answers_no_one_is_left_unnamed() {
 async fn nothing_blocked_means_no_probe_at_all() {
     let mut t = Topology::new(3, &[(22, Rule::Through)], 6.0);
     let mut results = vec![closed(22)];
-    let routes = locate(&mut t, &paths(), &mut results, None).await;
+    let routes = locate(&mut t, &paths(), &mut results, None, &mut Share::new(None)).await;
     assert!(routes[0].is_none());
     assert!(t.sent.is_empty());
 }
@@ -367,7 +386,14 @@ async fn the_deadline_bounds_locating() {
     let mut results = vec![closed(22), blocked(5900)];
     let started = Instant::now();
     let deadline = started + Duration::from_millis(1500);
-    locate(&mut t, &paths(), &mut results, Some(deadline)).await;
+    locate(
+        &mut t,
+        &paths(),
+        &mut results,
+        Some(deadline),
+        &mut Share::new(None),
+    )
+    .await;
     assert!(
         started.elapsed() <= Duration::from_secs(3),
         "{:?}",
@@ -400,5 +426,61 @@ fn a_port_the_responder_answered_is_a_control() {
     assert_eq!(
         super::sample::control(&refs),
         Some((Probe::responder(Transport::Tcp), 1220))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn locating_holds_the_shared_bound_and_finds_the_same() {
+    let rules = [
+        (22, Rule::Through),
+        (5900, Rule::ForwardDrop(2)),
+        (5901, Rule::Reject(3)),
+        (5902, Rule::PreroutingDrop(1)),
+    ];
+    let ports = || vec![closed(22), blocked(5900), blocked(5901), blocked(5902)];
+    let mut free = Topology::new(4, &rules, 1000.0);
+    let mut alone = ports();
+    let route = run(&mut free, &mut alone).await;
+    assert!(free.most.load(Ordering::SeqCst) > 4);
+
+    let bound = Arc::new(tokio::sync::Semaphore::new(4));
+    let mut t = Topology::new(4, &rules, 1000.0);
+    let mut results = ports();
+    let routes = locate(
+        &mut t,
+        &paths(),
+        &mut results,
+        None,
+        &mut Share::new(Some(Arc::clone(&bound))),
+    )
+    .await;
+    assert!(t.most.load(Ordering::SeqCst) <= 4, "{:?}", t.most);
+    assert_eq!(routes[0].as_ref(), Some(&route));
+    let found = |rs: &[PortResult]| rs.iter().map(|r| r.located).collect::<Vec<_>>();
+    assert_eq!(found(&results), found(&alone));
+    assert!(results[1].located.is_some() && results[2].located.is_some());
+    assert_eq!(bound.available_permits(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_the_shared_bound_ends_at_the_deadline() {
+    let mut t = Topology::new(3, &[(22, Rule::Through), (5900, Rule::ForwardDrop(2))], 6.0);
+    let mut results = vec![closed(22), blocked(5900)];
+    let taken = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1500);
+    locate(
+        &mut t,
+        &paths(),
+        &mut results,
+        Some(deadline),
+        &mut Share::new(Some(taken)),
+    )
+    .await;
+    assert!(t.sent.is_empty(), "{:?}", t.sent);
+    assert!(
+        started.elapsed() <= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
     );
 }

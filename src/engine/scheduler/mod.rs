@@ -9,6 +9,10 @@
 //! round-trip times are measured, the timeout shrinks for attempts already
 //! waiting too.
 //!
+//! With a bound shared among runs (`Config::shared_limit`), each attempt
+//! also holds a ticket of it (`share`) while it waits, and a run that finds
+//! none free waits for its turn in the loop, as it waits for evidence.
+//!
 //! The socket work is behind the `Prober` interface, so the loop runs in
 //! unit tests (`tests.rs`) under tokio's paused clock with scripted outcomes.
 
@@ -26,6 +30,7 @@ use super::outcome::{Note, PortResult, State, Unconfirmed};
 use super::pacing::{End, Step};
 use super::path::Path;
 use super::rate::RateLimit;
+use super::share::{Share, Ticket};
 use super::slot::{SlotState, Slots, Stage};
 use super::verdict::{self, is_silence};
 use super::{AddressNote, Config, Job, Phase, Probe, Progress, RunOutcome};
@@ -56,6 +61,8 @@ pub(super) struct Scheduler<'a, P: Prober> {
     limit: usize,
     next_seq: u64,
     rate: Option<RateLimit>,
+    /// The bound shared with other runs.
+    share: Share,
     deadline: Option<Instant>,
     phase: Phase,
 }
@@ -95,6 +102,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             limit: limit.max(1),
             next_seq: 0,
             rate: cfg.rate.map(RateLimit::new),
+            share: Share::new(cfg.shared_limit.clone()),
             deadline: cfg.max_time.and_then(|d| Instant::now().checked_add(d)),
             phase: Phase::Probing,
         }
@@ -131,6 +139,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                 continue;
             }
             let wake = self.next_wake(now);
+            let turn = self.can_launch(now) && !self.share.ready();
             if wake <= now {
                 // More to launch at once: let other tasks run, without a
                 // timer (whose millisecond granularity would stall us).
@@ -153,6 +162,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                         self.settle(slot, seq, finished, progress);
                     }
                 }
+                () = self.share.wait(), if turn => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
             self.collect(progress);
@@ -176,6 +186,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                         &self.paths,
                         &mut outcome.results,
                         self.deadline,
+                        &mut self.share,
                     ) => Some(routes),
                 };
                 for (note, route) in outcome.addresses.iter_mut().zip(routes.unwrap_or_default()) {
@@ -220,13 +231,17 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             let Some(&slot) = self.queue.front() else {
                 break;
             };
+            let Some(ticket) = self.share.take() else {
+                break;
+            };
             if let Some(rate) = &mut self.rate
                 && !rate.take(Instant::now())
             {
+                self.share.put_back(ticket);
                 break;
             }
             self.queue.pop_front();
-            match self.start(slot) {
+            match self.start(slot, ticket) {
                 Ok(()) => started += 1,
                 Err(_) if !self.inflight.is_empty() => {
                     // Out of sockets: run with fewer in flight from now on.
@@ -269,7 +284,8 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         seq
     }
 
-    fn start(&mut self, slot: usize) -> Result<(), Exhausted> {
+    /// Starts the port's attempt, which holds `ticket` until it ends.
+    fn start(&mut self, slot: usize, ticket: Ticket) -> Result<(), Exhausted> {
         let s = self.slots.get(slot);
         let (job, addr) = (s.job, s.addr);
         let path = &self.paths[addr];
@@ -284,9 +300,17 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         let started = self.prober.start(&spec, deadline)?;
         let seq = self.begin(slot);
         match started {
-            Started::Done(finished) => self.immediate.push((slot, seq, finished)),
+            Started::Done(finished) => {
+                // Evidence at once: the ticket goes back at once.
+                drop(ticket);
+                self.immediate.push((slot, seq, finished));
+            }
             Started::Waiting(fut) => {
-                self.inflight.spawn(async move { (slot, seq, fut.await) });
+                self.inflight.spawn(async move {
+                    let finished = fut.await;
+                    drop(ticket);
+                    (slot, seq, finished)
+                });
             }
         }
         Ok(())
@@ -547,14 +571,18 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         }
     }
 
-    fn next_wake(&self, now: Instant) -> Instant {
-        if !self.queue.is_empty()
+    /// Whether an attempt may start now, but for the shared bound.
+    fn can_launch(&self, now: Instant) -> bool {
+        !self.queue.is_empty()
             && self.inflight.len() < self.limit
             && self
                 .rate
                 .as_ref()
                 .is_none_or(|r| r.next().is_none_or(|n| n <= now))
-        {
+    }
+
+    fn next_wake(&self, now: Instant) -> Instant {
+        if self.can_launch(now) && self.share.ready() {
             return now;
         }
         let mut wake = now + Duration::from_secs(1);

@@ -149,6 +149,13 @@ fn path(cfg: &Config) -> Path {
     )
 }
 
+/// Attempts in flight, counted over every prober that shares it.
+#[derive(Clone, Default)]
+struct Flight {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
 async fn run_with(
     ports: &[(Probe, u16)],
     cfg: &Config,
@@ -157,14 +164,26 @@ async fn run_with(
     stop: impl Future<Output = ()>,
     rule: impl FnMut(u16, u32, Instant) -> Act + Send + 'static,
 ) -> Run {
+    run_counted(ports, cfg, sockets, limit, stop, Flight::default(), rule).await
+}
+
+async fn run_counted(
+    ports: &[(Probe, u16)],
+    cfg: &Config,
+    sockets: usize,
+    limit: usize,
+    stop: impl Future<Output = ()>,
+    flight: Flight,
+    rule: impl FnMut(u16, u32, Instant) -> Act + Send + 'static,
+) -> Run {
     let launches = Arc::new(Mutex::new(Vec::new()));
-    let most = Arc::new(AtomicUsize::new(0));
+    let most = Arc::clone(&flight.most);
     let prober = Scripted {
         rule: Box::new(rule),
         tries: HashMap::new(),
         launches: Arc::clone(&launches),
-        in_flight: Arc::new(AtomicUsize::new(0)),
-        most_in_flight: Arc::clone(&most),
+        in_flight: flight.now,
+        most_in_flight: flight.most,
         sockets,
     };
     let mut phases = Vec::new();
@@ -500,4 +519,106 @@ async fn a_tiny_rate_is_bounded_by_max_time() {
     assert!(r.outcome.out_of_time);
     assert_eq!(r.launches.len(), 1);
     assert_eq!(r.outcome.unprobed, 2);
+}
+
+/// Two runs at once under one shared bound of `bound` attempts in flight.
+fn shared(bound: usize, max_time: Duration) -> Config {
+    Config {
+        shared_limit: Some(Arc::new(tokio::sync::Semaphore::new(bound))),
+        max_time: Some(max_time),
+        ..Config::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_bound_holds_over_runs_at_once() {
+    let cfg = shared(10, Duration::from_secs(60));
+    let flight = Flight::default();
+    let (dropped_ports, answering_ports) = (tcp(1..=200), tcp(1001..=1050));
+    let dropped = run_counted(
+        &dropped_ports,
+        &cfg,
+        usize::MAX,
+        1000,
+        std::future::pending(),
+        flight.clone(),
+        |_, _, _| Act::Silent,
+    );
+    let answering = run_counted(
+        &answering_ports,
+        &cfg,
+        usize::MAX,
+        1000,
+        std::future::pending(),
+        flight.clone(),
+        |port, _, _| match port % 3 {
+            0 => Act::Now(Evidence::Refused),
+            _ => Act::After(ms(5), Evidence::Connected),
+        },
+    );
+    let (dropped, answering) = tokio::join!(dropped, answering);
+    let most = flight.most.load(Ordering::SeqCst);
+    assert!(most <= 10, "{most} attempts in flight over a bound of 10");
+    assert_eq!(most, 10, "the bound is used in full");
+    assert!(!dropped.outcome.out_of_time && !answering.outcome.out_of_time);
+    assert_eq!(dropped.outcome.results.len(), 200);
+    assert!(
+        dropped
+            .outcome
+            .results
+            .iter()
+            .all(|r| r.state == State::Filtered)
+    );
+    assert_eq!(answering.outcome.results.len(), 50);
+    assert_eq!(answering.result(1001).state, State::Open);
+    assert_eq!(answering.result(1001).attempts, 1);
+    assert_eq!(answering.result(1002).state, State::Closed);
+    let bound = cfg.shared_limit.as_ref().unwrap();
+    assert_eq!(bound.available_permits(), 10, "every ticket given back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_small_run_finishes_while_a_large_one_holds_the_bound() {
+    let cfg = shared(16, Duration::from_secs(20));
+    let flight = Flight::default();
+    let large_ports = tcp(1..=5000);
+    let large = run_counted(
+        &large_ports,
+        &cfg,
+        usize::MAX,
+        1000,
+        std::future::pending(),
+        flight.clone(),
+        |_, _, _| Act::Silent,
+    );
+    let small = async {
+        // The large run has taken every ticket by now.
+        tokio::time::sleep(ms(100)).await;
+        let started = Instant::now();
+        let r = run_counted(
+            &tcp(7001..=7006),
+            &cfg,
+            usize::MAX,
+            1000,
+            std::future::pending(),
+            flight.clone(),
+            |_, _, _| Act::After(ms(5), Evidence::Connected),
+        )
+        .await;
+        (r, started.elapsed(), Instant::now())
+    };
+    let (large, (small, took, small_ended)) = tokio::join!(large, small);
+    assert!(
+        large.outcome.out_of_time,
+        "the large run needs more than its deadline"
+    );
+    assert!(small_ended < large.started + ms(20_000));
+    assert_eq!(small.outcome.results.len(), 6);
+    assert!(small.outcome.results.iter().all(|r| r.state == State::Open));
+    // Its turn comes with the first tickets the large run gives back, at
+    // its attempts' one-second timeout: a share, not the leftovers.
+    assert!(took <= ms(1000), "{took:?}");
+    assert!(flight.most.load(Ordering::SeqCst) <= 16);
+    // The large run got on meanwhile, with its share of the bound.
+    assert!(large.launches.len() > 16 * 10, "{}", large.launches.len());
 }
