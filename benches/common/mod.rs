@@ -22,6 +22,31 @@ pub struct Measured {
     pub peaks: Vec<u64>,
 }
 
+impl Measured {
+    /// No runs yet.
+    pub fn new(tool: &str) -> Self {
+        Measured {
+            tool: tool.to_string(),
+            times: Vec::new(),
+            exact: 0,
+            worst: String::new(),
+            peaks: Vec::new(),
+        }
+    }
+
+    /// One run's time, and whether it got every port right.
+    pub fn record(&mut self, time: Duration, expected: &Expected, got: &BTreeMap<u16, String>) {
+        self.times.push(time);
+        let diffs = differences(expected, got);
+        if diffs.is_empty() {
+            self.exact += 1;
+        } else if self.worst.is_empty() || diffs.len() > self.worst.split(';').count() {
+            let shown: Vec<String> = diffs.iter().take(4).cloned().collect();
+            self.worst = format!("{} wrong: {}", diffs.len(), shown.join("; "));
+        }
+    }
+}
+
 pub fn median(times: &[Duration]) -> Duration {
     let mut t = times.to_vec();
     t.sort();
@@ -139,26 +164,13 @@ pub fn measure_rested(
     rest: Duration,
     mut run: impl FnMut() -> (BTreeMap<u16, String>, Option<u64>),
 ) -> Measured {
-    let mut m = Measured {
-        tool: tool.to_string(),
-        times: Vec::new(),
-        exact: 0,
-        worst: String::new(),
-        peaks: Vec::new(),
-    };
+    let mut m = Measured::new(tool);
     for _ in 0..RUNS {
         std::thread::sleep(rest);
         let start = Instant::now();
         let (got, peak) = run();
-        m.times.push(start.elapsed());
         m.peaks.extend(peak);
-        let diffs = differences(expected, &got);
-        if diffs.is_empty() {
-            m.exact += 1;
-        } else if m.worst.is_empty() || diffs.len() > m.worst.split(';').count() {
-            let shown: Vec<String> = diffs.iter().take(4).cloned().collect();
-            m.worst = format!("{} wrong: {}", diffs.len(), shown.join("; "));
-        }
+        m.record(start.elapsed(), expected, &got);
     }
     m
 }
