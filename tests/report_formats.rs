@@ -72,8 +72,10 @@ fn after_router(how: Stop) -> Option<Located> {
     Some(Located {
         after_hop: 1,
         after: Some(ROUTER),
+        before_hop: 2,
         before: Some(FAR_ROUTER),
         how,
+        age: Duration::ZERO,
     })
 }
 

@@ -75,6 +75,12 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
             max_time: Some(max_time),
             snmp_community: args.snmp_community.clone(),
             locate: !args.no_locate,
+            // Rounds of --watch keep what they located, and locate again
+            // only what changed: every round draws on the same routers'
+            // ICMP allowances.
+            locator: args
+                .watch
+                .map(|_| std::sync::Arc::new(engine::Locator::new())),
             responder,
         },
         text: TextOptions {
@@ -331,7 +337,7 @@ impl ProgressDisplay {
                 round,
                 max_rounds,
             } => Some(words::confirming(ports, addresses, round, max_rounds)),
-            Phase::Locating { ports } => Some(words::locating(ports)),
+            Phase::Locating { ports, waiting_for } => Some(words::locating(ports, waiting_for)),
         };
         // While confirming or locating, the bar says what and why instead
         // of an estimate.

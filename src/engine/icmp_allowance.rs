@@ -1,6 +1,7 @@
 //! A scripted Linux ICMP allowance, for the tests of the scheduler and of
-//! locating: a burst, refilled at one error a second, as Linux limits the
-//! ICMP errors a host or router sends to one destination.
+//! locating: a burst, refilled at one error a second (or at another rate),
+//! as Linux limits the ICMP errors a host or router sends to one
+//! destination.
 
 use tokio::time::Instant;
 
@@ -10,6 +11,7 @@ pub struct Allowance {
     tokens: f64,
     at: Instant,
     burst: f64,
+    rate: f64,
 }
 
 impl Allowance {
@@ -19,7 +21,13 @@ impl Allowance {
             tokens: burst,
             at,
             burst,
+            rate: 1.0,
         }
+    }
+
+    /// Refilled at `rate` errors a second instead (Linux over IPv6: ten).
+    pub fn with_rate(self, rate: f64) -> Self {
+        Allowance { rate, ..self }
     }
 
     /// Linux's: a burst of six.
@@ -29,7 +37,7 @@ impl Allowance {
 
     /// Spends one error at `now` if the allowance has one.
     pub fn take(&mut self, now: Instant) -> bool {
-        self.tokens = (self.tokens + (now - self.at).as_secs_f64()).min(self.burst);
+        self.tokens = (self.tokens + (now - self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

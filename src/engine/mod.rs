@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use limits::DEFAULT_CONCURRENCY;
-pub use locate::{Located, MAX_HOPS, MAX_TRACED, Route, Stop};
+pub use locate::{KEEP, Located, Locator, MAX_HOPS, MAX_TRACED, REUSE, Route, Stop};
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
 pub use pacing::{DEFAULT_ROUNDS, RESPONDER_ROUNDS};
 pub use resolve::{
@@ -123,6 +123,10 @@ pub struct Config {
     pub snmp_community: String,
     /// After probing, find where blocked ports stop with TTL-limited probes.
     pub locate: bool,
+    /// What locating keeps and shares: runs given the same one reuse each
+    /// other's located answers and draw on one model of each router's ICMP
+    /// allowance; `None` for one of this run's own.
+    pub locator: Option<Arc<Locator>>,
     /// The secret shared with a far-side `portprobe listen`, for probes that
     /// speak its protocol.
     pub responder: Option<crate::wire::responder::Secret>,
@@ -139,6 +143,7 @@ impl Default for Config {
             max_time: None,
             snmp_community: "public".to_string(),
             locate: true,
+            locator: None,
             responder: None,
         }
     }
@@ -178,6 +183,9 @@ pub enum Phase {
     Locating {
         /// Blocked ports (and UDP ports without a reply) being located.
         ports: usize,
+        /// The router whose next ICMP error locating waits for, while it
+        /// waits for one.
+        waiting_for: Option<IpAddr>,
     },
 }
 

@@ -51,8 +51,10 @@ struct Result<'a> {
 struct LocatedJson {
     after_hop: u8,
     after: Option<IpAddr>,
+    before_hop: u8,
     before: Option<IpAddr>,
     how: &'static str,
+    age_s: u64,
 }
 
 impl From<Located> for LocatedJson {
@@ -60,6 +62,7 @@ impl From<Located> for LocatedJson {
         LocatedJson {
             after_hop: l.after_hop,
             after: l.after,
+            before_hop: l.before_hop,
             before: l.before,
             how: match l.how {
                 Stop::Dropped => "dropped",
@@ -67,6 +70,7 @@ impl From<Located> for LocatedJson {
                 Stop::AtHost => "at-host",
                 Stop::Unconfirmed => "unconfirmed",
             },
+            age_s: l.age.as_secs(),
         }
     }
 }

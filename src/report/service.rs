@@ -8,7 +8,7 @@ use super::Status;
 use super::model::{ProductVerdict, Row, TargetReport};
 use super::words;
 use crate::catalog::NotProbed;
-use crate::engine::{Note, Reason, State, Stop};
+use crate::engine::{Note, Reason, State};
 use crate::port::Transport;
 
 /// Up to this many ports (or runs of ports) are named in a verdict.
@@ -19,30 +19,8 @@ const NAMED: usize = 3;
 /// that says why a port is blocked takes its words from here.
 pub fn blocked_phrase(row: &Row) -> String {
     let r = &row.result;
-    if let Some(l) = r.located {
-        let hop = |a: Option<std::net::IpAddr>, k: u8| {
-            a.map_or_else(|| format!("hop {k}"), |a| format!("{a}"))
-        };
-        match l.how {
-            Stop::Dropped => {
-                return format!("dropped before {}", hop(l.before, l.after_hop + 1));
-            }
-            Stop::Rejected(reason) => {
-                return format!(
-                    "rejected by {} at hop {} ({})",
-                    hop(l.after, l.after_hop),
-                    l.after_hop,
-                    words::reason(reason)
-                );
-            }
-            Stop::AtHost if l.after_hop > 0 => {
-                return format!(
-                    "dropped past {}, the last router (by it or by the host)",
-                    hop(l.after, l.after_hop)
-                );
-            }
-            Stop::AtHost | Stop::Unconfirmed => {}
-        }
+    if let Some(phrase) = r.located.and_then(words::blocked_where) {
+        return phrase;
     }
     match (r.reason, r.reason_from) {
         (Reason::NoResponse, _) => "dropped (no response)".to_string(),

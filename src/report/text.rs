@@ -239,14 +239,7 @@ fn explain(run: &Run<'_>) -> String {
                 .is_some_and(|l| matches!(l.how, Stop::Rejected(_))) =>
         {
             let l = r.located.expect("located");
-            match l.after {
-                Some(from) => format!(
-                    "{many}rejected by {from} at hop {}: {}",
-                    l.after_hop,
-                    words::reason(reason)
-                ),
-                None => format!("{many}{}", words::reason(reason)),
-            }
+            format!("{many}{}", words::rejected(l, reason))
         }
         (State::Filtered, reason) => match r.reason_from {
             Some(from) if from != r.address => {
@@ -633,29 +626,11 @@ fn advice(t: &TargetReport) -> Vec<String> {
         let r = &run.first.result;
         let what = format!("{} ({})", port_label(run), clean(&run.first.service));
         let line = match (r.reason, r.reason_from) {
-            _ if r
-                .located
-                .is_some_and(|l| matches!(l.how, Stop::Dropped | Stop::Rejected(_))) =>
-            {
+            _ if r.located.is_some_and(|l| l.how != Stop::Unconfirmed) => {
                 let l = r.located.expect("located");
                 format!("{what} {}: {}", words::located(l), words::located_advice(l))
             }
-            _ if r
-                .located
-                .is_some_and(|l| l.how == Stop::AtHost && l.after_hop > 0) =>
-            {
-                let l = r.located.expect("located");
-                format!(
-                    "{what} passes every router up to {} but gets no answer: that last router (after its TTL check) or the host's own firewall drops it",
-                    l.after.map_or_else(
-                        || format!("hop {}", l.after_hop),
-                        |a| format!("{a} (hop {})", l.after_hop)
-                    )
-                )
-            }
-            (Reason::NoResponse, _) => format!(
-                "{what} times out: a firewall between you and the host drops it, or the host is down"
-            ),
+            (Reason::NoResponse, _) => format!("{what} {}", words::timed_out()),
             (Reason::LocalFirewall, _) => {
                 format!("{what} is refused by this computer's own firewall")
             }

@@ -136,41 +136,92 @@ fn hop(address: Option<IpAddr>, n: u8) -> String {
     }
 }
 
+/// The hops strictly between `after` and `before` that answer no one:
+/// `hop 2`, `hops 2-4`.
+fn silent_between(after: u8, before: u8) -> String {
+    let (first, last) = (after + 1, before - 1);
+    if first == last {
+        format!("hop {first}")
+    } else {
+        format!("hops {first}-{last}")
+    }
+}
+
+/// The router (by address, else by hop) a port passes last.
+fn router(address: Option<IpAddr>, n: u8) -> String {
+    address.map_or_else(|| format!("hop {n}"), |a| a.to_string())
+}
+
 /// Where a port stops on the way, as a phrase that follows the port:
 /// `passes 198.18.21.2 (hop 2) and is dropped before 198.18.22.2 (hop 3)`.
+/// Every hop is named with its address where the path shows one; no
+/// phrase names hop 0 (this computer), calls the host a router, or says
+/// more than the probes showed.
 pub fn located(l: Located) -> String {
-    let k = l.after_hop;
+    let (k, b) = (l.after_hop, l.before_hop);
     match l.how {
-        Stop::Dropped if k == 0 => format!(
-            "never reaches {}, the first router: a filter there drops it before routing",
+        Stop::Dropped if k == 0 && b <= 1 => format!(
+            "is dropped at or before {}, before that router's TTL check",
             hop(l.before, 1)
+        ),
+        Stop::Dropped if k == 0 => format!(
+            "never reaches {} ({} before it answer{} no one)",
+            hop(l.before, b),
+            silent_between(0, b),
+            if b == 2 { "s" } else { "" }
+        ),
+        Stop::Dropped if b > k.saturating_add(1) => format!(
+            "passes {} and never reaches {} ({} between answer{} no one)",
+            hop(l.after, k),
+            hop(l.before, b),
+            silent_between(k, b),
+            if b == k + 2 { "s" } else { "" }
         ),
         Stop::Dropped => format!(
             "passes {} and is dropped before {}",
             hop(l.after, k),
-            hop(l.before, k.saturating_add(1))
+            hop(l.before, b)
         ),
-        Stop::Rejected(r) => format!(
-            "is rejected by {} at hop {k} ({})",
-            l.after
-                .map_or_else(|| "a router".to_string(), |a| a.to_string()),
-            reason(r)
-        ),
+        Stop::Rejected(r) => match l.after {
+            Some(a) if k > 0 => format!("is rejected by {a} at hop {k} ({})", reason(r)),
+            Some(a) => format!(
+                "is rejected by {a} ({}), which the path does not show",
+                reason(r)
+            ),
+            None => format!(
+                "is rejected on the way by a sender the ICMP error does not name ({})",
+                reason(r)
+            ),
+        },
         Stop::AtHost if k == 0 => {
-            "goes straight to the host (no router on the way), which does not answer".to_string()
+            "goes straight to the host (no router on the way), which does not answer: the host's own firewall drops it, or the service is silent".to_string()
         }
         Stop::AtHost => format!(
-            "passes every router up to {} and goes on to the host, which does not answer: the service is silent, or the host's own firewall (or that last router, after its TTL check) drops it",
-            hop(l.after, k)
+            "passes every router up to {} and gets no answer from the host: {} after its TTL check, or the host's own firewall, drops it",
+            hop(l.after, k),
+            router(l.after, k)
         ),
-        Stop::Unconfirmed if k == 0 => {
-            "gets no answer from any router on the way (where it stops could not be confirmed)"
-                .to_string()
-        }
-        Stop::Unconfirmed => format!(
-            "passes {} and nothing answers beyond it (where it stops could not be confirmed: the next router limits its ICMP errors or answers no one)",
-            hop(l.after, k)
-        ),
+        Stop::Unconfirmed if k == 0 => match l.before {
+            Some(_) => format!(
+                "gets no answer from any router on the way: whether it reaches {} could not be confirmed",
+                hop(l.before, b)
+            ),
+            None => {
+                "gets no answer from any router on the way (where it stops could not be confirmed)"
+                    .to_string()
+            }
+        },
+        Stop::Unconfirmed => match l.before {
+            Some(next) => format!(
+                "passes {}; whether it reaches {} could not be confirmed ({next} had no ICMP error to spare in time)",
+                hop(l.after, k),
+                hop(l.before, b)
+            ),
+            None => format!(
+                "passes {} and nothing answers beyond it (where it stops could not be confirmed)",
+                hop(l.after, k)
+            ),
+        },
     }
 }
 
@@ -180,8 +231,9 @@ pub fn located_silence(l: Located) -> String {
     match l.how {
         Stop::AtHost if l.after_hop == 0 => "it goes straight to the host".to_string(),
         Stop::AtHost => format!(
-            "it passes every router, up to {}: the host gets it, unless that last router drops it after its TTL check",
-            hop(l.after, l.after_hop)
+            "it passes every router, up to {}: the host gets it, unless {} drops it after its TTL check",
+            hop(l.after, l.after_hop),
+            router(l.after, l.after_hop)
         ),
         _ => located(l),
     }
@@ -189,34 +241,94 @@ pub fn located_silence(l: Located) -> String {
 
 /// Who to ask about a port that stops where `l` says.
 pub fn located_advice(l: Located) -> String {
-    let names: Vec<String> = match l.how {
-        Stop::Dropped => [l.after, l.before]
-            .into_iter()
-            .flatten()
-            .map(|a| a.to_string())
-            .collect(),
-        Stop::Rejected(_) => l.after.iter().map(ToString::to_string).collect(),
-        Stop::AtHost | Stop::Unconfirmed => Vec::new(),
-    };
-    match (l.how, names.len()) {
-        (Stop::Dropped, 2) => format!(
-            "the filter is on {} (a forward rule) or on {} (a rule before routing): ask whoever runs them to allow it",
-            names[0], names[1]
+    let (k, b) = (l.after_hop, l.before_hop);
+    match (l.how, l.after, l.before) {
+        (Stop::Dropped, Some(a), Some(n)) if b == k + 1 => format!(
+            "the filter is on {a} (a forward rule) or on {n} (a rule before routing): ask whoever runs them to allow it"
         ),
-        (Stop::Dropped | Stop::Rejected(_), 1) => {
-            format!("ask whoever runs {} to allow it", names[0])
+        (Stop::Dropped, Some(a), Some(n)) => format!(
+            "the filter is on {a} (a forward rule), on {} between, or on {n} (a rule before routing): ask whoever runs them to allow it",
+            silent_between(k, b)
+        ),
+        (Stop::Dropped, None, Some(n)) => format!(
+            "the filter is on {n} (a rule before routing) or before it: ask whoever runs {n} to allow it"
+        ),
+        (Stop::Dropped, Some(a), None) | (Stop::Rejected(_), Some(a), _) => {
+            format!("ask whoever runs {a} to allow it")
         }
-        (Stop::AtHost, _) => "check the host's own firewall, and that the service runs".to_string(),
+        (Stop::AtHost, Some(a), _) if k > 0 => format!(
+            "check the host's own firewall and that the service runs, and ask whoever runs {a} whether it drops it after routing"
+        ),
+        (Stop::AtHost, _, _) => {
+            "check the host's own firewall, and that the service runs".to_string()
+        }
         _ => "ask whoever runs the firewalls on the way to allow it".to_string(),
     }
 }
 
-/// What the run does while it locates blocked ports.
-pub fn locating(ports: usize) -> String {
-    format!(
+/// Where a located port is blocked, in the few words of a service's
+/// verdict ("dropped before 198.18.22.2", "rejected by 198.18.0.1 at hop 1
+/// (administratively prohibited)"); `None` when where is not confirmed.
+pub fn blocked_where(l: Located) -> Option<String> {
+    let name = |a: Option<IpAddr>, k: u8| a.map_or_else(|| format!("hop {k}"), |a| a.to_string());
+    match l.how {
+        Stop::Dropped if l.after_hop == 0 => Some(format!(
+            "dropped at or before {}",
+            name(l.before, l.before_hop)
+        )),
+        Stop::Dropped => Some(format!("dropped before {}", name(l.before, l.before_hop))),
+        Stop::Rejected(r) if l.after_hop > 0 => Some(format!(
+            "rejected by {} at hop {} ({})",
+            name(l.after, l.after_hop),
+            l.after_hop,
+            reason(r)
+        )),
+        Stop::AtHost if l.after_hop > 0 => Some(format!(
+            "dropped past {}, the last router (by it or by the host)",
+            name(l.after, l.after_hop)
+        )),
+        Stop::Rejected(_) | Stop::AtHost | Stop::Unconfirmed => None,
+    }
+}
+
+/// A located rejection, as a port's line says it: `rejected by 198.18.0.1
+/// at hop 1: administratively prohibited`.
+pub fn rejected(l: Located, r: Reason) -> String {
+    match l.after {
+        Some(a) if l.after_hop > 0 => {
+            format!("rejected by {a} at hop {}: {}", l.after_hop, reason(r))
+        }
+        Some(a) => format!(
+            "rejected by {a}, which the path does not show: {}",
+            reason(r)
+        ),
+        None => format!(
+            "rejected on the way by a sender the ICMP error does not name: {}",
+            reason(r)
+        ),
+    }
+}
+
+/// The advice for a blocked port that timed out and could not be located:
+/// the host answered other ports, so it is not down.
+pub fn timed_out() -> &'static str {
+    "times out: a firewall between you and the host drops it (the host answers other ports)"
+}
+
+/// What the run does while it locates blocked ports, and, while it waits
+/// for a router's next ICMP error, which router and why.
+pub fn locating(ports: usize, waiting_for: Option<IpAddr>) -> String {
+    let what = format!(
         "locating where {ports} blocked port{} stop on the way (probes with a limited TTL, answered by each router)",
         if ports == 1 { "" } else { "s" }
-    )
+    );
+    match waiting_for {
+        None => what,
+        Some(r) => format!(
+            "{what}: waiting for {r}'s next ICMP error (routers send about one a second{}, and the answer needs it)",
+            if r.is_ipv6() { ", ten over IPv6" } else { "" }
+        ),
+    }
 }
 
 /// An error and its causes, each once: `cannot resolve x: Name or service

@@ -156,6 +156,7 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
             allow: config.allow,
             permits: Arc::new(Semaphore::new(config.concurrency)),
             limit: config.concurrency,
+            locator: Arc::default(),
         },
         metrics: Metrics::default(),
         history: Mutex::new(History::default()),

@@ -55,6 +55,10 @@ pub struct Prober {
     pub permits: Arc<Semaphore>,
     /// The size of `permits`.
     pub limit: usize,
+    /// What every request's locating keeps and shares: answers located for
+    /// one scrape are given to the next (with their age), and concurrent
+    /// requests draw on one model of each router's ICMP allowance.
+    pub locator: Arc<engine::Locator>,
 }
 
 impl Prober {
@@ -96,6 +100,7 @@ impl Prober {
             shared_limit: Some(Arc::clone(&self.permits)),
             max_time: Some(deadline.saturating_duration_since(Instant::now())),
             locate,
+            locator: Some(Arc::clone(&self.locator)),
             ..Config::default()
         };
         let mut outcome = engine::run(

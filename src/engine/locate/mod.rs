@@ -7,88 +7,105 @@
 //! so a blocked port's probes are answered up to the filtering hop and no
 //! further, while a port that gets through (the *control*: an open or
 //! closed port of the same host) is answered at every hop and then by the
-//! host. First the control's path is followed (TTL 1 to [`MAX_HOPS`]); then
-//! every blocked port is searched down from the last router, one hop per
-//! round, with the control sent last at that hop. Routers limit their ICMP
-//! errors (Linux: a burst of six, then one a second, per destination), so a
-//! silent hop proves nothing alone; but a router that answers the control
-//! had an error to spare for every port probe that reached it before, so a
-//! port probe it left silent never reached it.
+//! host. Routers limit their ICMP errors (Linux: a burst of six, then one
+//! a second over IPv4 and ten over IPv6, per destination, time-exceeded and
+//! unreachables alike), so every error is spent knowingly:
 //!
-//! - `sample`: which ports to trace (a run of blocked ports by a sample,
-//!   first, last and a few between, at most [`MAX_TRACED`] per address) and
-//!   which port is the control;
-//! - `search`: one port's search down the path, as a pure state machine;
-//! - this module: sending the probes and putting the answers together.
+//! - a run of ports that behaved alike in the scan is one question, asked
+//!   of one port (`sample`);
+//! - what the scan showed is used first: a rejection from a router on the
+//!   path places itself;
+//! - each router's allowance is modelled and shared by runs at once
+//!   (`budget`); a volley waits for the router it needs, and the progress
+//!   says so;
+//! - a silent probe means something only when the router answers the
+//!   control right after it (the canary), and a canary is sent only when
+//!   a probe was left silent (`work`, `search`);
+//! - answers are kept across runs that share a [`Locator`] (`memory`).
 //!
-//! Cost: at most three probes per hop and port, confirmations included;
-//! at most [`MAX_HOPS`] hops; within the run's deadline. Each probe holds a
-//! ticket of the run's shared bound while it waits, like any attempt.
+//! The rooms: `sample` (what to locate), `search` (one port's search, pure),
+//! `work` (one address's volleys, pure), `budget` and `memory` (pure
+//! models), `locator` (what runs share), `flight` (sending), and this
+//! module (the loop, and the answers put into the results).
+//!
+//! Cost: at most [`PROBES_PER_HOP`] confirmations per hop and port, up to
+//! [`MAX_HOPS`] hops, [`MAX_TRACED`] questions per address, within the run's
+//! deadline; each probe holds a ticket of the run's shared bound while it
+//! waits, like any attempt.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Probe;
-use super::attempt::{AttemptSpec, Prober, Started};
-use super::evidence::Deadline;
+use super::attempt::Prober;
 use super::outcome::{PortResult, Reason, State};
 use super::path::Path;
 use super::share::Share;
-use search::{Answer, Trace, address_at, answer, hop_of, step, top};
+use flight::Flights;
+use memory::{Found, Freshness, Outcome, Recalled};
+use search::Rejection;
+use work::{Sample, Step, Work};
 
+mod budget;
+mod flight;
+mod locator;
+mod memory;
 mod sample;
 mod search;
+mod work;
 
+pub use locator::Locator;
+pub use memory::{KEEP, REUSE};
 pub(super) use sample::wanted;
 
 /// The most hops a path is followed.
 pub const MAX_HOPS: u8 = 30;
-/// The most ports traced per address.
+/// The most questions (runs of ports that behaved alike) per address.
 pub const MAX_TRACED: usize = 32;
-/// Probes per hop and port, confirmations included.
+/// Confirmations per hop and port before a router out of ICMP errors is
+/// passed over.
 pub(super) const PROBES_PER_HOP: u32 = 3;
-/// The wait before a confirmation is tried again, for a router's ICMP
-/// allowance to refill.
-const SPACING: Duration = Duration::from_secs(1);
-/// Ports traced between the first and the last of a run.
-pub(super) const BETWEEN: usize = 3;
 
 /// How a blocked port stops where it is located.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stop {
     /// Answered up to `after_hop` and no further, while the control port is
-    /// answered at the next hop: dropped by a filter at `after_hop` (after
-    /// its TTL check) or at the next hop (before it).
+    /// answered at `before_hop`: dropped by a filter at `after_hop` (after
+    /// its TTL check), at a hop between that answers no one, or at
+    /// `before_hop` (before its TTL check).
     Dropped,
-    /// Rejected with an ICMP error by the node at `after_hop`.
+    /// Rejected with an ICMP error by `after`, the node at `after_hop`.
     Rejected(Reason),
     /// Answered by every router up to the host: the last router drops it
     /// after its TTL check, or the host itself is silent or drops it.
     AtHost,
-    /// Nothing came back beyond `after_hop`, but nothing shows that the path
-    /// goes on there (no control port, or the next hop answers no one, or it
-    /// stayed silent to the control too).
+    /// Answered up to `after_hop`; beyond it nothing could be confirmed (no
+    /// control port, hops that answer no one, routers out of ICMP errors,
+    /// or out of time).
     Unconfirmed,
 }
 
 /// Where a blocked port stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Located {
-    /// The last hop the port demonstrably reached (0 is this computer).
+    /// The last hop the port demonstrably reached (0 is this computer); for
+    /// a rejection, the hop of the node that sent it.
     pub after_hop: u8,
     /// That hop's address: `None` for this computer or a hop that never
     /// answers.
     pub after: Option<IpAddr>,
-    /// The next hop's address as the control path shows it (the target
-    /// itself when the stop is at the last router), when known.
+    /// The first hop the port is known not to reach, or the next one (the
+    /// target itself, one past the last router).
+    pub before_hop: u8,
+    /// Its address as the control path shows it, when known.
     pub before: Option<IpAddr>,
     /// How it stops there.
     pub how: Stop,
+    /// How long ago it was located: zero in the run that located it, more
+    /// for an answer a [`Locator`] kept from an earlier run.
+    pub age: Duration,
 }
 
 /// The path to one address, as the control port's probes showed it.
@@ -102,389 +119,288 @@ pub struct Route {
     pub control: Option<(Probe, u16)>,
 }
 
-/// One TTL-limited probe to send.
-#[derive(Clone, Copy, Debug)]
-struct Request {
+/// One address's questions: the runs, where each one's answer comes from.
+struct Asked {
     addr: usize,
-    probe: Probe,
-    port: u16,
-    ttl: u8,
-}
-
-/// The addresses being located and how long a probe waits for each.
-struct Tracer<'a, P: Prober> {
-    prober: &'a mut P,
-    paths: &'a [Path],
-    timeouts: Vec<watch::Sender<Duration>>,
-    share: &'a mut Share,
-    deadline: Option<Instant>,
-}
-
-impl<P: Prober> Tracer<'_, P> {
-    /// Sends every request in order (a canary right after its port), each
-    /// once it has a ticket of the shared bound, and waits for all the
-    /// answers; requests without a ticket by the deadline are not sent.
-    async fn batch(&mut self, requests: &[Request]) -> Vec<Answer> {
-        let mut answers = vec![Answer::NotSent; requests.len()];
-        let mut waiting = FuturesUnordered::new();
-        let deadline = self.deadline;
-        let passed = async move {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(passed);
-        for (i, r) in requests.iter().enumerate() {
-            let ticket = loop {
-                if let Some(ticket) = self.share.take() {
-                    break Some(ticket);
-                }
-                tokio::select! {
-                    () = self.share.wait() => {}
-                    Some((at, answer)) = waiting.next(), if !waiting.is_empty() => {
-                        answers[at] = answer;
-                    }
-                    () = &mut passed => break None,
-                }
-            };
-            let Some(ticket) = ticket else {
-                break;
-            };
-            let path = &self.paths[r.addr];
-            let spec = AttemptSpec {
-                target: path.target.socket(r.port),
-                probe: r.probe,
-                context: &path.context,
-                local: path.local,
-                ttl: Some(r.ttl),
-            };
-            let deadline = Deadline::new(self.timeouts[r.addr].subscribe());
-            let target = path.target.ip;
-            match self.prober.start(&spec, deadline) {
-                Err(_) => {}
-                Ok(Started::Done(f)) => answers[i] = answer(&f.evidence, target),
-                Ok(Started::Waiting(fut)) => waiting.push(async move {
-                    let finished = fut.await;
-                    drop(ticket);
-                    (i, answer(&finished.evidence, target))
-                }),
-            }
-        }
-        while let Some((at, answer)) = waiting.next().await {
-            answers[at] = answer;
-        }
-        answers
-    }
+    /// Results of each run, and the answer remembered for it.
+    runs: Vec<(sample::Run, Option<Recalled>)>,
+    /// The work locating some of them (`samples[k]` asks `runs[asked[k]]`).
+    work: Option<usize>,
+    asked: Vec<usize>,
+    remembered_route: Option<Route>,
 }
 
 /// Locates the blocked ports of every address in `results` (sorted by
 /// address, transport and port), within `deadline` and the run's `share`
-/// of the bound on attempts in flight; returns each address's
-/// route, and sets `located` (and, for a UDP port that a router drops, the
-/// state `filtered`) on the results it could locate.
+/// of the bound on attempts in flight, with what `locator` keeps and
+/// shares; `waiting` is told which router's ICMP allowance locating waits
+/// for, and when it stops waiting. Returns each address's route, and sets
+/// `located` on the results it could locate (a UDP port a router drops
+/// becomes `filtered`, and a port a router rejected while the scan found
+/// it out of ICMP errors takes that rejection).
 pub(super) async fn locate<P: Prober>(
     prober: &mut P,
     paths: &[Path],
     results: &mut [PortResult],
     deadline: Option<Instant>,
     share: &mut Share,
+    locator: &Locator,
+    waiting: &mut (dyn FnMut(Option<IpAddr>) + Send),
 ) -> Vec<Option<Route>> {
-    let timeouts: Vec<watch::Sender<Duration>> = paths
-        .iter()
-        .map(|p| {
-            let t = p.srtt().map_or(Duration::from_secs(1), |rtt| {
-                (rtt * 3 + Duration::from_millis(100))
-                    .clamp(Duration::from_millis(300), Duration::from_secs(2))
-            });
-            watch::Sender::new(t)
-        })
-        .collect();
-    let mut tracer = Tracer {
-        prober,
-        paths,
-        timeouts,
-        share,
-        deadline,
-    };
-    let by_addr: Vec<Vec<usize>> = paths
-        .iter()
-        .map(|p| {
-            (0..results.len())
-                .filter(|&i| results[i].address == p.target.ip)
-                .collect()
-        })
-        .collect();
+    let now = Instant::now();
     let mut routes: Vec<Option<Route>> = vec![None; paths.len()];
-    let mut traces: Vec<Trace> = Vec::new();
-    let mut runs: Vec<(usize, Vec<usize>, Vec<usize>)> = Vec::new();
-    for (a, idx) in by_addr.iter().enumerate() {
+    let mut asked: Vec<Asked> = Vec::new();
+    let mut works: Vec<Work> = Vec::new();
+    for (a, p) in paths.iter().enumerate() {
+        let target = p.target.ip;
+        let source = p.context.source;
+        let idx: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].address == target)
+            .collect();
         let rs: Vec<&PortResult> = idx.iter().map(|&i| &results[i]).collect();
-        let chosen = sample::samples(&rs);
-        if chosen.is_empty() {
+        let runs = sample::runs(&rs);
+        if runs.is_empty() {
             continue;
         }
-        routes[a] = Some(Route {
-            control: sample::control(&rs),
-            ..Route::default()
-        });
-        for (run, picked) in chosen {
-            let run: Vec<usize> = run.iter().map(|&k| idx[k]).collect();
-            let picked: Vec<usize> = picked.iter().map(|&k| idx[k]).collect();
-            for &i in &picked {
-                let r = &results[i];
-                let rejected = (r.state == State::Filtered && r.reason != Reason::NoResponse)
-                    .then_some((r.reason_from, r.reason));
-                traces.push(Trace {
-                    addr: a,
-                    result: i,
-                    probe: r.probe,
-                    port: r.port,
-                    rejected,
-                    ttl: 0,
-                    tries: 0,
-                    not_reached: None,
-                    gap: false,
-                    through: false,
-                    located: None,
-                });
+        spent_by_scan(locator, source, &rs, now);
+        let mut memory = locator.memory();
+        memory.forget_changed(source, target, &rs, now);
+        let runs: Vec<(sample::Run, Option<Recalled>)> = runs
+            .into_iter()
+            .map(|mut run| {
+                run.members = run.members.iter().map(|&k| idx[k]).collect();
+                run.sample = idx[run.sample];
+                let recalled = memory.recall(source, target, &run.behaviour, now);
+                (run, recalled)
+            })
+            .collect();
+        let remembered = memory.route(source, target, now);
+        drop(memory);
+        let control = sample::control(&rs);
+        drop(rs);
+        let unknown: Vec<usize> = (0..runs.len()).filter(|&k| runs[k].1.is_none()).collect();
+        let stale: Vec<usize> = (0..runs.len())
+            .filter(|&k| runs[k].1.is_some_and(|r| r.freshness == Freshness::Stale))
+            .collect();
+        let route_stale = !matches!(remembered, Some((_, _, Freshness::Fresh)));
+        // Remembered answers stand unless a run locates them anew.
+        for (run, recalled) in &runs {
+            if let Some(r) = recalled {
+                apply(results, &run.members, &r.found, r.age);
             }
-            runs.push((a, run, picked));
         }
-    }
-    if traces.is_empty() {
-        return routes;
-    }
-    let in_time = |now: Instant| deadline.is_none_or(|d| now < d);
-
-    // The control paths, retrying silent hops (routers limit ICMP errors).
-    let mut answers: Vec<Vec<Answer>> =
-        vec![vec![Answer::Silent; usize::from(MAX_HOPS)]; paths.len()];
-    for round in 0..PROBES_PER_HOP {
-        if !in_time(Instant::now()) {
-            break;
+        let patient = !unknown.is_empty();
+        let asks: Vec<usize> = if patient {
+            unknown.iter().chain(&stale).copied().collect()
+        } else if !stale.is_empty() || route_stale {
+            (0..runs.len()).collect()
+        } else {
+            Vec::new()
+        };
+        let mut entry = Asked {
+            addr: a,
+            runs,
+            work: None,
+            asked: asks.clone(),
+            remembered_route: remembered.map(|(r, _, _)| r),
+        };
+        if !asks.is_empty() {
+            let samples = asks
+                .iter()
+                .map(|&k| {
+                    let r = &results[entry.runs[k].0.sample];
+                    let rejected = (r.state == State::Filtered && r.reason != Reason::NoResponse)
+                        .then_some(Rejection {
+                            from: r.reason_from,
+                            reason: r.reason,
+                            ttl: None,
+                        });
+                    Sample::new(r.probe, r.port, rejected)
+                })
+                .collect();
+            entry.work = Some(works.len());
+            works.push(Work::new(target, source, control, samples, patient));
         }
-        let mut requests = Vec::new();
-        for (a, route) in routes.iter().enumerate() {
-            let Some((probe, port)) = route.as_ref().and_then(|r| r.control) else {
+        asked.push(entry);
+    }
+    let addr: Vec<usize> = asked
+        .iter()
+        .filter(|q| q.work.is_some())
+        .map(|q| q.addr)
+        .collect();
+    if !works.is_empty() {
+        drive(
+            prober, paths, &mut works, &addr, deadline, share, locator, waiting,
+        )
+        .await;
+    }
+    let now = Instant::now();
+    for q in asked {
+        let p = &paths[q.addr];
+        let (source, target) = (p.context.source, p.target.ip);
+        let mut memory = locator.memory();
+        let route = q.work.and_then(|w| works[w].route.clone());
+        if let Some(r) = route.as_ref().filter(|r| r.reached) {
+            memory.remember_route(source, target, r.clone(), now);
+        }
+        routes[q.addr] = route.or(q.remembered_route);
+        let Some(w) = q.work else { continue };
+        let work = &works[w];
+        for (m, &k) in q.asked.iter().enumerate() {
+            let (run, recalled) = &q.runs[k];
+            let located = work.located(m);
+            let confirmed = located.is_some_and(|l| l.how != Stop::Unconfirmed);
+            if recalled.is_some() && !confirmed {
+                // A re-check that could not settle: the remembered stands.
+                continue;
+            }
+            let sweep = Outcome::of(&results[run.sample]);
+            let Some(located) = located else {
+                for &i in &run.members {
+                    results[i].located = None;
+                }
                 continue;
             };
-            let first_target = answers[a].iter().position(|x| *x == Answer::Target);
-            let last = first_target.unwrap_or(usize::from(MAX_HOPS));
-            for ttl in 1..=last {
-                if round == 0 || matches!(answers[a][ttl - 1], Answer::Silent | Answer::NotSent) {
-                    requests.push(Request {
-                        addr: a,
-                        probe,
-                        port,
-                        ttl: ttl as u8,
-                    });
-                }
-            }
-        }
-        if requests.is_empty() {
-            break;
-        }
-        if round > 0 {
-            tokio::time::sleep(SPACING).await;
-        }
-        let got = tracer.batch(&requests).await;
-        for (r, a) in requests.iter().zip(got) {
-            let slot = &mut answers[r.addr][usize::from(r.ttl) - 1];
-            if matches!(slot, Answer::Silent | Answer::NotSent) {
-                *slot = a;
-            }
-        }
-    }
-    for (a, route) in routes.iter_mut().enumerate() {
-        let Some(route) = route else { continue };
-        if route.control.is_none() {
-            continue;
-        }
-        let first_target = answers[a].iter().position(|x| *x == Answer::Target);
-        let last_router = answers[a]
-            .iter()
-            .rposition(|x| matches!(x, Answer::Expired(_)))
-            .map_or(0, |i| i + 1);
-        let hops = first_target.unwrap_or(last_router);
-        route.hops = answers[a][..hops]
-            .iter()
-            .map(|x| match x {
-                Answer::Expired(from) => *from,
-                _ => None,
-            })
-            .collect();
-        route.reached = first_target.is_some();
-    }
-
-    for tr in &mut traces {
-        let route = routes[tr.addr].clone().unwrap_or_default();
-        let target = paths[tr.addr].target.ip;
-        if let Some((from, reason)) = tr.rejected
-            && let Some(hop) = hop_of(&route, target, from)
-        {
-            // The control path names the router that rejected it.
-            tr.located = Some(Located {
-                after_hop: hop,
-                after: from,
-                before: address_at(&route, target, hop + 1),
-                how: Stop::Rejected(reason),
-            });
-        } else if route.reached {
-            tr.ttl = top(&route);
-            if tr.ttl == 0 {
-                // No router that answers: nothing to search down from.
-                tr.located = Some(Located {
-                    after_hop: 0,
-                    after: None,
-                    before: address_at(&route, target, 1),
-                    how: if route.hops.is_empty() {
-                        Stop::AtHost
-                    } else {
-                        Stop::Unconfirmed
-                    },
-                });
-            }
-        }
-    }
-    let top_down = |tr: &Trace| routes[tr.addr].as_ref().is_some_and(|r| r.reached);
-
-    // Without a control path to follow, one probe at every hop, with no
-    // canary to confirm anything: only what answered is claimed.
-    let blind: Vec<usize> = (0..traces.len())
-        .filter(|&t| traces[t].located.is_none() && !top_down(&traces[t]))
-        .collect();
-    if !blind.is_empty() && in_time(Instant::now()) {
-        let mut requests = Vec::new();
-        for &t in &blind {
-            let tr = &traces[t];
-            for ttl in 1..=MAX_HOPS {
-                requests.push(Request {
-                    addr: tr.addr,
-                    probe: tr.probe,
-                    port: tr.port,
-                    ttl,
-                });
-            }
-        }
-        let got = tracer.batch(&requests).await;
-        for (&t, answers) in blind.iter().zip(got.chunks(usize::from(MAX_HOPS))) {
-            let tr = &mut traces[t];
-            let last = answers
-                .iter()
-                .rposition(|a| matches!(a, Answer::Expired(_)));
-            let rejection = answers.iter().enumerate().find_map(|(i, a)| match a {
-                Answer::Rejected(from, reason) => Some((i, *from, *reason)),
-                _ => None,
-            });
-            tr.located = Some(match (rejection, tr.rejected) {
-                (Some((i, from, reason)), _) => Located {
-                    after_hop: i as u8,
-                    after: from,
-                    before: None,
-                    how: Stop::Rejected(reason),
-                },
-                (None, rejected) => Located {
-                    after_hop: last.map_or(0, |i| i as u8 + 1),
-                    after: last.and_then(|i| match answers[i] {
-                        Answer::Expired(from) => from,
-                        _ => None,
-                    }),
-                    before: None,
-                    how: rejected.map_or(Stop::Unconfirmed, |(_, reason)| Stop::Rejected(reason)),
-                },
-            });
-        }
-    }
-
-    // Down from the last router, every port still searched at one hop per
-    // round, then the control at that hop last, as a canary: a router that
-    // answers the control had an ICMP error to spare for every port probe
-    // that reached it before.
-    loop {
-        let active: Vec<usize> = (0..traces.len())
-            .filter(|&t| traces[t].located.is_none() && !traces[t].through && top_down(&traces[t]))
-            .collect();
-        if active.is_empty() || !in_time(Instant::now()) {
-            break;
-        }
-        let mut order = active.clone();
-        order.sort_by_key(|&t| (traces[t].addr, traces[t].ttl));
-        let mut requests = Vec::new();
-        let mut groups: Vec<(Vec<usize>, usize)> = Vec::new(); // traces, canary index
-        for chunk in order
-            .chunk_by(|&x, &y| (traces[x].addr, traces[x].ttl) == (traces[y].addr, traces[y].ttl))
-        {
-            let (addr, ttl) = (traces[chunk[0]].addr, traces[chunk[0]].ttl);
-            for &t in chunk {
-                requests.push(Request {
-                    addr,
-                    probe: traces[t].probe,
-                    port: traces[t].port,
-                    ttl,
-                });
-            }
-            let (probe, port) = routes[addr]
-                .as_ref()
-                .and_then(|r| r.control)
-                .expect("a route has a control");
-            requests.push(Request {
-                addr,
-                probe,
-                port,
-                ttl,
-            });
-            groups.push((chunk.to_vec(), requests.len() - 1));
-        }
-        let got = tracer.batch(&requests).await;
-        let mut waited_for = false;
-        let mut at = 0;
-        for (members, canary) in groups {
-            let heard = matches!(got[canary], Answer::Expired(_) | Answer::Target);
-            for t in members {
-                let answer = got[at];
-                at += 1;
-                let tr = &mut traces[t];
-                let route = routes[tr.addr].clone().expect("a route");
-                let target = paths[tr.addr].target.ip;
-                waited_for |= step(tr, answer, heard, &route, target);
-            }
-            at += 1;
-        }
-        if waited_for {
-            tokio::time::sleep(SPACING).await;
-        }
-    }
-
-    // A run's sample that agrees locates the whole run.
-    for (a, run, picked) in runs {
-        let found: Vec<Option<Located>> = picked
-            .iter()
-            .map(|i| {
-                traces
-                    .iter()
-                    .find(|t| t.addr == a && t.result == *i)
-                    .and_then(|t| t.located)
-            })
-            .collect();
-        let agreed = found.windows(2).all(|w| w[0] == w[1]);
-        let targets: Vec<(usize, Option<Located>)> = if agreed {
-            run.iter().map(|&i| (i, found[0])).collect()
-        } else {
-            picked.iter().copied().zip(found).collect()
-        };
-        for (i, located) in targets {
-            let r = &mut results[i];
-            r.located = located;
-            if let Some(l) = located
-                && r.state == State::OpenFiltered
-                && matches!(l.how, Stop::Dropped | Stop::Rejected(_))
-            {
-                r.state = State::Filtered;
+            let found = Found {
+                located,
+                outcome: outcome(sweep, located, work.samples[m].search.rejected),
+            };
+            apply(results, &run.members, &found, Duration::ZERO);
+            if confirmed {
+                memory.remember(source, target, run.behaviour, found, now);
             }
         }
     }
     routes
+}
+
+/// The scan's ICMP errors came out of the same allowances as locating's.
+fn spent_by_scan(locator: &Locator, source: IpAddr, results: &[&PortResult], now: Instant) {
+    let mut by: Vec<(IpAddr, u32)> = Vec::new();
+    for from in results.iter().filter_map(|r| r.reason_from) {
+        match by.iter_mut().find(|(f, _)| *f == from) {
+            Some((_, n)) => *n += 1,
+            None => by.push((from, 1)),
+        }
+    }
+    let mut budgets = locator.budgets();
+    for (from, n) in by {
+        budgets.spent(source, from, n, now);
+    }
+}
+
+/// The outcome a run's ports take from where they stop: a UDP port a
+/// router drops or rejects is blocked; a rejection the scan missed is the
+/// port's reason.
+fn outcome(sweep: Outcome, located: Located, rejected: Option<Rejection>) -> Outcome {
+    let mut o = sweep;
+    if let Some(r) = rejected
+        && sweep.reason == Reason::NoResponse
+    {
+        o.state = State::Filtered;
+        o.reason = r.reason;
+        o.reason_from = r.from;
+    }
+    if o.state == State::OpenFiltered && matches!(located.how, Stop::Dropped | Stop::Rejected(_)) {
+        o.state = State::Filtered;
+    }
+    o
+}
+
+fn apply(results: &mut [PortResult], members: &[usize], found: &Found, age: Duration) {
+    for &i in members {
+        let r = &mut results[i];
+        r.located = Some(Located {
+            age,
+            ..found.located
+        });
+        r.state = found.outcome.state;
+        r.reason = found.outcome.reason;
+        r.reason_from = found.outcome.reason_from;
+    }
+}
+
+/// Sends every work's volleys as they come due, until every work is done
+/// or `deadline` passes.
+#[allow(clippy::too_many_arguments)]
+async fn drive<P: Prober>(
+    prober: &mut P,
+    paths: &[Path],
+    works: &mut [Work],
+    addr: &[usize],
+    deadline: Option<Instant>,
+    share: &mut Share,
+    locator: &Locator,
+    waiting: &mut (dyn FnMut(Option<IpAddr>) + Send),
+) {
+    let mut flights = Flights::new(prober, paths, share);
+    let mut told: Option<IpAddr> = None;
+    let mut stopped = false;
+    loop {
+        let now = Instant::now();
+        while let Some((w, volley, answers)) = flights.landed() {
+            works[w].answered(volley, &answers, now, &mut locator.budgets());
+        }
+        if !stopped && deadline.is_some_and(|d| now >= d) {
+            stopped = true;
+            flights.drop_queued();
+            for w in works.iter_mut() {
+                w.stop();
+            }
+            continue;
+        }
+        let mut wake: Option<Instant> = None;
+        let mut waits_for: Option<IpAddr> = None;
+        let mut done = true;
+        if !stopped {
+            let mut budgets = locator.budgets();
+            for (i, w) in works.iter_mut().enumerate() {
+                match w.next(now, &mut budgets) {
+                    Step::Send(volleys) => {
+                        done = false;
+                        for v in volleys {
+                            flights.launch(i, v);
+                        }
+                    }
+                    Step::Wait(at, router) => {
+                        done = false;
+                        wake = Some(wake.map_or(at, |t| t.min(at)));
+                        waits_for = waits_for.or(router);
+                    }
+                    Step::Busy => done = false,
+                    Step::Done => {}
+                }
+            }
+        }
+        if waits_for != told {
+            told = waits_for;
+            waiting(told);
+        }
+        flights.send(addr);
+        if flights.idle() && (done || stopped) {
+            break;
+        }
+        // Answers that came at once are taken before waiting.
+        if flights.landed_any() {
+            continue;
+        }
+        let wake = match (wake, deadline.filter(|_| !stopped)) {
+            (Some(w), Some(d)) => Some(w.min(d)),
+            (w, d) => w.or(d),
+        };
+        tokio::select! {
+            () = flights.progress() => {}
+            () = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    }
+    if told.is_some() {
+        waiting(None);
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
-//! Which ports to trace, and which port of the same host is the control.
+//! What to locate: the runs of an address's blocked ports that behave
+//! alike (one question each, whatever services the catalog names inside
+//! a run), the one port traced for each, and the control port.
 
-use super::{BETWEEN, MAX_TRACED};
+use super::MAX_TRACED;
+use super::memory::{Behaviour, Outcome};
 use crate::engine::Probe;
 use crate::engine::outcome::{PortResult, Reason, State};
 use crate::port::Transport;
@@ -38,45 +41,53 @@ pub(crate) fn wanted(r: &PortResult) -> bool {
     }
 }
 
-/// Runs of results to locate (consecutive ports with one outcome), and the
-/// sample traced for each: first, last and a few between.
-pub(super) fn samples(results: &[&PortResult]) -> Vec<(Vec<usize>, Vec<usize>)> {
-    let mut runs: Vec<Vec<usize>> = Vec::new();
+/// One run of consecutive ports with one outcome, and the port traced for
+/// it.
+#[derive(Clone, Debug)]
+pub(super) struct Run {
+    /// Indexes of the run's results.
+    pub members: Vec<usize>,
+    /// The result traced: the run's first port.
+    pub sample: usize,
+    /// The run as memory keys it.
+    pub behaviour: Behaviour,
+}
+
+/// The runs of `results` (one address's, sorted by transport and port) to
+/// locate, at most [`MAX_TRACED`].
+pub(super) fn runs(results: &[&PortResult]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
     for (i, r) in results.iter().enumerate() {
         if !wanted(r) {
             continue;
         }
-        let extends = runs.last().and_then(|run| run.last()).is_some_and(|&j| {
+        let extends = out.last().is_some_and(|run| {
+            let j = *run.members.last().expect("a run has a port");
             let p = results[j];
             j + 1 == i
                 && p.transport == r.transport
                 && u32::from(p.port) + 1 == u32::from(r.port)
-                && (p.state, p.reason, p.reason_from) == (r.state, r.reason, r.reason_from)
+                && Outcome::of(p) == Outcome::of(r)
         });
         if extends {
-            runs.last_mut().expect("a run").push(i);
+            let run = out.last_mut().expect("a run");
+            run.members.push(i);
+            run.behaviour.last = r.port;
         } else {
-            runs.push(vec![i]);
-        }
-    }
-    let mut budget = MAX_TRACED;
-    let mut out = Vec::new();
-    for run in runs {
-        if budget == 0 {
-            break;
-        }
-        let mut picked = vec![run[0]];
-        if run.len() > 1 {
-            let between = BETWEEN.min(run.len() - 2);
-            for n in 1..=between {
-                picked.push(run[n * (run.len() - 1) / (between + 1)]);
+            if out.len() == MAX_TRACED {
+                break;
             }
-            picked.push(run[run.len() - 1]);
+            out.push(Run {
+                members: vec![i],
+                sample: i,
+                behaviour: Behaviour {
+                    transport: r.transport,
+                    first: r.port,
+                    last: r.port,
+                    outcome: Outcome::of(r),
+                },
+            });
         }
-        picked.dedup();
-        picked.truncate(budget);
-        budget -= picked.len();
-        out.push((run, picked));
     }
     out
 }

@@ -1,15 +1,28 @@
-//! One blocked port's search down the path: what each answer means, where
-//! the search goes next, and where the port is located when it ends. Pure:
-//! no socket, no clock.
+//! One behaviour's search down the path, as a pure state machine: what each
+//! answer means, which hop to try next, and where the port is located when
+//! the search ends. No socket, no clock.
+//!
+//! The search goes down from the last router that answers the control,
+//! one answering hop at a time: a probe of the port at TTL k that the
+//! router at hop k answers reached it; one it leaves silent while it
+//! answers the control sent right after (the canary) never reached it.
+//! Going down costs each router errors only for the ports that reach it.
+//! A hop whose router stays out of errors for [`PROBES_PER_HOP`] tries is
+//! passed over, and the answer says what could not be confirmed.
+//!
+//! A port that passes hop k's TTL check and gets no answer further could
+//! still be rejected by hop k's forward filter with an error the router
+//! had no allowance for: a probe at the system's TTL, followed by a canary
+//! at hop k, rules that out (the port is *vouched* at hop k).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::{Located, PROBES_PER_HOP, Route, Stop};
-use crate::engine::Probe;
 use crate::engine::evidence::Evidence;
 use crate::engine::outcome::Reason;
 
-/// What one TTL-limited probe found.
+/// What one probe found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Answer {
     /// A router's time-exceeded.
@@ -22,6 +35,16 @@ pub(super) enum Answer {
     Silent,
     /// This computer could not send it.
     NotSent,
+}
+
+impl Answer {
+    /// The router or host that spent an ICMP error on this answer.
+    pub(super) fn sender(self) -> Option<IpAddr> {
+        match self {
+            Answer::Expired(from) | Answer::Rejected(from, _) => from,
+            _ => None,
+        }
+    }
 }
 
 pub(super) fn answer(evidence: &Evidence, target: IpAddr) -> Answer {
@@ -41,26 +64,191 @@ pub(super) fn answer(evidence: &Evidence, target: IpAddr) -> Answer {
     }
 }
 
-/// What is known of one traced port.
-#[derive(Clone, Debug)]
-pub(super) struct Trace {
-    pub(super) addr: usize,
-    pub(super) result: usize,
-    pub(super) probe: Probe,
-    pub(super) port: u16,
-    /// The main scan's ICMP rejection, if it was one.
-    pub(super) rejected: Option<(Option<IpAddr>, Reason)>,
-    /// The TTL to try next: the search goes down from the last router.
-    pub(super) ttl: u8,
-    /// Probes sent at `ttl` so far.
-    pub(super) tries: u32,
-    /// The lowest hop the port is confirmed not to reach.
-    pub(super) not_reached: Option<u8>,
-    /// A hop was passed over unconfirmed on the way down.
-    pub(super) gap: bool,
-    /// The target answered it: not blocked after all.
-    pub(super) through: bool,
-    pub(super) located: Option<Located>,
+/// An ICMP rejection of the port, and the TTL of the probe that drew it
+/// (`None`: the system's, as in the scan).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Rejection {
+    pub from: Option<IpAddr>,
+    pub reason: Reason,
+    pub ttl: Option<u8>,
+}
+
+/// What is known of one behaviour's sample port.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Search {
+    /// The hop to try next (0: the search is over).
+    ttl: u8,
+    /// The highest hop the port is known to reach (0: this computer).
+    lo: u8,
+    /// The lowest hop it is known not to reach.
+    hi: Option<u8>,
+    /// Confirmations at `ttl` a router out of errors left unsettled.
+    tries: u32,
+    /// Hops passed over unsettled.
+    skipped: u64,
+    /// Hops at which a probe at the system's TTL was vouched.
+    vouched: u64,
+    /// Tries to vouch the port at its last hop.
+    vouch_tries: u32,
+    /// It was rejected with an ICMP error.
+    pub rejected: Option<Rejection>,
+    /// The target answered it: it gets through now.
+    pub through: bool,
+}
+
+fn bit(hop: u8) -> u64 {
+    1u64 << u32::from(hop.min(63))
+}
+
+impl Search {
+    /// A search from the last router of `route` that answers; one already
+    /// `rejected` (by the scan) keeps that.
+    pub(super) fn new(route: &Route, rejected: Option<Rejection>) -> Self {
+        Search {
+            ttl: top(route),
+            rejected,
+            ..Search::default()
+        }
+    }
+
+    /// The hop to probe next, if the search goes on.
+    pub(super) fn hop(&self) -> Option<u8> {
+        (self.ttl > 0 && !self.through).then_some(self.ttl)
+    }
+
+    /// The hop the port still needs to be vouched at (its last hop), once
+    /// the search is over.
+    pub(super) fn to_vouch(&self) -> Option<u8> {
+        let wanted = self.hop().is_none()
+            && !self.through
+            && self.rejected.is_none()
+            && self.lo >= 1
+            && self.vouched & bit(self.lo) == 0
+            && self.vouch_tries < PROBES_PER_HOP;
+        wanted.then_some(self.lo)
+    }
+
+    /// Whether the port is vouched at `hop`.
+    pub(super) fn is_vouched(&self, hop: u8) -> bool {
+        self.vouched & bit(hop) != 0
+    }
+
+    /// A probe at the system's TTL went unanswered while hop `hop`'s
+    /// router answered the canary right after: it does not reject it.
+    pub(super) fn vouch(&mut self, hop: u8) {
+        self.vouched |= bit(hop);
+    }
+
+    /// A try to vouch the port at its last hop found the router out of
+    /// errors.
+    pub(super) fn vouch_failed(&mut self) {
+        self.vouch_tries += 1;
+    }
+
+    /// The router at `ttl` answered the probe: the port reaches it, and the
+    /// search (down from above) is over.
+    pub(super) fn expired(&mut self, ttl: u8) {
+        self.lo = self.lo.max(ttl);
+        self.ttl = 0;
+    }
+
+    /// The probe at `rejection.ttl` (`None`: the system's) was rejected.
+    /// A sender on the path places it; one that is not leaves the search
+    /// going down from below that TTL, to find how far the port gets.
+    pub(super) fn reject(&mut self, rejection: Rejection, route: &Route, target: IpAddr) {
+        self.rejected = Some(rejection);
+        if hop_of(route, target, rejection.from).is_some() {
+            self.ttl = 0;
+        } else if let Some(ttl) = rejection.ttl {
+            self.ttl = below(route, ttl).min(self.ttl);
+        }
+    }
+
+    /// The target answered: the port gets through.
+    pub(super) fn through(&mut self) {
+        self.through = true;
+        self.ttl = 0;
+    }
+
+    /// The probe at `ttl` went unanswered while its router answered the
+    /// canary right after: the port never reaches that hop.
+    pub(super) fn not_reached(&mut self, ttl: u8, route: &Route) {
+        self.hi = Some(self.hi.map_or(ttl, |h| h.min(ttl)));
+        self.tries = 0;
+        self.ttl = below(route, ttl);
+    }
+
+    /// The probe and the canary at `ttl` went unanswered: the router was
+    /// out of errors. Returns whether the hop is passed over.
+    pub(super) fn unsettled(&mut self, ttl: u8, route: &Route) -> bool {
+        self.tries += 1;
+        if self.tries < PROBES_PER_HOP {
+            return false;
+        }
+        self.tries = 0;
+        self.skipped |= bit(ttl);
+        self.ttl = below(route, ttl);
+        true
+    }
+
+    /// Gives up: what is known is the answer.
+    pub(super) fn stop(&mut self) {
+        self.ttl = 0;
+        self.vouch_tries = PROBES_PER_HOP;
+    }
+
+    /// Where the port stops, once the search is over (`None` when it got
+    /// through after all).
+    pub(super) fn located(&self, route: &Route, target: IpAddr) -> Option<Located> {
+        if self.through {
+            return None;
+        }
+        let n = route.hops.len() as u8;
+        let at = |after_hop: u8, before_hop: u8, how: Stop| Located {
+            after_hop,
+            after: address_at(route, target, after_hop),
+            before_hop,
+            before: address_at(route, target, before_hop),
+            how,
+            age: Duration::ZERO,
+        };
+        let lo = self.lo;
+        let unconfirmed = at(lo, lo + 1, Stop::Unconfirmed);
+        if let Some(r) = self.rejected {
+            let placed = hop_of(route, target, r.from).or_else(|| {
+                // The only hop that answers no one between the last one it
+                // reaches and the probe that drew the rejection.
+                let bound = r.ttl.unwrap_or(n + 1).min(self.hi.unwrap_or(u8::MAX));
+                let mut silent =
+                    (lo + 1..=bound.min(n)).filter(|&h| address_at(route, target, h).is_none());
+                match (silent.next(), silent.next()) {
+                    (Some(h), None) if r.from.is_some() => Some(h),
+                    _ => None,
+                }
+            });
+            return Some(match placed {
+                Some(h) => Located {
+                    after: r.from,
+                    ..at(h, h + 1, Stop::Rejected(r.reason))
+                },
+                None => unconfirmed,
+            });
+        }
+        if !route.reached {
+            return Some(unconfirmed);
+        }
+        // Hops between the last one reached and `upto` passed over
+        // unsettled.
+        let unsettled = |upto: u8| (lo + 1..upto).any(|h| self.skipped & bit(h) != 0);
+        Some(match self.hi {
+            Some(hi) if !unsettled(hi) => at(lo, hi, Stop::Dropped),
+            // Every router answered it, up to the last: on to the host.
+            None if lo == n => at(lo, n + 1, Stop::AtHost),
+            // Past the last that answers, hops that answer no one, or
+            // that never had an error to spare.
+            _ => unconfirmed,
+        })
+    }
 }
 
 /// The last router of `route` that answers, where a search starts.
@@ -79,91 +267,6 @@ pub(super) fn below(route: &Route, hop: u8) -> u8 {
                 .is_some_and(Option::is_some)
         })
         .unwrap_or(0)
-}
-
-/// The nearest hop above `hop` that answers the control (the target one
-/// past the last router).
-pub(super) fn above(route: &Route, hop: u8) -> u8 {
-    (hop + 1..=route.hops.len() as u8)
-        .find(|&h| route.hops[usize::from(h) - 1].is_some())
-        .unwrap_or(route.hops.len() as u8 + 1)
-}
-
-/// Takes one answer of the search down the path; returns whether a router
-/// on the way needs time to refill its ICMP allowance.
-pub(super) fn step(
-    tr: &mut Trace,
-    answer: Answer,
-    canary: bool,
-    route: &Route,
-    target: IpAddr,
-) -> bool {
-    let ttl = tr.ttl;
-    let at = |hop: u8, after: Option<IpAddr>, how: Stop| Located {
-        after_hop: hop,
-        after,
-        before: address_at(route, target, hop + 1),
-        how,
-    };
-    match answer {
-        Answer::Expired(from) => {
-            let how = if usize::from(ttl) == route.hops.len() {
-                Stop::AtHost
-            } else if let Some((_, reason)) = tr.rejected {
-                Stop::Rejected(reason)
-            } else if !tr.gap && tr.not_reached == Some(above(route, ttl)) {
-                Stop::Dropped
-            } else {
-                Stop::Unconfirmed
-            };
-            tr.located = Some(at(ttl, from, how));
-            false
-        }
-        Answer::Rejected(from, reason) => {
-            let hop = hop_of(route, target, from).unwrap_or(ttl.saturating_sub(1));
-            tr.located = Some(at(hop, from, Stop::Rejected(reason)));
-            false
-        }
-        Answer::Target => {
-            // It got through after all: it is not blocked now.
-            tr.through = true;
-            false
-        }
-        Answer::Silent if canary => {
-            tr.not_reached = Some(ttl);
-            tr.tries = 0;
-            descend(tr, route, target);
-            false
-        }
-        Answer::Silent | Answer::NotSent => {
-            tr.tries += 1;
-            if tr.tries >= PROBES_PER_HOP {
-                tr.tries = 0;
-                tr.gap = true;
-                descend(tr, route, target);
-            }
-            true
-        }
-    }
-}
-
-/// Moves the search one answering hop down; below the first router, the
-/// port stops before it.
-pub(super) fn descend(tr: &mut Trace, route: &Route, target: IpAddr) {
-    tr.ttl = below(route, tr.ttl);
-    if tr.ttl == 0 {
-        let confirmed = !tr.gap && tr.not_reached == Some(above(route, 0));
-        tr.located = Some(Located {
-            after_hop: 0,
-            after: None,
-            before: address_at(route, target, 1),
-            how: if confirmed {
-                Stop::Dropped
-            } else {
-                Stop::Unconfirmed
-            },
-        });
-    }
 }
 
 /// The hop (1-based) of `ip` on `route`, or the target's own hop.

@@ -171,12 +171,26 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         if self.cfg.locate && !interrupted && !out_of_time {
             let ports = outcome.results.iter().filter(|r| locate::wanted(r)).count();
             if ports > 0 {
-                progress(Progress {
-                    done: outcome.results.len(),
-                    total: outcome.results.len() + outcome.unprobed,
-                    blocked: outcome.results.iter().filter(|r| r.blocked()).count(),
-                    phase: Phase::Locating { ports },
-                });
+                let total = outcome.results.len() + outcome.unprobed;
+                let blocked = outcome.results.iter().filter(|r| r.blocked()).count();
+                let done = outcome.results.len();
+                let mut tell = |waiting_for| {
+                    progress(Progress {
+                        done,
+                        total,
+                        blocked,
+                        phase: Phase::Locating { ports, waiting_for },
+                    });
+                };
+                tell(None);
+                let own;
+                let locator = match &self.cfg.locator {
+                    Some(l) => l.as_ref(),
+                    None => {
+                        own = locate::Locator::new();
+                        &own
+                    }
+                };
                 // Ctrl-C while locating keeps the results, unlocated.
                 let routes = tokio::select! {
                     biased;
@@ -187,6 +201,8 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                         &mut outcome.results,
                         self.deadline,
                         &mut self.share,
+                        locator,
+                        &mut tell,
                     ) => Some(routes),
                 };
                 for (note, route) in outcome.addresses.iter_mut().zip(routes.unwrap_or_default()) {
