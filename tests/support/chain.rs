@@ -224,6 +224,18 @@ impl Chain {
         self.nft_script(router, &script)
     }
 
+    /// Makes router `router` send no time-exceeded, as many firewalls do:
+    /// an `output` rule drops every ICMP and ICMPv6 time-exceeded it would
+    /// send. Its other ICMP errors (rejections) still go out.
+    pub fn silence_time_exceeded(&self, router: u8) -> io::Result<()> {
+        self.nft_script(
+            router,
+            "add chain inet lab output { type filter hook output priority 0; policy accept; }\n\
+             add rule inet lab output icmp type time-exceeded drop\n\
+             add rule inet lab output icmpv6 type time-exceeded drop\n",
+        )
+    }
+
     /// Router `k`'s address as hop k (on its link towards the client).
     pub fn hop(&self, k: u8, v6: bool) -> IpAddr {
         let net = 19 + k;

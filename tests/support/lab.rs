@@ -282,6 +282,36 @@ impl Lab {
         self.nft_script(&script)
     }
 
+    /// Adds rules, in order, to a `prerouting` chain of the router (made on
+    /// first use): they see packets before routing, so before the TTL
+    /// check, as a filter at the router's ingress would.
+    pub fn nft_before_routing(&self, rules: &[&str]) -> io::Result<()> {
+        let mut script = String::from(
+            "add chain inet lab prerouting { type filter hook prerouting priority 0; policy accept; }\n",
+        );
+        for r in rules {
+            script.push_str(&format!("add rule inet lab prerouting {r}\n"));
+        }
+        self.nft_script(&script)
+    }
+
+    /// Counts, from now on, the ICMP and ICMPv6 time-exceeded the router
+    /// sends (read with [`Lab::time_exceeded_sent`]).
+    pub fn count_time_exceeded(&self) -> io::Result<()> {
+        self.nft_script(
+            "add counter inet lab time-exceeded\n\
+             add chain inet lab output { type filter hook output priority 0; policy accept; }\n\
+             add rule inet lab output icmp type time-exceeded counter name time-exceeded\n\
+             add rule inet lab output icmpv6 type time-exceeded counter name time-exceeded\n",
+        )
+    }
+
+    /// The time-exceeded the router sent since [`Lab::count_time_exceeded`].
+    pub fn time_exceeded_sent(&self) -> io::Result<u64> {
+        self.nft_counter("time-exceeded")
+            .map(|(packets, _)| packets)
+    }
+
     /// Removes every rule from the router's `forward` chain.
     pub fn nft_flush(&self) -> io::Result<()> {
         self.nft_script("flush chain inet lab forward\n")
