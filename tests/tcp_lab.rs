@@ -190,7 +190,7 @@ fn text_report_says_who_blocked_and_what_to_do() {
     );
     assert!(
         text.contains(&format!(
-            "passes every router up to {router} (hop 1) but gets no answer: that last router (after its TTL check) or the host's own firewall drops it"
+            "passes every router up to {router} (hop 1) and gets no answer from the host: {router} after its TTL check, or the host's own firewall, drops it"
         )),
         "{text}"
     );
