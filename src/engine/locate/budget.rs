@@ -93,9 +93,14 @@ impl Allowance {
         self.tokens = (self.tokens - f64::from(n)).max(0.0);
     }
 
-    /// Gives back errors taken for probes that drew none.
-    pub(super) fn give_back(&mut self, n: u32, now: Instant) {
+    /// Gives back errors taken for probes sent at `sent` that drew none,
+    /// unless the bucket was seen empty since: then what they took is gone
+    /// with the rest.
+    pub(super) fn give_back(&mut self, n: u32, sent: Instant, now: Instant) {
         self.refill(now);
+        if self.emptied.is_some_and(|(at, _)| at > sent) {
+            return;
+        }
         self.tokens = (self.tokens + f64::from(n)).min(f64::from(BURST));
     }
 
@@ -119,18 +124,17 @@ impl Allowance {
     }
 
     /// A probe the router had to answer (a canary) went unanswered at
-    /// `now`: its bucket was empty. Since it was last seen empty it sent
-    /// `got` errors, so it refills at less than `got + 1` in that time: the
-    /// rate this computer really gets, with what other traffic spends.
+    /// `now`: its bucket was empty. When the model had given it time for
+    /// an error since it was last seen empty, the errors it sent in that
+    /// time measure the rate this computer really gets (with what other
+    /// traffic spends): about `got` in that time (at least half an error,
+    /// for one that sent none), and the model takes it when it is slower.
     pub(super) fn empty(&mut self, now: Instant) {
         if let Some((since, got)) = self.emptied {
             let elapsed = (now - since).as_secs_f64();
-            // Only a wait long enough for a token says anything.
             if elapsed * self.rate >= 1.0 {
-                let most = f64::from(got + 1) / elapsed;
-                if most < self.rate {
-                    self.rate = most.max(MIN_RATE);
-                }
+                let measured = f64::from(got).max(0.5) / elapsed;
+                self.rate = self.rate.min(measured).max(MIN_RATE);
             }
         }
         self.tokens = 0.0;
@@ -209,23 +213,22 @@ mod tests {
     #[test]
     fn an_empty_bucket_after_a_wait_measures_the_rate_this_computer_gets() {
         // Other traffic spends most of the router's errors: in six seconds
-        // after it was empty, one answer, then a canary unanswered: less
-        // than two errors in six seconds.
+        // after it was empty, two answers, then a canary unanswered: about
+        // one error every three seconds.
         let t0 = Instant::now();
         let mut a = Allowance::new(false, t0);
         a.empty(t0);
         let t = t0 + Duration::from_secs(6);
-        a.empty(t - Duration::from_secs(4));
-        a.answered(1, t);
+        a.answered(2, t);
         a.empty(t);
-        assert_eq!(a.interval(), Duration::from_secs(2));
+        assert_eq!(a.interval(), Duration::from_secs(3));
         // An empty bucket right after another says nothing new.
         a.empty(t + Duration::from_millis(10));
-        assert_eq!(a.interval(), Duration::from_secs(2));
+        assert_eq!(a.interval(), Duration::from_secs(3));
         // Answers let it creep back towards Linux's rate.
         let later = t + Duration::from_secs(10);
         a.answered(1, later);
-        assert!(a.interval() < Duration::from_secs(2));
+        assert!(a.interval() < Duration::from_secs(3));
     }
 
     #[test]
@@ -243,7 +246,7 @@ mod tests {
         let mut b = Budgets::default();
         let a = b.of(ROUTER, ROUTER, t0);
         a.take(4, t0);
-        a.give_back(10, t0);
+        a.give_back(10, t0, t0);
         assert_eq!(a.available(t0), 6);
         b.spent(ROUTER, ROUTER, 9, t0);
         assert_eq!(b.of(ROUTER, ROUTER, t0).available(t0), 0);

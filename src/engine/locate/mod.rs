@@ -192,7 +192,9 @@ pub(super) async fn locate<P: Prober>(
         let patient = !unknown.is_empty();
         let asks: Vec<usize> = if patient {
             unknown.iter().chain(&stale).copied().collect()
-        } else if !stale.is_empty() || route_stale {
+        } else if (!stale.is_empty() || route_stale)
+            && spare(locator, source, remembered.as_ref().map(|r| &r.0), now)
+        {
             (0..runs.len()).collect()
         } else {
             Vec::new()
@@ -272,6 +274,18 @@ pub(super) async fn locate<P: Prober>(
         }
     }
     routes
+}
+
+/// Whether every router of `route` has errors to spare for a re-check:
+/// two each, for the control's trace and a look or a canary.
+fn spare(locator: &Locator, source: IpAddr, route: Option<&Route>, now: Instant) -> bool {
+    let mut budgets = locator.budgets();
+    route.is_none_or(|r| {
+        r.hops
+            .iter()
+            .flatten()
+            .all(|&router| budgets.of(source, router, now).available(now) >= 2)
+    })
 }
 
 /// The scan's ICMP errors came out of the same allowances as locating's.

@@ -75,6 +75,17 @@ pub(super) struct Volley {
     taken: Option<(IpAddr, u32)>,
 }
 
+/// What a volley takes errors for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taking {
+    Look,
+    /// A confirmation or a vouching.
+    Canary,
+}
+
+/// The most samples one canary vouches for.
+const MAX_BEHIND_CANARY: usize = 16;
+
 /// Keeps the earliest of the waits.
 fn hold(wait: &mut Option<(Instant, Option<IpAddr>)>, at: Instant, router: IpAddr) {
     if wait.is_none_or(|(t, _)| at < t) {
@@ -106,6 +117,9 @@ pub(super) struct Sample {
     beyond: Option<(Answer, Instant)>,
     /// The hop where its look went unanswered: it is confirmed there next.
     looked: Option<u8>,
+    /// That look's error is still counted taken: given back once the port
+    /// is shown never to reach the router.
+    owes: bool,
     busy: bool,
     /// Without a control: where it stops, as far as answers show.
     blind: Option<Located>,
@@ -120,6 +134,7 @@ impl Sample {
             search: Search::new(&Route::default(), rejected),
             beyond: None,
             looked: None,
+            owes: false,
             busy: false,
             blind: None,
         }
@@ -343,7 +358,7 @@ impl Work {
                 if members.iter().any(|&m| self.samples[m].busy) {
                     continue;
                 }
-                match self.take(budgets, router, members.len(), true, now) {
+                match self.take(budgets, router, members.len(), Taking::Canary, now) {
                     Ok((k, taken)) => volleys.push(self.vouch_volley(h, &members[..k], taken)),
                     Err(at) => hold(&mut wait, at, router),
                 }
@@ -373,8 +388,12 @@ impl Work {
                 let Some(router) = address_at(&route, self.target, t) else {
                     continue;
                 };
-                let canary = phase > 0;
-                match self.take(budgets, router, members.len(), canary, now) {
+                let taking = if phase == 0 {
+                    Taking::Look
+                } else {
+                    Taking::Canary
+                };
+                match self.take(budgets, router, members.len(), taking, now) {
                     Ok((k, taken)) => {
                         let members = &members[..k];
                         volleys.push(match phase {
@@ -431,25 +450,38 @@ impl Work {
         }
     }
 
-    /// Takes errors of `router` for a volley of up to `members` samples
-    /// (and a canary): how many samples fit and what was taken, or when the
-    /// router will have enough for one.
+    /// Takes errors of `router` for a volley of up to `members` samples:
+    /// how many samples go and what was taken, or when the router will have
+    /// enough. A look takes one error per sample: each may reach the router
+    /// and draw one. A confirmation or a vouching needs one for its canary,
+    /// takes one per sample as well if there are, and sends every sample:
+    /// those a look left silent mostly never reach the router, and probes
+    /// at the system's TTL draw an error only when something rejects them.
+    /// If some do draw one and the canary goes unanswered, those that reach
+    /// the router have shown it; the others are looked at again.
     fn take(
         &self,
         budgets: &mut Budgets,
         router: IpAddr,
         members: usize,
-        canary: bool,
+        kind: Taking,
         now: Instant,
     ) -> Result<(usize, Option<(IpAddr, u32)>), Instant> {
         let a = budgets.of(self.source, router, now);
-        let extra = u32::from(canary);
         let room = a.available(now).min(BURST);
-        let k = (room.saturating_sub(extra) as usize).min(members);
-        if k == 0 {
-            return Err(a.ready_at(1 + extra, now));
+        let (k, n, least) = match kind {
+            Taking::Look => {
+                let k = (room as usize).min(members);
+                (k, k as u32, 1)
+            }
+            Taking::Canary => {
+                let k = members.min(MAX_BEHIND_CANARY);
+                (k, room.min(k as u32 + 1), 1)
+            }
+        };
+        if k == 0 || n < least {
+            return Err(a.ready_at(least, now));
         }
-        let n = k as u32 + extra;
         a.take(n, now);
         Ok((k, Some((router, n))))
     }
@@ -610,16 +642,23 @@ impl Work {
                             target,
                         ),
                         Answer::Target => s.search.through(),
-                        Answer::Silent | Answer::NotSent => s.looked = Some(*t),
+                        Answer::Silent | Answer::NotSent => {
+                            s.looked = Some(*t);
+                            s.owes = true;
+                        }
                     }
                 }
-                settle(budgets, self.source, &volley, drew, true, now);
+                // A silent look may have met a router out of errors: its
+                // error stays taken until a confirmation tells.
+                settle(budgets, self.source, &volley, answers, drew, None, 0, now);
             }
             Kind::Confirm(t, members) => {
+                let mut refund = 0;
                 for (&m, &(a, sent)) in members.iter().zip(answers) {
                     let s = &mut self.samples[m];
                     s.busy = false;
                     s.looked = None;
+                    let owed = std::mem::take(&mut s.owes);
                     match a {
                         Answer::Expired(_) => s.search.expired(*t),
                         Answer::Rejected(from, reason) => s.search.reject(
@@ -634,13 +673,30 @@ impl Work {
                         Answer::Target => s.search.through(),
                         Answer::Silent | Answer::NotSent if vouches(sent) => {
                             s.search.not_reached(*t, &route);
+                            refund += u32::from(owed);
                         }
+                        // The router answered others of the volley: they
+                        // reach it, and it ran out of errors for the rest,
+                        // which are looked at again.
+                        Answer::Silent | Answer::NotSent if drew > 0 => {}
+                        // The router had no error even for the canary: the
+                        // silence says nothing, and the port is looked at
+                        // again once the router has errors.
                         Answer::Silent | Answer::NotSent => {
                             s.search.unsettled(*t, &route);
                         }
                     }
                 }
-                settle(budgets, self.source, &volley, drew, heard, now);
+                settle(
+                    budgets,
+                    self.source,
+                    &volley,
+                    answers,
+                    drew,
+                    Some(heard),
+                    refund,
+                    now,
+                );
             }
             Kind::Vouch(h, members) => {
                 let searching = members
@@ -662,6 +718,9 @@ impl Work {
                         ),
                         Answer::Target => s.search.through(),
                         _ if vouches(sent) => s.search.vouch(*h),
+                        // The router answered others of the volley: it ran
+                        // out of errors on the way, and the volley goes again.
+                        _ if drew > 0 => {}
                         _ => {
                             failed = true;
                             if s.search.hop().is_none() {
@@ -673,7 +732,16 @@ impl Work {
                 if failed && searching {
                     *self.vouch_tries.entry(*h).or_default() += 1;
                 }
-                settle(budgets, self.source, &volley, drew, heard, now);
+                settle(
+                    budgets,
+                    self.source,
+                    &volley,
+                    answers,
+                    drew,
+                    Some(heard),
+                    0,
+                    now,
+                );
             }
             Kind::Blind(members) => {
                 let per = usize::from(MAX_HOPS);
@@ -776,25 +844,32 @@ impl Work {
     }
 }
 
-/// Gives back the errors a volley took but did not draw, or, when its
-/// canary went unanswered, records the router's bucket as empty.
+/// Settles what a volley took of its router's errors. With a canary
+/// answered (`heard`), the errors taken but not drawn are given back, and
+/// `refund` more (looks shown never to reach the router); with a canary
+/// unanswered, the router's bucket was empty. A look (`None`) gives back
+/// nothing: a silent one may have met an empty bucket.
+#[allow(clippy::too_many_arguments)]
 fn settle(
     budgets: &mut Budgets,
     source: IpAddr,
     volley: &Volley,
+    answers: &[(Answer, Instant)],
     drew: u32,
-    heard: bool,
+    heard: Option<bool>,
+    refund: u32,
     now: Instant,
 ) {
     let Some((router, taken)) = volley.taken else {
         return;
     };
+    let sent = answers.iter().map(|(_, at)| *at).min().unwrap_or(now);
     let a = budgets.of(source, router, now);
     a.answered(drew, now);
-    if heard {
-        a.give_back(taken.saturating_sub(drew), now);
-    } else {
-        a.empty(now);
+    match heard {
+        Some(true) => a.give_back(taken.saturating_sub(drew) + refund, sent, now),
+        Some(false) => a.empty(now),
+        None => {}
     }
 }
 
