@@ -19,6 +19,11 @@ use crate::engine::evidence::Deadline;
 use crate::engine::path::Path;
 use crate::engine::share::Share;
 
+/// The shortest wait for a probe's answer: twice the scan's floor for TCP
+/// (a router makes its ICMP errors in software, later than it forwards,
+/// and a busy one later still).
+const FLOOR: Duration = Duration::from_millis(200);
+
 type Waiting = Pin<Box<dyn Future<Output = (usize, usize, Answer)> + Send>>;
 
 struct Flight {
@@ -42,16 +47,16 @@ pub(super) struct Flights<'a, P: Prober> {
 }
 
 impl<'a, P: Prober> Flights<'a, P> {
-    /// Nothing in flight; probes to `paths[i]` wait about three round trips
-    /// (a look: its quick answers only).
+    /// Nothing in flight; probes to `paths[i]` wait three round trips and a
+    /// tenth of a second, at least [`FLOOR`] (a look: four round trips and
+    /// 20 ms, for its quick answers only).
     pub(super) fn new(prober: &'a mut P, paths: &'a [Path], share: &'a mut Share) -> Self {
         let timeouts = paths
             .iter()
             .map(|p| {
                 let srtt = p.srtt();
                 let t = srtt.map_or(Duration::from_secs(1), |rtt| {
-                    (rtt * 3 + Duration::from_millis(100))
-                        .clamp(Duration::from_millis(300), Duration::from_secs(2))
+                    (rtt * 3 + Duration::from_millis(100)).clamp(FLOOR, Duration::from_secs(2))
                 });
                 let quick = srtt
                     .map_or(Duration::from_millis(100), |rtt| {

@@ -626,7 +626,8 @@ fn one_router_scan(rejections_seen: bool) -> Vec<PortResult> {
 #[tokio::test(start_paused = true)]
 async fn a_first_run_locates_within_the_routers_burst() {
     // The scan's two rejections spent two of the router's six errors:
-    // locating needs no more than the four left, and waits for none.
+    // locating needs three of the four left (the control's path and a look
+    // at each dropped run), and waits for none.
     let buckets = Buckets::new(1, 6.0, 1.0);
     buckets.set_left(1, 4.0);
     let mut t = Topology::with(1, &one_router(), buckets);
@@ -634,7 +635,7 @@ async fn a_first_run_locates_within_the_routers_burst() {
     let started = Instant::now();
     let mut waits = Vec::new();
     run_with(&mut t, &mut results, &Locator::new(), &mut waits).await;
-    assert!(t.errors_from(1) <= 4, "{}", t.errors_from(1));
+    assert!(t.errors_from(1) <= 3, "{}", t.errors_from(1));
     assert_eq!(t.counts.withheld.load(Ordering::SeqCst), 0);
     assert!(waits.iter().all(Option::is_none), "{waits:?}");
     assert!(
