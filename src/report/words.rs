@@ -375,6 +375,119 @@ mod tests {
         );
     }
 
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn ip(last: u8, net: u8) -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::new(198, 18, net, last)))
+    }
+
+    fn at(
+        after_hop: u8,
+        after: Option<IpAddr>,
+        before_hop: u8,
+        before: Option<IpAddr>,
+        how: Stop,
+    ) -> Located {
+        Located {
+            after_hop,
+            after,
+            before_hop,
+            before,
+            how,
+            age: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn located_words_name_every_hop_by_address_and_never_mislead() {
+        let (r1, r2, r3, host) = (ip(2, 20), ip(2, 21), ip(2, 22), ip(2, 23));
+        let cases = [
+            (
+                at(0, None, 1, r1, Stop::Dropped),
+                "is dropped at or before 198.18.20.2 (hop 1), before that router's TTL check",
+            ),
+            (
+                at(0, None, 3, r3, Stop::Dropped),
+                "never reaches 198.18.22.2 (hop 3) (hops 1-2 before it answer no one)",
+            ),
+            (
+                at(1, r1, 3, r3, Stop::Dropped),
+                "passes 198.18.20.2 (hop 1) and never reaches 198.18.22.2 (hop 3) (hop 2 between answers no one)",
+            ),
+            (
+                at(2, r2, 3, r3, Stop::Dropped),
+                "passes 198.18.21.2 (hop 2) and is dropped before 198.18.22.2 (hop 3)",
+            ),
+            (
+                at(2, r2, 3, r3, Stop::Rejected(Reason::AdminProhibited)),
+                "is rejected by 198.18.21.2 at hop 2 (administratively prohibited)",
+            ),
+            (
+                at(0, r2, 1, None, Stop::Rejected(Reason::AdminProhibited)),
+                "is rejected by 198.18.21.2 (administratively prohibited), which the path does not show",
+            ),
+            (
+                at(0, None, 1, None, Stop::Rejected(Reason::AdminProhibited)),
+                "is rejected on the way by a sender the ICMP error does not name (administratively prohibited)",
+            ),
+            (
+                at(3, r3, 4, host, Stop::AtHost),
+                "passes every router up to 198.18.22.2 (hop 3) and gets no answer from the host: 198.18.22.2 after its TTL check, or the host's own firewall, drops it",
+            ),
+            (
+                at(0, None, 1, r1, Stop::Unconfirmed),
+                "gets no answer from any router on the way: whether it reaches 198.18.20.2 (hop 1) could not be confirmed",
+            ),
+            (
+                at(1, r1, 2, r2, Stop::Unconfirmed),
+                "passes 198.18.20.2 (hop 1); whether it reaches 198.18.21.2 (hop 2) could not be confirmed (198.18.21.2 had no ICMP error to spare in time)",
+            ),
+            (
+                at(1, r1, 2, None, Stop::Unconfirmed),
+                "passes 198.18.20.2 (hop 1) and nothing answers beyond it (where it stops could not be confirmed)",
+            ),
+        ];
+        for (l, says) in cases {
+            let words = [
+                located(l),
+                located_advice(l),
+                located_silence(l),
+                rejected(l, Reason::AdminProhibited),
+                blocked_where(l).unwrap_or_default(),
+            ];
+            assert_eq!(words[0], says);
+            for w in words {
+                for wrong in [
+                    "hop 0",
+                    "the next router",
+                    "that last router",
+                    "host is down",
+                ] {
+                    assert!(!w.contains(wrong), "{l:?}: {w}");
+                }
+            }
+        }
+        assert!(!timed_out().contains("down"));
+    }
+
+    #[test]
+    fn locating_says_which_router_it_waits_for() {
+        assert_eq!(
+            locating(3, None),
+            "locating where 3 blocked ports stop on the way (probes with a limited TTL, answered by each router)"
+        );
+        let waiting = locating(1, ip(1, 0));
+        assert!(
+            waiting.ends_with(
+                ": waiting for 198.18.0.1's next ICMP error (routers send about one a second, and the answer needs it)"
+            ),
+            "{waiting}"
+        );
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(locating(1, Some(v6)).contains("ten over IPv6"));
+    }
+
     #[derive(Debug)]
     struct Outer(std::io::Error);
 
