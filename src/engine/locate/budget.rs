@@ -9,9 +9,11 @@
 //! numbers and corrects itself from what answers: an answer is a token the
 //! router had; an unanswered canary means its bucket was empty, and the
 //! errors it sent since it was last seen empty measure the rate this
-//! computer really gets. Runs that go on at once share one model per
-//! router (see `Locator`): each takes tokens before it sends probes that
-//! draw errors, so two runs never both count on the router's last one.
+//! computer really gets (drifting back to Linux's over minutes, as the
+//! traffic that shared the router goes away). Runs that go on at once
+//! share one model per router (see `Locator`): each takes tokens before it
+//! sends probes that draw errors, so two runs never both count on the
+//! router's last one.
 //!
 //! Pure: every operation is given the time.
 
@@ -28,6 +30,8 @@ pub(super) const BURST: u32 = 6;
 const MIN_RATE: f64 = 0.05;
 /// The fastest, errors per second.
 const MAX_RATE: f64 = 1000.0;
+/// How long a rate measured lower takes to drift back to Linux's.
+const RECOVERY: Duration = Duration::from_secs(300);
 /// Routers remembered at most; the least recently used is forgotten first.
 const MAX_ROUTERS: usize = 4096;
 
@@ -63,8 +67,12 @@ impl Allowance {
 
     fn refill(&mut self, now: Instant) {
         if now > self.at {
-            let grown = (now - self.at).as_secs_f64() * self.rate;
-            self.tokens = (self.tokens + grown).min(f64::from(BURST));
+            let elapsed = (now - self.at).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(f64::from(BURST));
+            // A rate measured lower drifts back towards Linux's over
+            // minutes: the traffic that shared the router goes away.
+            let back = (elapsed / RECOVERY.as_secs_f64()).min(1.0);
+            self.rate += (self.linux - self.rate).max(0.0) * back;
             self.at = now;
         }
     }
@@ -105,9 +113,7 @@ impl Allowance {
     }
 
     /// The router sent `n` errors: counted towards the rate it is measured
-    /// at. Each answer after an empty bucket lets the model creep back
-    /// towards Linux's rate (a tenth each), so a router or a neighbour that
-    /// was stingy for a while is not waited for forever.
+    /// at.
     pub(super) fn answered(&mut self, n: u32, now: Instant) {
         self.refill(now);
         if let Some((since, got)) = &mut self.emptied {
@@ -117,8 +123,6 @@ impl Allowance {
                 // More than the model allowed since it was empty: the
                 // router refills faster than thought.
                 self.rate = (f64::from(*got - 1) / elapsed).min(MAX_RATE);
-            } else if self.rate < self.linux {
-                self.rate = (self.rate * 1.1_f64.powi(n as i32)).min(self.linux);
             }
         }
     }
@@ -225,10 +229,12 @@ mod tests {
         // An empty bucket right after another says nothing new.
         a.empty(t + Duration::from_millis(10));
         assert_eq!(a.interval(), Duration::from_secs(3));
-        // Answers let it creep back towards Linux's rate.
-        let later = t + Duration::from_secs(10);
-        a.answered(1, later);
+        // Minutes later it is back to Linux's rate.
+        let later = t + Duration::from_secs(60);
+        a.available(later);
         assert!(a.interval() < Duration::from_secs(3));
+        a.available(later + RECOVERY);
+        assert_eq!(a.interval(), Duration::from_secs(1));
     }
 
     #[test]

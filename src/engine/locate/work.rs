@@ -117,8 +117,8 @@ pub(super) struct Sample {
     beyond: Option<(Answer, Instant)>,
     /// The hop where its look went unanswered: it is confirmed there next.
     looked: Option<u8>,
-    /// That look's error is still counted taken: given back once the port
-    /// is shown never to reach the router.
+    /// That look's error is still held: a confirmation takes it over, and
+    /// gives it back once the port is shown never to reach the router.
     owes: bool,
     busy: bool,
     /// Without a control: where it stops, as far as answers show.
@@ -358,7 +358,7 @@ impl Work {
                 if members.iter().any(|&m| self.samples[m].busy) {
                     continue;
                 }
-                match self.take(budgets, router, members.len(), Taking::Canary, now) {
+                match self.take(budgets, router, members.len(), Taking::Canary, 0, now) {
                     Ok((k, taken)) => volleys.push(self.vouch_volley(h, &members[..k], taken)),
                     Err(at) => hold(&mut wait, at, router),
                 }
@@ -393,9 +393,20 @@ impl Work {
                 } else {
                     Taking::Canary
                 };
-                match self.take(budgets, router, members.len(), taking, now) {
+                // A confirmation takes over the errors its samples' looks
+                // still hold: if they never reached the router, those
+                // errors are there for its canary.
+                let credit = members
+                    .iter()
+                    .take(MAX_BEHIND_CANARY)
+                    .filter(|&&m| phase == 1 && self.samples[m].owes)
+                    .count() as u32;
+                match self.take(budgets, router, members.len(), taking, credit, now) {
                     Ok((k, taken)) => {
                         let members = &members[..k];
+                        for &m in members {
+                            self.samples[m].owes = false;
+                        }
                         volleys.push(match phase {
                             0 => Volley {
                                 kind: Kind::Look(t, members.to_vec()),
@@ -465,24 +476,25 @@ impl Work {
         router: IpAddr,
         members: usize,
         kind: Taking,
+        credit: u32,
         now: Instant,
     ) -> Result<(usize, Option<(IpAddr, u32)>), Instant> {
         let a = budgets.of(self.source, router, now);
         let room = a.available(now).min(BURST);
-        let (k, n, least) = match kind {
+        let (k, n) = match kind {
             Taking::Look => {
                 let k = (room as usize).min(members);
-                (k, k as u32, 1)
+                (k, k as u32)
             }
             Taking::Canary => {
                 let k = members.min(MAX_BEHIND_CANARY);
-                (k, room.min(k as u32 + 1), 1)
+                (k, (room + credit).min(k as u32 + 1))
             }
         };
-        if k == 0 || n < least {
-            return Err(a.ready_at(least, now));
+        if k == 0 || n == 0 {
+            return Err(a.ready_at(1, now));
         }
-        a.take(n, now);
+        a.take(n.saturating_sub(credit), now);
         Ok((k, Some((router, n))))
     }
 
@@ -650,15 +662,13 @@ impl Work {
                 }
                 // A silent look may have met a router out of errors: its
                 // error stays taken until a confirmation tells.
-                settle(budgets, self.source, &volley, answers, drew, None, 0, now);
+                settle(budgets, self.source, &volley, answers, drew, None, now);
             }
             Kind::Confirm(t, members) => {
-                let mut refund = 0;
                 for (&m, &(a, sent)) in members.iter().zip(answers) {
                     let s = &mut self.samples[m];
                     s.busy = false;
                     s.looked = None;
-                    let owed = std::mem::take(&mut s.owes);
                     match a {
                         Answer::Expired(_) => s.search.expired(*t),
                         Answer::Rejected(from, reason) => s.search.reject(
@@ -673,7 +683,6 @@ impl Work {
                         Answer::Target => s.search.through(),
                         Answer::Silent | Answer::NotSent if vouches(sent) => {
                             s.search.not_reached(*t, &route);
-                            refund += u32::from(owed);
                         }
                         // The router answered others of the volley: they
                         // reach it, and it ran out of errors for the rest,
@@ -694,7 +703,6 @@ impl Work {
                     answers,
                     drew,
                     Some(heard),
-                    refund,
                     now,
                 );
             }
@@ -739,7 +747,6 @@ impl Work {
                     answers,
                     drew,
                     Some(heard),
-                    0,
                     now,
                 );
             }
@@ -845,11 +852,11 @@ impl Work {
 }
 
 /// Settles what a volley took of its router's errors. With a canary
-/// answered (`heard`), the errors taken but not drawn are given back, and
-/// `refund` more (looks shown never to reach the router); with a canary
+/// answered (`heard`), the errors taken but not drawn are given back (a
+/// confirmation's include those its samples' looks held); with a canary
 /// unanswered, the router's bucket was empty. A look (`None`) gives back
-/// nothing: a silent one may have met an empty bucket.
-#[allow(clippy::too_many_arguments)]
+/// nothing: a silent one may have met an empty bucket, and its error is
+/// held until a confirmation tells.
 fn settle(
     budgets: &mut Budgets,
     source: IpAddr,
@@ -857,7 +864,6 @@ fn settle(
     answers: &[(Answer, Instant)],
     drew: u32,
     heard: Option<bool>,
-    refund: u32,
     now: Instant,
 ) {
     let Some((router, taken)) = volley.taken else {
@@ -867,7 +873,7 @@ fn settle(
     let a = budgets.of(source, router, now);
     a.answered(drew, now);
     match heard {
-        Some(true) => a.give_back(taken.saturating_sub(drew) + refund, sent, now),
+        Some(true) => a.give_back(taken.saturating_sub(drew), sent, now),
         Some(false) => a.empty(now),
         None => {}
     }
