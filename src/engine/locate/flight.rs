@@ -17,12 +17,11 @@ use super::work::{Answers, Volley};
 use crate::engine::attempt::{AttemptSpec, Prober, Started};
 use crate::engine::evidence::Deadline;
 use crate::engine::path::Path;
+use crate::engine::rtt::TCP_FLOOR;
 use crate::engine::share::Share;
 
-/// The shortest wait for a probe's answer: twice the scan's floor for TCP
-/// (a router makes its ICMP errors in software, later than it forwards,
-/// and a busy one later still).
-const FLOOR: Duration = Duration::from_millis(200);
+/// The shortest wait for a probe's answer: the scan's own for TCP.
+const FLOOR: Duration = TCP_FLOOR;
 
 type Waiting = Pin<Box<dyn Future<Output = (usize, usize, Answer)> + Send>>;
 
