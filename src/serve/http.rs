@@ -29,7 +29,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::metrics::{Closed, Connections};
 use super::phase::{Answered, Answering, Close, Expired, Timeouts, Watched, deadline};
-use super::registry::{Registry, Ticket};
+use super::registry::{NotAdmitted, Registry, Ticket};
 
 /// The most a connection's read buffer grows to, and so the longest
 /// request head (431 past it): a scrape's head is a few hundred bytes.
@@ -39,6 +39,9 @@ const MAX_BUFFER: usize = 16 * 1024;
 /// the accept loop kept off the CPU for a moment, drops no SYN (a dropped
 /// SYN costs the client a second).
 const BACKLOG: i32 = 4096;
+/// How long a new connection waits for the sockets closing to make room
+/// for it: they close as soon as their tasks run.
+const ROOM_WAIT: Duration = Duration::from_secs(1);
 /// How long the accept loop pauses when the system has no descriptor or
 /// memory for a new connection, rather than spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
@@ -99,22 +102,31 @@ pub async fn serve(
     let app = TowerToHyperService::new(app);
     let mut tasks = JoinSet::new();
     loop {
-        tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = signals.next() => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Refused: dropped, so closed at once.
-                    if let Ok(ticket) = registry.admit(peer.ip(), Instant::now()) {
-                        let stats = Arc::clone(&stats);
-                        let app = app.clone();
-                        tasks.spawn(connection(stream, peer, ticket, app, limits.timeouts, stats));
-                    }
+                Ok(accepted) => accepted,
+                Err(e) if out_of_resources(&e) => {
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
                 }
-                Err(e) if out_of_resources(&e) => tokio::time::sleep(ACCEPT_PAUSE).await,
                 // The client went away before it was accepted, or the like.
-                Err(_) => {}
+                Err(_) => continue,
             },
+        };
+        // Refused: dropped, so closed at once.
+        if let Some(ticket) = admit(&registry, peer).await {
+            let stats = Arc::clone(&stats);
+            let app = app.clone();
+            tasks.spawn(connection(
+                stream,
+                peer,
+                ticket,
+                app,
+                limits.timeouts,
+                stats,
+            ));
         }
     }
     drop(listener);
@@ -128,6 +140,28 @@ pub async fn serve(
     // Whatever is left is cut off as the tasks are dropped.
     tasks.abort_all();
     Ok(())
+}
+
+/// The connection from `peer` admitted, or `None` to close it at once.
+/// When the sockets closing to make room have not closed yet, it waits for
+/// them a little, as nginx stops accepting while it frees connections.
+async fn admit(registry: &Arc<Registry>, peer: SocketAddr) -> Option<Ticket> {
+    let deadline = Instant::now() + ROOM_WAIT;
+    loop {
+        match registry.admit(peer.ip(), Instant::now()) {
+            Ok(ticket) => return Some(ticket),
+            Err(NotAdmitted::Refused(_)) => return None,
+            Err(NotAdmitted::Closing) => {
+                if tokio::time::timeout_at(deadline, registry.room())
+                    .await
+                    .is_err()
+                {
+                    registry.no_room();
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Whether accept(2) failed for want of a descriptor or memory.

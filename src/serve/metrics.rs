@@ -36,9 +36,10 @@ const OUTCOMES: [(Outcome, &str); 5] = [
 pub enum Closed {
     /// Refused at once: its source already held its share of connections.
     PerSource,
-    /// Refused at once: every connection had a request in progress.
+    /// Refused at once: every connection had a request in progress (or
+    /// was still closing to make room).
     AllBusy,
-    /// Closed, waiting, to make room for a new connection.
+    /// Closed, waiting, to make room for new connections.
     Reused,
     /// Its request head was not complete within the header-read timeout.
     HeaderTimeout,

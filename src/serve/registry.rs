@@ -1,21 +1,23 @@
 //! The open HTTP connections, by source address: a new one is admitted
 //! within the caps, refused at once when its source holds its share, and,
-//! when every connection is taken, given the place of those that have
-//! waited longest with no request in progress (as nginx reuses idle
-//! keep-alive connections, a few at a time), so that a scrape from another
-//! source still gets through. Shutdown asks every connection to close.
+//! when the connections run out, given the place of those that have waited
+//! longest with no request in progress (as nginx reuses idle keep-alive
+//! connections, a few at a time), so that a scrape from another source
+//! still gets through. Sockets still closing count until they are closed:
+//! the cap is on descriptors. Shutdown asks every connection to close.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::metrics::{Closed, Connections};
 use super::phase::{Close, Track};
 
-/// How many waiting connections are closed at once when every connection
-/// is taken.
+/// The most waiting connections closed at once when the connections run
+/// out: an eighth of the cap, up to this.
 const REUSE_AT_ONCE: usize = 32;
 
 /// The connections open now.
@@ -25,7 +27,22 @@ pub struct Registry {
     epoch: Instant,
     all: usize,
     per_source: usize,
+    /// How many waiting connections are closed at once to make room, and
+    /// how many places below the cap that begins.
+    reuse: usize,
+    /// Told when a socket closes.
+    closed: Notify,
     stats: Arc<Connections>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotAdmitted {
+    /// To be closed at once, for this reason (already counted).
+    Refused(Closed),
+    /// The cap is reached with sockets still closing to make room: ask
+    /// again once one has ([`Registry::room`]).
+    Closing,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +53,9 @@ struct Inner {
     /// Where each connection is in `open`.
     at: HashMap<u64, usize>,
     sources: HashMap<IpAddr, usize>,
+    /// Sockets open: those in `open`, and those asked to close that have
+    /// not closed yet.
+    sockets: usize,
 }
 
 #[derive(Debug)]
@@ -58,7 +78,9 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut inner = self.registry.lock();
         inner.remove(self.id);
+        inner.sockets -= 1;
         self.registry.stats.ended();
+        self.registry.closed.notify_one();
     }
 }
 
@@ -105,11 +127,14 @@ impl Registry {
     /// A registry for at most `all` connections, `per_source` from one
     /// address, counting in `stats`.
     pub fn new(all: usize, per_source: usize, stats: Arc<Connections>) -> Registry {
+        let all = all.max(1);
         Registry {
             inner: Mutex::new(Inner::default()),
             epoch: Instant::now(),
-            all: all.max(1),
+            all,
             per_source: per_source.max(1),
+            reuse: (all / 8).clamp(1, REUSE_AT_ONCE),
+            closed: Notify::new(),
             stats,
         }
     }
@@ -118,33 +143,34 @@ impl Registry {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits a connection from `source` opened at `now`, or says why it is
-    /// to be closed at once.
-    pub fn admit(self: &Arc<Self>, source: IpAddr, now: Instant) -> Result<Ticket, Closed> {
+    /// Admits a connection from `source` opened at `now`, or says why not.
+    pub fn admit(self: &Arc<Self>, source: IpAddr, now: Instant) -> Result<Ticket, NotAdmitted> {
         let source = source.to_canonical();
         let mut inner = self.lock();
-        let refused = if inner.sources.get(&source).copied().unwrap_or(0) >= self.per_source {
-            Some(Closed::PerSource)
-        } else if inner.open.len() >= self.all {
-            // As nginx does, a few at once, so that a flood of new
-            // connections does not scan them all for each one.
-            let reused = inner.longest_waiting(REUSE_AT_ONCE);
-            for id in &reused {
-                if let Some(entry) = inner.remove(*id) {
+        if inner.sources.get(&source).copied().unwrap_or(0) >= self.per_source {
+            self.stats.closed(Closed::PerSource);
+            return Err(NotAdmitted::Refused(Closed::PerSource));
+        }
+        if inner.open.len() + self.reuse >= self.all {
+            // Room is made a few places before the cap, so that the
+            // sockets closing meanwhile fit below it.
+            for id in inner.longest_waiting(self.reuse) {
+                if let Some(entry) = inner.remove(id) {
                     entry.track.close(Close::Reuse);
                     self.stats.closed(Closed::Reused);
                 }
             }
-            reused.is_empty().then_some(Closed::AllBusy)
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            self.stats.closed(why);
-            return Err(why);
+        }
+        if inner.sockets >= self.all {
+            if inner.sockets > inner.open.len() {
+                return Err(NotAdmitted::Closing);
+            }
+            self.stats.closed(Closed::AllBusy);
+            return Err(NotAdmitted::Refused(Closed::AllBusy));
         }
         let id = inner.next;
         inner.next += 1;
+        inner.sockets += 1;
         let track = Arc::new(Track::new(self.epoch, now));
         inner.insert(Entry {
             id,
@@ -157,6 +183,18 @@ impl Registry {
             id,
             track,
         })
+    }
+
+    /// Completes once a socket has closed since the last time it did (at
+    /// once if one has meanwhile).
+    pub async fn room(&self) {
+        self.closed.notified().await;
+    }
+
+    /// Counts a connection that found no room, even once the sockets
+    /// closing had time to: it is to be closed at once.
+    pub fn no_room(&self) {
+        self.stats.closed(Closed::AllBusy);
     }
 
     /// Asks every connection to close: at once if it is waiting, after its
@@ -197,7 +235,7 @@ mod tests {
         let _b = r.admit(ip("::ffff:192.0.2.1"), now).unwrap();
         assert_eq!(
             r.admit(ip("192.0.2.1"), now).unwrap_err(),
-            Closed::PerSource
+            NotAdmitted::Refused(Closed::PerSource)
         );
         let c = r.admit(ip("192.0.2.2"), now).unwrap();
         assert_eq!(stats.open(), 3);
@@ -208,27 +246,32 @@ mod tests {
         assert_eq!(stats.closed_count(Closed::PerSource), 1);
     }
 
+    fn closed(tickets: &[Ticket]) -> Vec<bool> {
+        tickets
+            .iter()
+            .map(|t| t.track.closing().now_or_never().is_some())
+            .collect()
+    }
+
     #[test]
-    fn when_all_are_taken_those_waiting_longest_make_room() {
-        let all = REUSE_AT_ONCE + 8;
+    fn when_connections_run_out_those_waiting_longest_make_room() {
+        let all = 8 * REUSE_AT_ONCE;
         let (r, stats) = registry(all, all);
         let t0 = Instant::now();
         let secs = |n: usize| t0 + Duration::from_secs(n as u64);
         // The oldest has a request in progress.
         let busy = r.admit(ip("192.0.2.1"), t0).unwrap();
         let _answering = Answering::begin(&busy.track, t0);
-        let waiting: Vec<Ticket> = (1..all)
+        let waiting: Vec<Ticket> = (1..all - REUSE_AT_ONCE)
             .map(|n| r.admit(ip("192.0.2.2"), secs(n)).unwrap())
             .collect();
+        assert_eq!(stats.closed_count(Closed::Reused), 0);
         // One, kept alive, went idle again just now.
         let idle = &waiting[0];
         drop(Answering::begin(&idle.track, secs(all)).responded(secs(all)));
         idle.track.flushed(secs(all));
         let fresh = r.admit(ip("2001:db8::1"), secs(all + 1)).unwrap();
-        let closed: Vec<bool> = waiting
-            .iter()
-            .map(|t| t.track.closing().now_or_never().is_some())
-            .collect();
+        let closed = closed(&waiting);
         assert_eq!(stats.closed_count(Closed::Reused), REUSE_AT_ONCE as u64);
         assert!(!closed[0], "the one idle since just now");
         assert!(closed[1..=REUSE_AT_ONCE].iter().all(|c| *c), "{closed:?}");
@@ -237,28 +280,57 @@ mod tests {
             "{closed:?}"
         );
         assert_eq!(busy.track.get().0, Phase::Handling);
-        // Their tasks still hold them until they close, but they no longer
-        // count: there is room for as many again.
-        let more: Vec<Ticket> = (0..REUSE_AT_ONCE - 1)
-            .map(|n| r.admit(ip("192.0.2.3"), secs(all + 2 + n)).unwrap())
+        assert!(fresh.track.get().0.waiting());
+        assert_eq!(stats.open(), (all - REUSE_AT_ONCE + 1) as u64);
+    }
+
+    #[test]
+    fn sockets_still_closing_count_against_the_cap() {
+        // A cap of 16 makes room 2 at a time, from 14 connections on.
+        let (r, stats) = registry(16, 16);
+        let t0 = Instant::now();
+        let mut tickets: Vec<Ticket> = (0..14)
+            .map(|_| r.admit(ip("192.0.2.1"), t0).unwrap())
             .collect();
-        assert_eq!(stats.closed_count(Closed::Reused), REUSE_AT_ONCE as u64);
-        // Full again: the next one makes room again.
-        let _last = r.admit(ip("192.0.2.3"), secs(all * 2)).unwrap();
-        assert_eq!(stats.closed_count(Closed::Reused), 2 * REUSE_AT_ONCE as u64);
-        assert_eq!(busy.track.get().0, Phase::Handling);
-        drop((waiting, more, fresh));
-        // Every connection has a request in progress: the new one is
-        // refused.
-        let (r, stats) = registry(2, 2);
-        let a = r.admit(ip("192.0.2.1"), t0).unwrap();
-        let b = r.admit(ip("192.0.2.1"), t0).unwrap();
-        let _busy = (
-            Answering::begin(&a.track, t0),
-            Answering::begin(&b.track, t0),
+        assert_eq!(stats.closed_count(Closed::Reused), 0);
+        tickets.push(r.admit(ip("192.0.2.2"), t0).unwrap());
+        assert_eq!(stats.closed_count(Closed::Reused), 2);
+        tickets.push(r.admit(ip("192.0.2.2"), t0).unwrap());
+        assert_eq!(stats.closed_count(Closed::Reused), 2);
+        // Two more are asked to close, but the first two have not closed
+        // yet: 16 sockets, and no room until they have.
+        assert_eq!(
+            r.admit(ip("192.0.2.3"), t0).unwrap_err(),
+            NotAdmitted::Closing
         );
-        assert_eq!(r.admit(ip("192.0.2.4"), t0).unwrap_err(), Closed::AllBusy);
+        assert!(r.room().now_or_never().is_none());
+        assert_eq!(stats.closed_count(Closed::Reused), 4);
+        let asked = closed(&tickets);
+        assert_eq!(asked.iter().filter(|c| **c).count(), 4);
+        assert_eq!(stats.open(), 16);
+        // Once they have, there is.
+        let mut asked = asked.into_iter();
+        tickets.retain(|_| !asked.next().unwrap());
+        assert_eq!(stats.open(), 12);
+        assert!(r.room().now_or_never().is_some());
+        assert!(r.admit(ip("192.0.2.3"), t0).is_ok());
+        assert_eq!(stats.closed_count(Closed::AllBusy), 0);
+    }
+
+    #[test]
+    fn with_every_connection_answering_a_new_one_is_refused() {
+        let (r, stats) = registry(2, 2);
+        let t0 = Instant::now();
+        let a = r.admit(ip("192.0.2.1"), t0).unwrap();
+        let _a = Answering::begin(&a.track, t0);
+        let b = r.admit(ip("192.0.2.1"), t0).unwrap();
+        let _b = Answering::begin(&b.track, t0);
+        assert_eq!(
+            r.admit(ip("192.0.2.4"), t0).unwrap_err(),
+            NotAdmitted::Refused(Closed::AllBusy)
+        );
         assert_eq!(stats.closed_count(Closed::AllBusy), 1);
+        assert_eq!(stats.closed_count(Closed::Reused), 0);
         assert_eq!(stats.open(), 2);
     }
 
