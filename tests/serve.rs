@@ -1,25 +1,30 @@
 //! `portprobe serve` on loopback, with no privilege: the exposition a
 //! scrape gets (the `--format prometheus` series with `reason` and
 //! `reason_from`, and `probe_success`), refusals that echo nothing raw, the
-//! allow-list, the exporter's own metrics, and the page. (With a real
-//! Prometheus, a router and a browser: `serve_lab.rs`.)
+//! allow-list, the exporter's own metrics, and the page; connections held
+//! within the timeouts and the per-source cap, and a shutdown that no
+//! half-sent request holds up. (With a real Prometheus, a router and a
+//! browser, and a flood past the file limit: `serve_lab.rs`.)
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::http;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::http::{self, HALF_A_REQUEST, closed_within, connect_from, sample};
 use support::proc::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
 
 /// A running exporter and the address it serves on.
 struct Exporter {
-    _child: KillOnDrop,
+    child: KillOnDrop,
     at: SocketAddr,
 }
 
@@ -29,7 +34,7 @@ fn exporter(args: &[&str]) -> Exporter {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args),
     );
-    Exporter { _child: child, at }
+    Exporter { child, at }
 }
 
 /// A GET: the status code, the head and the body.
@@ -324,4 +329,226 @@ fn a_hostile_query_is_measured_before_anything_is_expanded() {
         slowest < Duration::from_secs(2),
         "/metrics took {slowest:?} meanwhile"
     );
+}
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const A_WHILE: Duration = Duration::from_secs(20);
+
+/// Sends one request on `s`, kept alive, and reads its response (which
+/// has a `content-length`) to the end.
+fn answered_on(s: &mut TcpStream, at: SocketAddr, path: &str) -> String {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {at}\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(A_WHILE)).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer: {raw:?}");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no content-length: {head}"));
+            if body.len() >= length {
+                return text.into_owned();
+            }
+        }
+    }
+}
+
+/// Whether `s` is still open with nothing to read, without waiting.
+fn still_open(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let open = matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
+/// The exporter's own series `series` now, 0 when it has none.
+fn own(at: SocketAddr, series: &str) -> f64 {
+    let (code, _, body) = get(at, "/metrics", "");
+    assert_eq!(code, 200, "{body}");
+    sample(&body, series).unwrap_or(0.0)
+}
+
+#[test]
+fn idle_and_half_sent_connections_are_closed_after_their_timeouts() {
+    let e = exporter(&[
+        "--allow",
+        "127.0.0.1",
+        "--header-timeout",
+        "1s",
+        "--idle-timeout",
+        "3s",
+    ]);
+    let opened = Instant::now();
+    let mut silent = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let mut half = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    half.write_all(HALF_A_REQUEST).unwrap();
+    // A head sent a byte at a time never completes: the timeout runs from
+    // the opening, not from the last byte.
+    let mut slow = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let dribble = {
+        let mut slow = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for b in HALF_A_REQUEST.iter().cycle().take(200) {
+                if slow.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let mut kept = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let answer = answered_on(&mut kept, e.at, "/metrics");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answered = Instant::now();
+
+    for (name, s) in [
+        ("silent", &mut silent),
+        ("half", &mut half),
+        ("slow", &mut slow),
+    ] {
+        assert!(
+            closed_within(s, A_WHILE).is_some(),
+            "the {name} connection is still open"
+        );
+        let after = opened.elapsed();
+        assert!(
+            after >= Duration::from_millis(990),
+            "the {name} connection was closed after {after:?}, before the 1 s header timeout"
+        );
+    }
+    dribble.join().unwrap();
+    assert!(
+        closed_within(&mut kept, A_WHILE).is_some(),
+        "the kept-alive connection is still open"
+    );
+    let idle = answered.elapsed();
+    // Not by the header timeout: the idle one (the exporter's clock starts
+    // when the answer has left, a little before it arrives here).
+    assert!(
+        idle >= Duration::from_millis(2500),
+        "the kept-alive connection was closed after {idle:?} idle, before the 3 s idle timeout"
+    );
+    let (_, _, m) = get(e.at, "/metrics", "");
+    for line in [
+        "portprobe_exporter_connections_closed_total{reason=\"header_timeout\"} 3",
+        "portprobe_exporter_connections_closed_total{reason=\"idle_timeout\"} 1",
+        "portprobe_exporter_connections_closed_total{reason=\"send_timeout\"} 0",
+        "portprobe_exporter_connections 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line}: {m}");
+    }
+}
+
+#[test]
+fn a_half_sent_request_is_closed_after_the_default_header_timeout() {
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let opened = Instant::now();
+    let mut half = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    half.write_all(HALF_A_REQUEST).unwrap();
+    assert!(
+        closed_within(&mut half, Duration::from_secs(40)).is_some(),
+        "a half-sent request is still open after 40 s"
+    );
+    let after = opened.elapsed();
+    assert!(
+        after >= Duration::from_millis(9990),
+        "closed after {after:?}, before the 10 s header timeout"
+    );
+    assert_eq!(
+        own(
+            e.at,
+            "portprobe_exporter_connections_closed_total{reason=\"header_timeout\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn one_source_holds_its_share_of_connections_and_no_more() {
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    // The documented share when the file limit allows it; the exporter
+    // says what it derived.
+    let share = match own(
+        e.at,
+        "portprobe_exporter_connections_limit{scope=\"per_source\"}",
+    ) {
+        n if n >= 1.0 => n as usize,
+        _ => 512,
+    };
+    let extra = 8;
+    support::raise_open_files((share + extra + 256) as u64);
+    let greedy: IpAddr = "127.0.0.5".parse().unwrap();
+    let mut held: Vec<TcpStream> = (0..share + extra)
+        .map(|_| connect_from(greedy, e.at, A_WHILE).unwrap())
+        .collect();
+    // Connections are admitted in the order they come: those past the
+    // share are closed at once.
+    for (i, s) in held[share..].iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(10)).is_some(),
+            "connection {} of {}, past a share of {share}, is still open",
+            share + i + 1,
+            share + extra
+        );
+    }
+    let open = held[..share].iter().filter(|s| still_open(s)).count();
+    assert_eq!(open, share, "of the {share} connections within the share");
+    // Another source still gets through, and the source itself still has
+    // its share.
+    let (code, _, m) = get(e.at, "/metrics", "");
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "portprobe_exporter_connections_closed_total{reason=\"per_source_limit\"}"
+        ),
+        Some(extra as f64),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "portprobe_exporter_connections").unwrap() >= (share + 1) as f64,
+        "{m}"
+    );
+    let mut again = connect_from(greedy, e.at, A_WHILE).unwrap();
+    assert!(closed_within(&mut again, Duration::from_secs(10)).is_some());
+    held.truncate(1);
+    let mut first = held.pop().unwrap();
+    assert!(answered_on(&mut first, e.at, "/metrics").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn sigterm_with_a_half_sent_request_held_exits_at_once() {
+    let mut e = exporter(&["--allow", "127.0.0.1"]);
+    let mut half = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    half.write_all(HALF_A_REQUEST).unwrap();
+    let mut silent = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let mut kept = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    answered_on(&mut kept, e.at, "/metrics");
+    // The three are accepted (and the request asking is the fourth).
+    let deadline = Instant::now() + A_WHILE;
+    while own(e.at, "portprobe_exporter_connections") < 4.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    kill(Pid::from_raw(e.child.id() as i32), Signal::SIGTERM).unwrap();
+    // The grace period is --max-time (30 s) and 5 s: nothing here has a
+    // request being answered, so nothing waits for it.
+    let status = e.child.wait_for(Duration::from_secs(15));
+    let took = signalled.elapsed();
+    let status = status.unwrap_or_else(|| {
+        panic!("still running {took:?} after SIGTERM, with a half-sent request held")
+    });
+    assert_eq!(status.code(), Some(0), "{status}");
+    eprintln!(
+        "exited {took:.2?} after SIGTERM, with a half-sent request, an idle and a kept-alive connection held"
+    );
+    for s in [&mut half, &mut silent, &mut kept] {
+        assert!(closed_within(s, Duration::from_secs(1)).is_some());
+    }
 }

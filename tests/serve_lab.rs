@@ -3,20 +3,25 @@
 //! multi-target pattern and its query API gives a port's state with the
 //! reason; a target outside the allow-list gets 403 and not one packet (the
 //! router counts); a scrape's deadline follows Prometheus' header; fifty
-//! scrapes at once stay within the shared limit; and the page works in a
-//! real headless Chromium.
+//! scrapes at once stay within the shared limit; the page works in a
+//! real headless Chromium; more idle and half-sent connections than the
+//! exporter has descriptors leave it answering; and SIGTERM lets a probe in
+//! flight finish while nothing else holds it up.
 
 mod support;
 
-use std::net::SocketAddr;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
-use support::http;
+use support::http::{self, HALF_A_REQUEST, closed_within, connect_from, sample};
 use support::lab::{Lab, Ns};
 use support::proc::KillOnDrop;
 
@@ -376,4 +381,275 @@ fn a_large_scrape_of_a_dropping_target_leaves_room_for_a_small_one() {
         &large_body[..large_body.len().min(2000)]
     );
     assert!(large_body.contains("\nprobe_success 0\n"));
+}
+
+/// Connections the flood opens (fewer when this process may not hold so
+/// many), from this many source addresses, by this many threads.
+const FLOOD: usize = 12_000;
+const FLOOD_SOURCES: usize = 30;
+const FLOOD_THREADS: usize = 4;
+
+/// Opens `count` connections to `at` from 127.0.0.2 onwards (inside the
+/// namespace the calling thread is in), most of them silent, one in ten
+/// with half a request head, one in twenty-five kept alive after a full
+/// request it never reads the answer to. Gives up on a thread's share
+/// after three connections in a row that cannot be made. Returns them,
+/// to be held.
+fn flood(at: SocketAddr, count: usize) -> Vec<TcpStream> {
+    let per_thread = count / FLOOD_THREADS;
+    let threads: Vec<_> = (0..FLOOD_THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut held = Vec::with_capacity(per_thread);
+                let mut failed_in_a_row = 0;
+                for i in 0..per_thread {
+                    let n = t * per_thread + i;
+                    let source =
+                        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (n % FLOOD_SOURCES) as u8));
+                    let Ok(mut s) = connect_from(source, at, Duration::from_secs(2)) else {
+                        failed_in_a_row += 1;
+                        if failed_in_a_row == 3 {
+                            break;
+                        }
+                        continue;
+                    };
+                    failed_in_a_row = 0;
+                    let _ = match n % 50 {
+                        0 | 25 => s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+                        k if k % 10 == 5 => s.write_all(HALF_A_REQUEST),
+                        _ => Ok(()),
+                    };
+                    held.push(s);
+                }
+                held
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn more_idle_and_half_sent_connections_than_descriptors_leave_the_exporter_answering() {
+    let Some(lab) = support::lab_or_skip(
+        "more_idle_and_half_sent_connections_than_descriptors_leave_the_exporter_answering",
+    ) else {
+        return;
+    };
+    // This process holds the flood's ends; the exporter gets a file limit
+    // of two thirds of them: past its limit, the exporter that held every
+    // connection it was given stopped answering.
+    let have = support::raise_open_files(FLOOD as u64 + 4096);
+    let flood_size = FLOOD.min(usize::try_from(have).unwrap_or(FLOOD).saturating_sub(1024));
+    let exporter_files = flood_size as u64 * 2 / 3;
+    assert!(exporter_files >= 1024, "cannot hold a flood: {have} files");
+    let _listeners = rules(&lab);
+    let (exporter_process, at) = http::start_exporter(
+        lab.cmd(Ns::Client, "prlimit")
+            .arg(format!("--nofile={exporter_files}:{exporter_files}"))
+            .args([
+                BIN,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow",
+                "198.18.1.0/24",
+            ]),
+    );
+    let started = Instant::now();
+    let held = lab
+        .run_in(Ns::Client, move || flood(at, flood_size))
+        .unwrap();
+    let flooded = started.elapsed();
+    assert!(
+        held.len() as u64 > exporter_files,
+        "only {} connections made: the exporter stopped accepting",
+        held.len()
+    );
+    // While the flood is held, Prometheus' scrapes from 127.0.0.1 get
+    // their answers: the exporter's own metrics, and a real probe through
+    // the router.
+    let limit = Duration::from_secs(20);
+    let asked = Instant::now();
+    let metrics = lab
+        .run_in(Ns::Client, move || {
+            http::get_within(at, "/metrics", "", limit)
+        })
+        .unwrap()
+        .unwrap_or_else(|e| {
+            panic!(
+                "no answer to /metrics with {} connections held: {e}",
+                held.len()
+            )
+        });
+    let metrics_took = asked.elapsed();
+    assert_eq!(metrics.code, 200, "{}", metrics.body);
+    let m = &metrics.body;
+    let open = sample(m, "portprobe_exporter_connections").unwrap();
+    let cap = sample(m, "portprobe_exporter_connections_limit{scope=\"all\"}").unwrap();
+    let reused = sample(
+        m,
+        "portprobe_exporter_connections_closed_total{reason=\"reused\"}",
+    )
+    .unwrap();
+    assert!(cap < exporter_files as f64, "{m}");
+    assert!(open <= cap, "{open} connections open, cap {cap}: {m}");
+    let busy = sample(
+        m,
+        "portprobe_exporter_connections_closed_total{reason=\"all_busy\"}",
+    )
+    .unwrap();
+    assert!(
+        reused > 0.0,
+        "the cap was never reached with {} connections: {m}",
+        held.len()
+    );
+    let asked = Instant::now();
+    let probe = lab
+        .run_in(Ns::Client, move || {
+            http::get_within(
+                at,
+                "/probe?target=198.18.1.2&product=ARD",
+                "X-Prometheus-Scrape-Timeout-Seconds: 3\r\n",
+                limit,
+            )
+        })
+        .unwrap()
+        .unwrap_or_else(|e| {
+            panic!(
+                "no answer to /probe with {} connections held: {e}",
+                held.len()
+            )
+        });
+    let probe_took = asked.elapsed();
+    assert_eq!(probe.code, 200, "{}", probe.body);
+    assert!(
+        probe
+            .body
+            .contains("portprobe_port_state{target=\"198.18.1.2\",address=\"198.18.1.2\",protocol=\"tcp\",port=\"5900\""),
+        "{}",
+        probe.body
+    );
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", exporter_process.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    eprintln!(
+        "{} connections held from {FLOOD_SOURCES} sources (opened in {flooded:.2?}) against an exporter limited to {exporter_files} files: \
+         /metrics answered in {metrics_took:.2?} ({open} open, cap {cap}, {reused} closed to make room, {busy} refused while others closed), /probe in {probe_took:.2?}, exporter peak memory {:.1} MiB",
+        held.len(),
+        peak_kib as f64 / 1024.0
+    );
+    assert!(peak_kib < 256 * 1024, "peak {peak_kib} KiB");
+    drop(held);
+}
+
+#[test]
+fn sigterm_lets_a_probe_in_flight_finish_and_holds_for_nothing_else() {
+    let Some(lab) =
+        support::lab_or_skip("sigterm_lets_a_probe_in_flight_finish_and_holds_for_nothing_else")
+    else {
+        return;
+    };
+    let _listeners = rules(&lab);
+    // A second each way: the probe's answers take two seconds to come, and
+    // the dropped port keeps it waiting longer.
+    lab.set_delay(1000).unwrap();
+    let (mut exporter_process, at) = exporter(&lab, &[]);
+    let lab = Arc::new(lab);
+    let mut half = lab
+        .run_in(Ns::Client, move || {
+            let mut s = TcpStream::connect(at)?;
+            s.write_all(HALF_A_REQUEST)?;
+            Ok::<_, std::io::Error>(s)
+        })
+        .unwrap()
+        .unwrap();
+    // TCP 5900 is dropped: the probe runs for seconds, within its
+    // deadline of 9.5 s.
+    let probe = std::thread::spawn({
+        let lab = Arc::clone(&lab);
+        move || {
+            let r = lab
+                .run_in(Ns::Client, move || {
+                    http::get_within(
+                        at,
+                        "/probe?target=198.18.1.2&product=ARD",
+                        "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n",
+                        Duration::from_secs(60),
+                    )
+                })
+                .unwrap();
+            (r, Instant::now())
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = get(&lab, at, "/metrics", "");
+        if sample(&body, "portprobe_exporter_probes_in_flight") == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the probe never started: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    kill(Pid::from_raw(exporter_process.id() as i32), Signal::SIGTERM).unwrap();
+    // The half-sent request is closed at once, while the probe runs on.
+    assert!(
+        closed_within(&mut half, Duration::from_secs(10)).is_some(),
+        "the half-sent request is still open after SIGTERM"
+    );
+    assert!(
+        !probe.is_finished(),
+        "the probe was over before the half-sent request was closed"
+    );
+    // And nothing new is accepted.
+    let refused = lab
+        .run_in(Ns::Client, move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match TcpStream::connect_timeout(&at, Duration::from_secs(2)) {
+                    Err(e) => return Some(e.kind()),
+                    Ok(_) if Instant::now() > deadline => return None,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused));
+    let (answer, answered) = probe.join().unwrap();
+    let answer = answer.expect("the probe in flight got no answer");
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert!(answer.head.contains("connection: close"), "{}", answer.head);
+    assert!(
+        answer.body.contains("\nprobe_success 0\n"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer
+            .body
+            .lines()
+            .any(|l| l.starts_with("portprobe_port_state{")
+                && l.contains("port=\"5900\"")
+                && l.contains("reason=\"no-response\"")
+                && l.contains("state=\"filtered\"")),
+        "{}",
+        answer.body
+    );
+    // The grace period: --max-time (30 s) and 5 s.
+    let status = exporter_process
+        .wait_for(Duration::from_secs(35))
+        .expect("still running after the grace period");
+    let exited = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{status}");
+    eprintln!(
+        "SIGTERM with a probe in flight and a half-sent request: the probe's answer came {:.2?} after the signal, the exit {exited:.2?} after it",
+        answered.duration_since(signalled)
+    );
 }

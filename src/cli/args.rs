@@ -245,7 +245,9 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Prometheus scrapes /probe in the multi-target pattern: \
 metrics_path /probe, params product, and relabelling __address__ to __param_target. \
-A probe's deadline follows X-Prometheus-Scrape-Timeout-Seconds, less half a second.\n\n\
+A probe's deadline follows X-Prometheus-Scrape-Timeout-Seconds, less half a second. \
+On SIGTERM or SIGINT it stops accepting, closes idle and half-sent connections, \
+and exits once the requests being answered are, within --max-time and 5 s.\n\n\
 Example:\n  portprobe serve --listen 127.0.0.1:9199 --allow 192.0.2.0/24 --allow server.example")]
 pub struct ServeArgs {
     /// Serve HTTP on this address and port.
@@ -267,6 +269,14 @@ pub struct ServeArgs {
     /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take (500ms to 1h).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_serve_max_time)]
     pub max_time: Duration,
+
+    /// Close a connection whose request head is not complete this long after it opened, or after the first byte of a later request.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_header_timeout)]
+    pub header_timeout: Duration,
+
+    /// Close a kept-alive connection that sends nothing for this long between requests.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_idle_timeout)]
+    pub idle_timeout: Duration,
 }
 
 impl ListenArgs {
@@ -391,6 +401,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 
 fn parse_serve_max_time(s: &str) -> Result<Duration, String> {
     duration::parse(s, duration::SERVE_MAX_TIME)
+}
+
+fn parse_header_timeout(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::SERVE_HEADER_TIMEOUT)
+}
+
+fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::SERVE_IDLE_TIMEOUT)
 }
 
 #[cfg(test)]

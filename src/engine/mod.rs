@@ -48,7 +48,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use limits::DEFAULT_CONCURRENCY;
+pub use limits::{DEFAULT_CONCURRENCY, raise_nofile_limit};
 pub use locate::{Located, MAX_HOPS, MAX_TRACED, Route, Stop};
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
 pub use pacing::{DEFAULT_ROUNDS, RESPONDER_ROUNDS};

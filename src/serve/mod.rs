@@ -3,13 +3,19 @@
 //! page for people at `/`. A front end over the engine, like the command
 //! line: every probe goes through [`probe::Prober`], which refuses targets
 //! outside the allow-list before a packet is sent and shares one
-//! concurrency limit among all requests.
+//! concurrency limit among all requests. The HTTP server beneath the routes
+//! (`http`) holds connections within caps and timeouts, and shuts down
+//! within a grace period.
 
 pub mod allow;
+mod caps;
+mod http;
 mod metrics;
 mod page;
+mod phase;
 mod probe;
 pub mod query;
+mod registry;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -23,7 +29,6 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
 pub use allow::AllowList;
@@ -31,8 +36,10 @@ pub use allow::AllowList;
 use crate::catalog::Catalog;
 use crate::report::clean::clean;
 use crate::report::{Report, Status, TextOptions, prometheus, text};
-use metrics::{Metrics, Outcome};
+use caps::Caps;
+use metrics::{Connections, Metrics, Outcome};
 use page::{Form, History, Recent, Shown};
+use phase::Timeouts;
 use probe::{NotRun, Prober};
 
 /// The time taken off Prometheus' scrape timeout, so that the answer is
@@ -40,9 +47,11 @@ use probe::{NotRun, Prober};
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 /// The shortest probe deadline.
 pub const MIN_BUDGET: Duration = Duration::from_millis(500);
-/// Requests one source address may have in progress at once: enough for a
-/// Prometheus that scrapes hundreds of targets in the same second.
-const PER_SOURCE: u32 = 256;
+/// How long a client may take to receive a response once it is ready.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a shutdown allows beyond the longest probe deadline, for the
+/// answers to be written.
+const GRACE_MARGIN: Duration = Duration::from_secs(5);
 /// The Prometheus text format's content type.
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -58,6 +67,19 @@ pub struct Config {
     /// The deadline of a probe without Prometheus' timeout header, and the
     /// most any probe may take.
     pub max_time: Duration,
+    /// How long a connection may take to send a request head, from its
+    /// opening or from the first byte of a later request.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait between requests.
+    pub idle_timeout: Duration,
+}
+
+impl Config {
+    /// How long a shutdown may wait for the requests being answered: the
+    /// longest probe deadline and a margin.
+    pub fn grace(&self) -> Duration {
+        self.max_time.max(MIN_BUDGET).saturating_add(GRACE_MARGIN)
+    }
 }
 
 /// What the handlers share.
@@ -66,7 +88,10 @@ struct Shared {
     prober: Prober,
     metrics: Metrics,
     history: Mutex<History>,
-    sources: Mutex<HashMap<IpAddr, u32>>,
+    sources: Mutex<HashMap<IpAddr, usize>>,
+    /// Requests one source address may have in progress at once.
+    per_source: usize,
+    connections: Arc<Connections>,
     max_time: Duration,
 }
 
@@ -97,7 +122,7 @@ impl Shared {
         let source = source.to_canonical();
         let mut sources = lock(&self.sources);
         let n = sources.entry(source).or_insert(0);
-        if *n >= PER_SOURCE {
+        if *n >= self.per_source {
             return None;
         }
         *n += 1;
@@ -140,26 +165,44 @@ pub fn run(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> 
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, catalog, out))
+    let result = runtime.block_on(serve(config, catalog, out));
+    // A name being resolved on a blocking thread does not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = http::listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
-    let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let signals = http::Signals::catch()?;
+    let caps = Caps::derive(crate::engine::raise_nofile_limit(), config.concurrency);
+    let connections = Arc::new(Connections::with_limits(caps.connections, caps.per_source));
+    let registry = Arc::new(registry::Registry::new(
+        caps.connections,
+        caps.per_source,
+        Arc::clone(&connections),
+    ));
+    let limits = http::Limits {
+        timeouts: Timeouts {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+            send: SEND_TIMEOUT,
+        },
+        grace: config.grace(),
+    };
     let shared = Arc::new(Shared {
         prober: Prober {
             catalog: Arc::new(catalog),
             allow: config.allow,
-            permits: Arc::new(Semaphore::new(config.concurrency)),
-            limit: config.concurrency,
+            permits: Arc::new(Semaphore::new(caps.probes)),
+            limit: caps.probes,
         },
         metrics: Metrics::default(),
         history: Mutex::new(History::default()),
         sources: Mutex::new(HashMap::new()),
+        per_source: caps.requests_per_source,
+        connections: Arc::clone(&connections),
         max_time: config.max_time,
     });
     let app = Router::new()
@@ -167,24 +210,13 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
         .route("/metrics", get(metrics_handler))
         .route("/", get(page_handler))
         .fallback(not_found)
-        .with_state(shared);
+        .with_state(Arc::clone(&shared));
     writeln!(
         out,
         "serving on http://{local}: /probe?target=HOST&product=NAME for Prometheus, /metrics, and a page at /"
     )
     .and_then(|()| out.flush())?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-    .await
-    .context("the HTTP server failed")
+    http::serve(listener, app, registry, connections, limits, signals).await
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
@@ -210,10 +242,10 @@ fn exposition(body: String) -> Response {
         .into_response()
 }
 
-fn too_many() -> Response {
+fn too_many(limit: usize) -> Response {
     plain(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("more than {PER_SOURCE} requests from this address at once\n"),
+        format!("more than {limit} requests from this address at once\n"),
     )
 }
 
@@ -241,7 +273,7 @@ async fn probe_handler(
 ) -> Response {
     let Some(_slot) = shared.slot(peer.ip()) else {
         shared.metrics.record(Outcome::Busy, None);
-        return too_many();
+        return too_many(shared.per_source);
     };
     let q = match query::parse(raw.as_deref().unwrap_or("")) {
         Ok(q) => q,
@@ -319,7 +351,7 @@ fn refusal(shared: &Shared, not_run: NotRun) -> (StatusCode, String) {
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.prober.limit;
     let in_use = limit - shared.prober.permits.available_permits();
-    exposition(shared.metrics.render(limit, in_use))
+    exposition(shared.metrics.render(limit, in_use, &shared.connections))
 }
 
 async fn page_handler(
@@ -350,7 +382,7 @@ async fn page_handler(
     } else {
         let Some(_slot) = shared.slot(peer.ip()) else {
             shared.metrics.record(Outcome::Busy, None);
-            return too_many();
+            return too_many(shared.per_source);
         };
         match query::parse(&raw) {
             Err(why) => {

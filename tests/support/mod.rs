@@ -164,6 +164,27 @@ pub fn have_program(program: &str) -> bool {
         .any(|dir| runnable(&dir.join(program)))
 }
 
+/// Raises this process's open-file limit to at least `want` descriptors
+/// (the hard limit too, when root may) and returns the soft limit now.
+/// Children started afterwards inherit it.
+pub fn raise_open_files(want: u64) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    if soft >= want {
+        return soft;
+    }
+    if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
+    let soft = want.min(hard);
+    match setrlimit(Resource::RLIMIT_NOFILE, soft, hard) {
+        Ok(()) => soft,
+        Err(_) => getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(s, _)| s),
+    }
+}
+
 /// Runs a command to completion and returns its stdout, or an error carrying
 /// the command line, exit status and stderr.
 pub fn run(cmd: &mut Command) -> std::io::Result<String> {
