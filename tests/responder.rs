@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::thread;
 
 use portprobe::port::Transport;
-use portprobe::wire::responder::{Hello, Secret, reply};
+use portprobe::wire::responder::{HELLO_LEN, Hello, Secret, Seen, reply};
 use serde_json::Value;
 
 const SECRET: &str = "the lab's shared secret, 32 bytes";
@@ -26,11 +26,17 @@ fn tcp_responder() -> u16 {
     thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut hello = [0u8; 48];
+            let mut hello = [0u8; HELLO_LEN];
             if conn.read_exact(&mut hello).is_ok()
                 && let Some(h) = Hello::parse(&hello)
             {
-                let _ = conn.write_all(&reply(&secret(), &h, Transport::Tcp, port));
+                let seen = Seen {
+                    transport: Transport::Tcp,
+                    from: conn.peer_addr().unwrap(),
+                    to: conn.local_addr().unwrap(),
+                    limiting: false,
+                };
+                let _ = conn.write_all(&reply(&secret(), &h, &seen));
             }
         }
     });
@@ -42,10 +48,17 @@ fn udp_responder() -> u16 {
     let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = s.local_addr().unwrap().port();
     thread::spawn(move || {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
+        let to = s.local_addr().unwrap();
         while let Ok((n, from)) = s.recv_from(&mut buf) {
             if let Some(h) = Hello::parse(&buf[..n]) {
-                let _ = s.send_to(&reply(&secret(), &h, Transport::Udp, port), from);
+                let seen = Seen {
+                    transport: Transport::Udp,
+                    from,
+                    to,
+                    limiting: false,
+                };
+                let _ = s.send_to(&reply(&secret(), &h, &seen), from);
             }
         }
     });

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::icmp::IcmpError;
 use super::outcome::Reason;
 use crate::wire::Reply;
+use crate::wire::responder::Seen;
 
 /// What an attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,11 +26,15 @@ pub enum Evidence {
     OwnPort,
     /// TCP: refused by a reset.
     Refused,
-    /// TCP: connected to a port of a far-side `portprobe listen`; `verified`
-    /// when its reply to our hello proved the shared secret.
+    /// A port of a far-side `portprobe listen` answered our hello: over a
+    /// TCP connection, or (for a proof) by a UDP datagram from the probed
+    /// address and port.
     Responder {
-        /// The reply carried the right tag.
-        verified: bool,
+        /// What the answer was.
+        answer: Answer,
+        /// The address and port this computer sent the hello from (the
+        /// socket's own), when known.
+        sent_from: Option<SocketAddr>,
     },
     /// UDP: a reply arrived; `Some` when recognised as the protocol asked.
     Datagram {
@@ -46,6 +51,18 @@ pub enum Evidence {
     LocalError(i32),
     /// Nothing came back before the deadline.
     Silent,
+}
+
+/// A responder port's answer to a hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A reply with a valid tag: the responder, and what it saw of the hello.
+    Proved(Seen),
+    /// The responder's (untagged) notice that it had no room for the
+    /// connection: nothing proved, try again later.
+    Busy,
+    /// Something answered, but not with a valid tag.
+    Not,
 }
 
 /// The evidence and when it arrived.

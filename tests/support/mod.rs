@@ -13,6 +13,7 @@ pub mod netns;
 pub mod nfqueue;
 pub mod peers;
 pub mod proc;
+pub mod responder;
 
 use std::process::{Command, Stdio};
 

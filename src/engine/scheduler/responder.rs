@@ -1,0 +1,87 @@
+//! What the scheduler does with a far-side responder's answers, beside its
+//! loop: a proof's news for the address's rounds (a UDP port it proved is
+//! the responder's canary; a reply saying it was limiting makes it a
+//! sender that can leave silent ports unconfirmed, see `pacing`), and a
+//! port it had no room for, probed again after a pause that doubles, a few
+//! times within `--max-time`, keeping the busy result meanwhile (so a run
+//! that ends first reports it busy, never blocked).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Scheduler;
+use crate::engine::attempt::Prober;
+use crate::engine::evidence::{Answer, Evidence};
+use crate::engine::outcome::{PortResult, Reason};
+use crate::engine::pacing::Who;
+use crate::engine::slot::{SlotState, Stage};
+use crate::port::Transport;
+
+/// Attempts a port gets while the responder answers it busy.
+pub(super) const BUSY_TRIES: u32 = 6;
+/// The pause before the first attempt after a busy answer; it doubles
+/// after each, up to [`BUSY_PAUSE_MAX`].
+const BUSY_PAUSE: Duration = Duration::from_millis(250);
+const BUSY_PAUSE_MAX: Duration = Duration::from_secs(2);
+
+impl<P: Prober> Scheduler<'_, P> {
+    /// Tells the rounds of address `addr` what the answer of `slot`'s
+    /// attempt (in `stage`) shows of the responder.
+    pub(super) fn responder_news(
+        &mut self,
+        addr: usize,
+        slot: usize,
+        stage: Stage,
+        evidence: &Evidence,
+        now: Instant,
+    ) {
+        let Evidence::Responder {
+            answer: Answer::Proved(seen),
+            ..
+        } = evidence
+        else {
+            return;
+        };
+        let pacing = &mut self.paths[addr].pacing;
+        if seen.limiting {
+            pacing.responder_limiting(now);
+        }
+        if self.slots.get(slot).job.probe.transport() == Transport::Udp {
+            match stage {
+                Stage::Canary => pacing.canary_answered(Who::Responder),
+                Stage::Pass | Stage::Round => pacing.responder_answered(slot, now),
+            }
+        }
+    }
+
+    /// Queues `slot` again after a pause when the responder had no room
+    /// for it and it has tries left, keeping `result` meanwhile; `result`
+    /// is handed back when it is the port's answer.
+    pub(super) fn retry_busy(&mut self, slot: usize, result: PortResult) -> Option<PortResult> {
+        let busy = self.slots.get(slot).busy;
+        if result.reason != Reason::ResponderBusy || busy + 1 >= BUSY_TRIES {
+            return Some(result);
+        }
+        self.slots.get_mut(slot).busy = busy + 1;
+        let pause = BUSY_PAUSE
+            .saturating_mul(1 << busy.min(8))
+            .min(BUSY_PAUSE_MAX);
+        self.slots.set(
+            slot,
+            SlotState::Queued {
+                stage: Stage::Pass,
+                last: Some(result),
+            },
+        );
+        self.defer(Instant::now() + pause, slot);
+        None
+    }
+
+    /// Holds `slot` back until `at`, keeping the waiting ports in the order
+    /// they are due.
+    pub(super) fn defer(&mut self, at: Instant, slot: usize) {
+        let i = self.deferred.partition_point(|&(t, _)| t <= at);
+        self.deferred.insert(i, (at, slot));
+    }
+}
