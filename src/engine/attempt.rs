@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nix::libc;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -226,9 +227,11 @@ fn tcp(
         };
         match (finished.evidence, exchange) {
             // The connect's round trip times the path; the hello gets a
-            // timeout of its own.
+            // timeout of its own, long enough for a busy responder.
             (Evidence::Connected, Some(exchange)) => Finished {
-                evidence: exchange.run(&stream, deadline.restart()).await,
+                evidence: exchange
+                    .run(&stream, deadline.restart_with_floor(EXCHANGE_FLOOR))
+                    .await,
                 rtt: finished.rtt,
             },
             (evidence, _) => Finished {
@@ -298,6 +301,11 @@ fn tcp_last_look(stream: &TcpStream, start: Instant) -> Finished {
     };
     Finished { evidence, rtt }
 }
+
+/// The least time a responder's TCP port gets to answer the hello: a
+/// responder busy with a flood answers late, and silence until then reads
+/// as another program's.
+const EXCHANGE_FLOOR: Duration = Duration::from_secs(1);
 
 /// How many new sockets a UDP attempt at this machine's own port tries
 /// before giving up, when the kernel keeps choosing the probed port as the

@@ -81,6 +81,7 @@ pub struct Finished {
 pub struct Deadline {
     start: Instant,
     timeout: watch::Receiver<Duration>,
+    floor: Duration,
 }
 
 impl Deadline {
@@ -89,6 +90,7 @@ impl Deadline {
         Deadline {
             start: Instant::now(),
             timeout,
+            floor: Duration::ZERO,
         }
     }
 
@@ -97,18 +99,22 @@ impl Deadline {
         self.start
     }
 
-    /// A deadline of the same timeout, starting now.
-    pub fn restart(&self) -> Deadline {
-        Deadline::new(self.timeout.clone())
+    /// A deadline of the same timeout, but never shorter than `floor`,
+    /// starting now.
+    pub fn restart_with_floor(&self, floor: Duration) -> Deadline {
+        Deadline {
+            floor,
+            ..Deadline::new(self.timeout.clone())
+        }
     }
 
     /// Completes when the deadline has passed.
     pub async fn passed(mut self) {
         loop {
-            let at = self.start + *self.timeout.borrow_and_update();
+            let at = self.start + self.timeout.borrow_and_update().max(self.floor);
             tokio::select! {
                 () = tokio::time::sleep_until(at) => {
-                    if Instant::now() >= self.start + *self.timeout.borrow() {
+                    if Instant::now() >= self.start + self.timeout.borrow().max(self.floor) {
                         return;
                     }
                 }
@@ -137,6 +143,17 @@ mod tests {
         tx.send(Duration::from_millis(300)).unwrap();
         waiting.await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_floor_holds_a_restarted_deadline_up() {
+        let (tx, rx) = watch::channel(Duration::from_millis(100));
+        let deadline = Deadline::new(rx).restart_with_floor(Duration::from_secs(1));
+        let start = deadline.start();
+        let waiting = tokio::spawn(deadline.passed());
+        tx.send(Duration::from_millis(50)).unwrap();
+        waiting.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

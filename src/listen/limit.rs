@@ -13,7 +13,9 @@
 //! spends only the total: the responder then answers no one until the
 //! total refills, says so in every reply it still sends (so a client
 //! re-checks before calling a port blocked), and never answers more than
-//! the total.
+//! the total. A flood faster than the responder reads loses hellos in the
+//! kernel before any limit sees them; the kernel counts them, and replies
+//! say that too.
 //!
 //! A TCP peer has completed a handshake, so its address is its own: TCP
 //! hellos and connections are limited per address, in a bounded table.
@@ -40,7 +42,8 @@ pub const SOURCE_BURST: f64 = 64.0;
 /// Buckets for UDP sources; sources whose keyed hash picks the same one
 /// share it.
 pub const SLOTS: usize = 16_384;
-/// How long after the total cap refused a hello the replies say so.
+/// How long after the total cap refused a hello (or the kernel lost some)
+/// the replies say so.
 pub const LIMITING_WINDOW: Duration = Duration::from_secs(10);
 /// TCP hellos answered per second per address, once its burst is spent.
 pub const TCP_RATE: f64 = 5000.0;
@@ -98,7 +101,7 @@ pub struct UdpLimiter {
     slots: Vec<Bucket>,
     key: RandomState,
     total: Bucket,
-    capped_at: Option<Instant>,
+    limited_at: Option<Instant>,
 }
 
 impl UdpLimiter {
@@ -108,7 +111,7 @@ impl UdpLimiter {
             slots: vec![Bucket::full(SOURCE_BURST, now); SLOTS],
             key: RandomState::new(),
             total: Bucket::full(TOTAL_BURST, now),
-            capped_at: None,
+            limited_at: None,
         }
     }
 
@@ -125,7 +128,7 @@ impl UdpLimiter {
         }
         self.total.refill(now, TOTAL_RATE, TOTAL_BURST);
         if self.total.tokens < 1.0 {
-            self.capped_at = Some(now);
+            self.limited_at = Some(now);
             return Err(Refusal::Capped);
         }
         slot.tokens -= 1.0;
@@ -133,9 +136,16 @@ impl UdpLimiter {
         Ok(())
     }
 
-    /// Whether the total refused a hello within [`LIMITING_WINDOW`] of `now`.
+    /// The kernel dropped datagrams it could not queue (a full socket
+    /// buffer): hellos were lost, as if refused.
+    pub fn lost(&mut self, now: Instant) {
+        self.limited_at = Some(now);
+    }
+
+    /// Whether the total refused a hello, or the kernel lost some, within
+    /// [`LIMITING_WINDOW`] of `now`.
     pub fn limiting(&self, now: Instant) -> bool {
-        self.capped_at
+        self.limited_at
             .is_some_and(|at| now.saturating_duration_since(at) < LIMITING_WINDOW)
     }
 }
@@ -293,6 +303,10 @@ mod tests {
         );
         let now = ms(t0, 2000);
         assert!(l.limiting(now));
+        let mut quiet = UdpLimiter::new(t0);
+        assert!(!quiet.limiting(t0));
+        quiet.lost(t0);
+        assert!(quiet.limiting(now), "hellos lost in the kernel count too");
         assert!(!l.limiting(now + LIMITING_WINDOW), "the news grows old");
         // The refused hellos spent no bucket: once the total refills, the
         // victim's next probe (a new port) is served, and so is the very

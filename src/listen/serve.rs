@@ -72,6 +72,12 @@ impl Shared {
         lock(&self.tally).record(transport, port, source, event);
     }
 
+    /// The kernel dropped `count` datagrams on UDP `port` (a full buffer).
+    fn lost(&self, port: u16, count: u64) {
+        lock(&self.udp_limiter).lost(Instant::now());
+        lock(&self.tally).lost(port, count);
+    }
+
     /// Whether a UDP hello from `from` may be answered; `Ok(limiting)`
     /// says whether the total cap refused hellos lately.
     fn allow_udp(&self, from: SocketAddr) -> Result<bool, Refusal> {
@@ -134,6 +140,7 @@ fn arrival(to: Option<Local>, bound: IpAddr, port: u16) -> SocketAddr {
 async fn udp(socket: UdpSocket, port: u16, bound: IpAddr, shared: Arc<Shared>) {
     let fd = socket.as_raw_fd();
     let mut buf = [0u8; HELLO_LEN + 1];
+    let mut dropped = 0u32;
     loop {
         let Ok(got) = socket
             .async_io(Interest::READABLE, || pktinfo::recv(fd, &mut buf))
@@ -141,6 +148,12 @@ async fn udp(socket: UdpSocket, port: u16, bound: IpAddr, shared: Arc<Shared>) {
         else {
             continue;
         };
+        if let Some(now) = got.dropped
+            && now != dropped
+        {
+            shared.lost(port, u64::from(now.wrapping_sub(dropped)));
+            dropped = now;
+        }
         let source = source_of(got.from);
         let event = match Hello::parse(&buf[..got.len]) {
             None => Event::Ignored,

@@ -43,6 +43,8 @@ pub struct PortTally {
     pub refused: u64,
     /// TCP connections turned away busy.
     pub busy: u64,
+    /// UDP datagrams the kernel dropped unread (a full socket buffer).
+    pub lost: u64,
     /// The first addresses seen.
     pub sources: Vec<IpAddr>,
     /// Whether more addresses than those were seen.
@@ -55,6 +57,8 @@ pub struct Tally {
     ports: BTreeMap<(Transport, u16), PortTally>,
     /// UDP hellos refused over the total cap, on every port.
     capped: u64,
+    /// UDP datagrams lost unread, on every port.
+    lost: u64,
 }
 
 impl Tally {
@@ -79,6 +83,12 @@ impl Tally {
                 t.others = true;
             }
         }
+    }
+
+    /// Records `count` datagrams the kernel dropped on UDP `port`.
+    pub fn lost(&mut self, port: u16, count: u64) {
+        self.ports.entry((Transport::Udp, port)).or_default().lost += count;
+        self.lost += count;
     }
 
     /// The record of one port, if anything arrived on it.
@@ -239,6 +249,12 @@ pub fn stopped(tally: &Tally, ports: &[(Transport, u16)], ran: Duration, signal:
                 plural(t.busy, "connection", "connections")
             ));
         }
+        if t.lost > 0 {
+            parts.push(format!(
+                "{} lost unread",
+                plural(t.lost, "datagram", "datagrams")
+            ));
+        }
         let _ = writeln!(
             s,
             "{}: {}{each}, {}",
@@ -263,12 +279,25 @@ pub fn stopped(tally: &Tally, ports: &[(Transport, u16)], ran: Duration, signal:
         plural(refused, "hello", "hellos"),
         plural(silent as u64, "port", "ports"),
     );
+    let mut flood = Vec::new();
     if tally.capped > 0 {
-        let _ = writeln!(
-            s,
-            "{} refused over the total cap of {} UDP replies a second: a flood, maybe with forged source addresses; replies said so meanwhile, so clients re-checked before calling a port blocked",
+        flood.push(format!(
+            "{} refused over the total cap of {} UDP replies a second",
             plural(tally.capped, "UDP hello", "UDP hellos"),
             TOTAL_RATE as u64,
+        ));
+    }
+    if tally.lost > 0 {
+        flood.push(format!(
+            "{} lost unread (a full socket buffer)",
+            plural(tally.lost, "UDP datagram", "UDP datagrams"),
+        ));
+    }
+    if !flood.is_empty() {
+        let _ = writeln!(
+            s,
+            "{}: a flood, maybe with forged source addresses; replies said so meanwhile, so clients re-checked before calling a port blocked",
+            flood.join(", ")
         );
     }
     if any_udp {
@@ -349,15 +378,16 @@ mod tests {
         );
         tally.record(Transport::Udp, 123, a, Event::Refused(Refusal::Capped));
         tally.record(Transport::Udp, 123, a, Event::Refused(Refusal::RateLimited));
+        tally.lost(123, 7);
         let ports = [(Transport::Tcp, 80), (Transport::Udp, 123)];
         let text = stopped(&tally, &ports, Duration::from_secs(1), "SIGINT");
         assert_eq!(
             text,
             "stopped by SIGINT after 1.0 s\n\
              TCP 80: 1 hello answered, 2 connections turned away busy, from 198.18.0.2\n\
-             UDP 123: 0 hellos answered, 2 hellos over a limit, claimed sources: 198.18.0.2\n\
+             UDP 123: 0 hellos answered, 2 hellos over a limit, 7 datagrams lost unread, claimed sources: 198.18.0.2\n\
              1 hello answered, 0 messages ignored (not a hello), 2 hellos refused (over a limit); 2 connections turned away busy (no room); 0 ports received nothing\n\
-             1 UDP hello refused over the total cap of 10000 UDP replies a second: a flood, maybe with forged source addresses; replies said so meanwhile, so clients re-checked before calling a port blocked\n\
+             1 UDP hello refused over the total cap of 10000 UDP replies a second, 7 UDP datagrams lost unread (a full socket buffer): a flood, maybe with forged source addresses; replies said so meanwhile, so clients re-checked before calling a port blocked\n\
              (UDP sources are as the datagrams claim: anyone can forge them. TCP sources completed a handshake.)\n"
         );
     }

@@ -20,7 +20,8 @@
 //!   4      2 (reply)
 //!   5      transport the hello came in on
 //!   6      flags: 1 = the responder refused UDP hellos over its total
-//!          cap in the last 10 s (it may be refusing others now)
+//!          cap, or lost some unread, in the last 10 s (it may be missing
+//!          others now)
 //!   7      0
 //!   8..24  the address the hello came from (IPv4 as IPv4-mapped IPv6)
 //!   24..26 the port it came from
@@ -164,8 +165,9 @@ pub struct Seen {
     /// Where it arrived: the address it was sent to (unspecified when the
     /// responder's kernel did not say) and the port.
     pub to: SocketAddr,
-    /// The responder refused UDP hellos over its total cap in the last few
-    /// seconds: silence from its UDP ports may be its own.
+    /// The responder refused UDP hellos over its total cap, or lost some
+    /// unread, in the last few seconds: silence from its UDP ports may be
+    /// its own.
     pub limiting: bool,
 }
 

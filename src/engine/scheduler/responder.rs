@@ -1,7 +1,9 @@
 //! What the scheduler does with a far-side responder's answers, beside its
 //! loop: a proof's news for the address's rounds (a UDP port it proved is
-//! the responder's canary; a reply saying it was limiting makes it a
-//! sender that can leave silent ports unconfirmed, see `pacing`), and a
+//! the responder's canary, which vouches for a round only when its reply
+//! says the responder refused nothing over its cap meanwhile; a reply
+//! saying it was limiting makes it a sender that can leave silent ports
+//! unconfirmed, see `pacing`), and a
 //! port it had no room for, probed again after a pause that doubles, a few
 //! times within `--max-time`, keeping the busy result meanwhile (so a run
 //! that ends first reports it busy, never blocked).
@@ -49,7 +51,11 @@ impl<P: Prober> Scheduler<'_, P> {
         }
         if self.slots.get(slot).job.probe.transport() == Transport::Udp {
             match stage {
-                Stage::Canary => pacing.canary_answered(Who::Responder),
+                // A canary vouches for the round only if the responder had
+                // refused no hello over its cap meanwhile: else the silent
+                // ports may have been refused where the canary was lucky.
+                Stage::Canary if !seen.limiting => pacing.canary_answered(Who::Responder),
+                Stage::Canary => {}
                 Stage::Pass | Stage::Round => pacing.responder_answered(slot, now),
             }
         }
