@@ -6,6 +6,7 @@
 //! different part of it.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod chain;
 pub mod http;
 pub mod lab;

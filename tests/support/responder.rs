@@ -113,23 +113,16 @@ pub fn listen_cmd(lab: &Lab, keys: &Keys, args: &[&str]) -> Command {
     cmd
 }
 
-/// `portprobe --responder --json --no-locate HOSTS --ports PORTS EXTRA` from
-/// the client namespace as `nobody`, the secret in the environment; fails
-/// the test on a refusal (exit code 3 or more).
-pub fn client_with(
-    lab: &Lab,
-    secret: &str,
-    hosts: &[String],
-    ports: &str,
-    extra: &[&str],
-) -> Output {
+/// `portprobe --responder --json --no-locate HOSTS --ports PORTS` from the
+/// client namespace as `nobody`, the secret in the environment; fails the
+/// test on a refusal (exit code 3 or more).
+pub fn client(lab: &Lab, secret: &str, hosts: &[String], ports: &str) -> Output {
     let out = lab
         .client_cmd_as_nobody(BIN)
         .unwrap()
         .args(hosts)
         .args(["--ports", ports, "--responder", "--json", "--no-locate"])
         .args(["--max-time", "30"])
-        .args(extra)
         .env("PORTPROBE_SECRET", secret)
         .output()
         .unwrap();
@@ -139,11 +132,6 @@ pub fn client_with(
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// [`client_with`] and nothing extra.
-pub fn client(lab: &Lab, secret: &str, hosts: &[String], ports: &str) -> Output {
-    client_with(lab, secret, hosts, ports, &[])
 }
 
 /// Every result of a JSON report (one target or several).
