@@ -102,9 +102,13 @@ fn the_responder_proves_exactly_what_the_router_allows() {
     let (status, summary) = responder.stop();
     assert!(status.success(), "{status:?} {summary}");
     assert!(summary.starts_with("stopped by SIGTERM"), "{summary}");
+    // (A run of UDP ports, split where a proven port was probed again
+    // as the round's canary.)
     assert!(
-        summary.contains("UDP 7001-7009: ")
-            && summary.contains("claimed sources: 198.18.0.2, 2001:db8::2"),
+        summary
+            .lines()
+            .any(|l| l.starts_with("UDP 70")
+                && l.ends_with("claimed sources: 198.18.0.2, 2001:db8::2")),
         "{summary}"
     );
     assert!(summary.contains("2001:db8::2"), "{summary}");
@@ -319,7 +323,7 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
         .find(|l| l.starts_with("UDP 7100: "))
         .unwrap_or_else(|| panic!("{summary}"));
     assert!(
-        flood_line.contains("over a limit, claimed sources: 198.18.0.2"),
+        flood_line.contains("over a limit") && flood_line.contains("claimed sources: 198.18.0.2"),
         "{summary}"
     );
     let answered_flood: f64 = flood_line
@@ -350,9 +354,9 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
         received <= rep_packets,
         "{received} replies came from nowhere"
     );
-    // Each reply is 88 bytes on the wire (IPv4, UDP, 60 bytes), each hello
-    // 92 (64 bytes), and the router saw no reply that was not to a hello.
-    assert_eq!(rep_bytes, rep_packets * 88, "a reply of another size");
+    // Each reply is 96 bytes on the wire (IPv4, UDP, 68 bytes), each hello
+    // 108 (80 bytes), and the router saw no reply that was not to a hello.
+    assert_eq!(rep_bytes, rep_packets * 96, "a reply of another size");
     assert!(
         rep_packets <= sent && rep_bytes <= req_bytes,
         "replies {rep_packets} packets {rep_bytes} bytes, requests {req_packets} packets {req_bytes} bytes"

@@ -462,7 +462,8 @@ impl Receive {
     /// Whether a datagram counts: never one from portprobe's own sockets; a
     /// reply carrying our IDs from any sender; a reply recognised by shape
     /// alone, or a responder's proof, only from where its protocol answers;
-    /// anything else only from the probed address and port.
+    /// never the protocol's answer to another request; anything else only
+    /// from the probed address and port.
     fn judge_datagram(&self, bytes: &[u8], from: SocketAddr) -> Option<Evidence> {
         if self.local
             && (from.ip().is_loopback() || from.ip() == self.target.ip())
@@ -482,6 +483,7 @@ impl Receive {
                 Some(Some(reply))
             }
             Some(_) => None,
+            None if self.request.answers_another(bytes) => None,
             None if same_endpoint(probed, from) => Some(None),
             None => None,
         };

@@ -4,7 +4,7 @@
 //! then the reply and a close, and a connection there is no room for (the
 //! pool, or its source's share of it, is taken) gets the busy notice and a
 //! close at once. Every answer passes the limits (`limit.rs`); the reply
-//! (60 bytes) and the notice (8) are always shorter than the hello (64).
+//! (68 bytes) and the notice (8) are always shorter than the hello (80).
 
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};

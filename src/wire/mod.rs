@@ -201,6 +201,15 @@ pub trait UdpRequest: Send + Sync + fmt::Debug {
     /// [`Match::ShapeFromPort`]), which the engine must then check against
     /// the sender with [`Reply::accepts`]. Must not panic on any input.
     fn recognise(&self, reply: &[u8]) -> Option<Reply>;
+
+    /// Whether `reply`, which [`UdpRequest::recognise`] refused, is this
+    /// protocol's answer to another request (a far-side responder answering
+    /// a hello forged with our address): neither an answer to us nor a sign
+    /// of another program on the port, so it is ignored. Must not panic on
+    /// any input.
+    fn answers_another(&self, _reply: &[u8]) -> bool {
+        false
+    }
 }
 
 /// What silence from a UDP port most likely means for a protocol.

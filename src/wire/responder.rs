@@ -7,15 +7,15 @@
 //! a translation on the way, shows in the result instead of hiding.
 //!
 //! ```text
-//! hello (client to responder), 64 bytes:
+//! hello (client to responder), 80 bytes:
 //!   0..4   "PPR2"
 //!   4      1 (hello)
 //!   5      transport: 6 TCP, 17 UDP
 //!   6..8   the port the client probes, big-endian
 //!   8..24  16 random bytes (the nonce)
-//!   24..64 zeros
+//!   24..80 zeros
 //!
-//! reply (responder to client), 60 bytes:
+//! reply (responder to client), 68 bytes:
 //!   0..4   "PPR2"
 //!   4      2 (reply)
 //!   5      transport the hello came in on
@@ -23,11 +23,12 @@
 //!          cap, or lost some unread, in the last 10 s (it may be missing
 //!          others now)
 //!   7      0
-//!   8..24  the address the hello came from (IPv4 as IPv4-mapped IPv6)
-//!   24..26 the port it came from
-//!   26..42 the address it was sent to (`::` when the kernel did not say)
-//!   42..44 the port it arrived on
-//!   44..60 HMAC-SHA-256(secret, "portprobe responder 2" | nonce | bytes 0..44),
+//!   8..16  the hello's nonce, its first 8 bytes
+//!   16..32 the address the hello came from (IPv4 as IPv4-mapped IPv6)
+//!   32..34 the port it came from
+//!   34..50 the address it was sent to (`::` when the kernel did not say)
+//!   50..52 the port it arrived on
+//!   52..68 HMAC-SHA-256(secret, "portprobe responder 2" | nonce | bytes 0..52),
 //!          its first 16 bytes (RFC 2104 section 5, as RFC 4868 does)
 //!
 //! busy notice (responder to a TCP client it has no room for), 8 bytes:
@@ -38,8 +39,11 @@
 //!   7      0
 //! ```
 //!
-//! A reply is shorter than the hello that draws it (60 bytes for 64): the
-//! responder never amplifies. The zeros make a hello that size, and a
+//! A reply is shorter than the hello that draws it (68 bytes for 80): the
+//! responder never amplifies. The nonce it echoes in clear tells a client
+//! its own reply (which, with a bad tag, means another secret) from the
+//! responder's reply to someone else's hello (a forger's, say, that named
+//! the client's address), which it ignores. The zeros make a hello that size, and a
 //! responder answers nothing but a hello of exactly that form; a hello of
 //! the first version of the protocol ("PPR1", 48 bytes) gets no answer. The
 //! busy notice carries no tag: it can only make a client wait and report
@@ -57,9 +61,9 @@ use crate::port::Transport;
 /// Every message starts with this.
 pub const MAGIC: &[u8; 4] = b"PPR2";
 /// Length of a hello.
-pub const HELLO_LEN: usize = 64;
+pub const HELLO_LEN: usize = 80;
 /// Length of a reply.
-pub const REPLY_LEN: usize = 60;
+pub const REPLY_LEN: usize = 68;
 /// Length of a busy notice.
 pub const NOTICE_LEN: usize = 8;
 /// The shortest secret accepted, in bytes.
@@ -204,8 +208,9 @@ pub fn reply(secret: &Secret, hello: &Hello, seen: &Seen) -> [u8; REPLY_LEN] {
     out[4] = REPLY;
     out[5] = transport_code(seen.transport);
     out[6] = if seen.limiting { LIMITING } else { 0 };
-    put_endpoint(&mut out[8..26], seen.from);
-    put_endpoint(&mut out[26..44], seen.to);
+    out[8..16].copy_from_slice(&hello.nonce[..8]);
+    put_endpoint(&mut out[16..34], seen.from);
+    put_endpoint(&mut out[34..52], seen.to);
     let full = tag(secret, &hello.nonce, &out[..TAGGED])
         .finalize()
         .into_bytes();
@@ -225,10 +230,20 @@ pub fn verify(secret: &Secret, nonce: &[u8; 16], bytes: &[u8]) -> Option<Seen> {
         .ok()?;
     Some(Seen {
         transport: transport_of(bytes[5])?,
-        from: endpoint(&bytes[8..26]),
-        to: endpoint(&bytes[26..44]),
+        from: endpoint(&bytes[16..34]),
+        to: endpoint(&bytes[34..52]),
         limiting: bytes[6] & LIMITING != 0,
     })
+}
+
+/// Whether `bytes` have the form of a reply to some other hello than the
+/// one that carried `nonce` (they echo another nonce): the responder
+/// answering someone else, not a sign of another program on its port.
+pub fn answers_another(nonce: &[u8; 16], bytes: &[u8]) -> bool {
+    bytes.len() == REPLY_LEN
+        && &bytes[..4] == MAGIC
+        && bytes[4] == REPLY
+        && bytes[8..16] != nonce[..8]
 }
 
 /// Whether `bytes` are the busy notice.
@@ -260,6 +275,10 @@ impl Request {
 impl UdpRequest for Request {
     fn datagrams(&self) -> Vec<Vec<u8>> {
         vec![self.hello.to_bytes().to_vec()]
+    }
+
+    fn answers_another(&self, reply: &[u8]) -> bool {
+        answers_another(&self.hello.nonce, reply)
     }
 
     fn recognise(&self, reply: &[u8]) -> Option<Reply> {
@@ -311,9 +330,10 @@ mod tests {
         assert!(r.len() < bytes.len(), "a reply never outgrows its hello");
         assert!(BUSY_NOTICE.len() < bytes.len());
         assert_eq!(verify(&secret(), &h.nonce, &r), Some(seen()));
-        // IPv4 travels IPv4-mapped: bytes 8..24 are ::ffff:198.18.0.2.
-        assert_eq!(&r[8..20], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
-        assert_eq!(&r[20..24], &[198, 18, 0, 2]);
+        assert_eq!(&r[8..16], &h.nonce[..8], "the nonce echoed");
+        // IPv4 travels IPv4-mapped: bytes 16..32 are ::ffff:198.18.0.2.
+        assert_eq!(&r[16..28], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+        assert_eq!(&r[28..32], &[198, 18, 0, 2]);
         let v6 = Seen {
             transport: Transport::Tcp,
             from: "[2001:db8::2]:50000".parse().unwrap(),
@@ -333,7 +353,7 @@ mod tests {
         assert_eq!(verify(&other, &h.nonce, &r), None);
         assert_eq!(verify(&secret(), b"fedcba9876543210", &r), None);
         // A relay cannot claim the responder saw someone else.
-        for at in [5, 6, 23, 25, 41, 43] {
+        for at in [5, 6, 9, 31, 33, 49, 51] {
             let mut changed = r;
             changed[at] ^= 1;
             assert_eq!(verify(&secret(), &h.nonce, &changed), None, "byte {at}");
@@ -352,7 +372,7 @@ mod tests {
         longer.push(0);
         assert_eq!(Hello::parse(&longer), None);
         let mut padded = good;
-        padded[60] = 1;
+        padded[HELLO_LEN - 1] = 1;
         assert_eq!(Hello::parse(&padded), None, "padding must be zeros");
         let mut kind = good;
         kind[4] = REPLY;
@@ -367,6 +387,35 @@ mod tests {
         v1[4] = HELLO;
         v1[5] = 17;
         assert_eq!(Hello::parse(&v1), None);
+    }
+
+    #[test]
+    fn a_reply_to_another_hello_is_told_from_a_reply_to_ours() {
+        let h = hello();
+        let ours = reply(&secret(), &h, &seen());
+        assert!(!answers_another(&h.nonce, &ours));
+        let other = Hello {
+            nonce: *b"fedcba9876543210",
+            ..h
+        };
+        let theirs = reply(&secret(), &other, &seen());
+        assert!(answers_another(&h.nonce, &theirs));
+        // Ours under another secret: still ours, so no proof but no other.
+        let wrong = Secret::new(b"another secret of the lab".to_vec()).unwrap();
+        let ours_wrong = reply(&wrong, &h, &seen());
+        assert!(!answers_another(&h.nonce, &ours_wrong));
+        assert_eq!(verify(&secret(), &h.nonce, &ours_wrong), None);
+        assert!(!answers_another(&h.nonce, b"SSH-2.0-OpenSSH"));
+        let request = Request::new(
+            &ProbeContext {
+                responder_secret: Some(secret()),
+                ..ProbeContext::default()
+            },
+            &Nonce(h.nonce),
+            6970,
+        );
+        assert!(request.answers_another(&theirs));
+        assert_eq!(request.recognise(&theirs), None);
     }
 
     #[test]
