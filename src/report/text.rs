@@ -860,3 +860,38 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translations_between_the_same_addresses_read_as_one_run() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let nat = |seen: &str, sent: &str| {
+            Some(Note::Translated(Translation {
+                source: Some((at(seen), at(sent))),
+                destination: None,
+            }))
+        };
+        // Each port's hello left from a port of its own: still one run.
+        assert!(same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.5:51234", "198.18.0.2:51234")
+        ));
+        assert!(!same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.6:40001", "198.18.0.2:40001")
+        ));
+        // Ports kept, or ports rewritten, read differently.
+        assert!(!same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.5:61000", "198.18.0.2:40002")
+        ));
+        assert!(!same_note(nat("203.0.113.5:1", "198.18.0.2:1"), None));
+        assert!(same_note(
+            Some(Note::SelfConnectOnly),
+            Some(Note::SelfConnectOnly)
+        ));
+    }
+}

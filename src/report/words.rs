@@ -309,6 +309,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_translation_names_what_the_responder_saw() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let nat = Translation {
+            source: Some((at("203.0.113.5:40122"), at("198.18.0.2:40122"))),
+            destination: None,
+        };
+        assert_eq!(
+            note(Note::Translated(nat)),
+            "the responder answered from behind a translation: it saw the hello come from 203.0.113.5:40122, not from this computer's 198.18.0.2:40122 (a NAT between, or a relay)"
+        );
+        assert_eq!(
+            translation(nat, true),
+            "the responder answered from behind a translation: it saw the hellos come from 203.0.113.5, not from this computer's 198.18.0.2 (a NAT between, or a relay)"
+        );
+        let both = Translation {
+            source: Some((at("198.18.0.2:50001"), at("198.18.0.2:40122"))),
+            destination: Some(at("10.0.0.5:7001")),
+        };
+        assert_eq!(
+            translation(both, true),
+            "the responder answered from behind a translation: it saw the hellos come from 198.18.0.2 but from other ports than sent and arrive at 10.0.0.5, not at the addresses and ports probed (a NAT between, port forwarding, or a relay)"
+        );
+        let unknown = Translation {
+            source: None,
+            destination: Some(at("0.0.0.0:7001")),
+        };
+        assert_eq!(
+            translation(unknown, false),
+            "the responder answered from behind a translation: it saw the hello arrive on port 7001, not the probed one (port forwarding, or a relay)"
+        );
+    }
+
+    #[test]
+    fn a_limiting_responder_leaves_silence_unconfirmed_in_words() {
+        let words = note(Note::Unconfirmed(Unconfirmed::ResponderLimiting));
+        assert!(words.starts_with("not confirmed: the responder was limiting its replies"));
+        assert!(words.ends_with("an open port may hide behind the silence"));
+        assert_eq!(
+            reason(Reason::ResponderBusy),
+            "the responder had no room for the connection"
+        );
+    }
+
     #[derive(Debug)]
     struct Outer(std::io::Error);
 
