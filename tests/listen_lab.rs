@@ -498,3 +498,37 @@ fn udp_replies_leave_from_the_address_the_client_probed() {
     let (status, _) = responder.stop();
     assert!(status.success());
 }
+
+#[test]
+fn a_client_sweeping_4096_tcp_ports_at_once_gets_every_proof() {
+    let name = "a_client_sweeping_4096_tcp_ports_at_once_gets_every_proof";
+    let Some(lab) = support::lab_or_skip(name) else {
+        return;
+    };
+    let keys = Keys::new();
+    // The client opens every connection at once, far more than a source's
+    // share of the responder's slots: hellos that come with the handshake
+    // take no slot, and a connection turned away busy is asked again.
+    let ports = "40000-44095";
+    let responder = Responder::start(&mut listen_cmd(&lab, &keys, &["--ports", ports]));
+    let hosts = [lab.server_v4().to_string()];
+    let got = results(&client(&lab, SECRET, &hosts, ports));
+    assert_eq!(got.len(), 4096);
+    let unproven: Vec<_> = got
+        .iter()
+        .filter(|(_, (state, reason, _))| {
+            (state.as_str(), reason.as_str()) != ("open", "responder")
+        })
+        .collect();
+    assert!(
+        unproven.is_empty(),
+        "{} unproven: {unproven:?}",
+        unproven.len()
+    );
+    let (status, summary) = responder.stop();
+    assert!(status.success());
+    assert!(
+        summary.contains("4096 hellos answered, 0 messages ignored"),
+        "{summary}"
+    );
+}

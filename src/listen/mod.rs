@@ -13,6 +13,7 @@ mod limit;
 mod pktinfo;
 mod serve;
 mod summary;
+mod tcp;
 mod user;
 
 use std::io::Write;

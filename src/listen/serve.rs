@@ -1,19 +1,18 @@
-//! Answering hellos: one task per bound socket. A UDP datagram is read into
-//! a buffer one byte longer than a hello, so anything longer is seen as
-//! oversized and ignored; a TCP connection gets a second to send its hello,
-//! then the reply and a close, and a connection there is no room for (the
-//! pool, or its source's share of it, is taken) gets the busy notice and a
-//! close at once. Every answer passes the limits (`limit.rs`); the reply
-//! (68 bytes) and the notice (8) are always shorter than the hello (80).
+//! Answering hellos: one task per bound socket, and what the tasks share
+//! (the secret, the limits, the tally, the TCP connection slots). A UDP
+//! datagram is read into a buffer one byte longer than a hello, so anything
+//! longer is seen as oversized and ignored; TCP connections are answered in
+//! `tcp.rs`. Every answer passes the limits (`limit.rs`); the reply (68
+//! bytes) and the busy notice (8) are always shorter than the hello (80).
 
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::Interest;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -21,32 +20,25 @@ use super::bind::Bound;
 use super::limit::{Refusal, TcpLimiter, UdpLimiter};
 use super::pktinfo::{self, Local};
 use super::summary::{Event, Tally};
+use super::tcp;
 use crate::port::Transport;
-use crate::wire::responder::{BUSY_NOTICE, HELLO_LEN, Hello, Secret, Seen, reply};
+use crate::wire::responder::{HELLO_LEN, Hello, Secret, Seen, reply};
 
-/// TCP connections open at once, over every source (fewer when the
-/// open-file limit leaves fewer descriptors).
+/// TCP connections waiting for their hello at once, over every source
+/// (fewer when the open-file limit leaves fewer descriptors).
 pub const MAX_CONNECTIONS: usize = 1024;
-/// How long a TCP client has to send its hello: a silent connection holds
-/// its slot no longer.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long the reply may take to leave.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A pause after a failed accept (such as running out of descriptors), so
-/// a persistent error does not spin.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 /// What every task shares.
 #[derive(Debug)]
 pub struct Shared {
-    secret: Secret,
+    pub(super) secret: Secret,
     udp_limiter: Mutex<UdpLimiter>,
-    tcp_limiter: Mutex<TcpLimiter>,
+    pub(super) tcp_limiter: Mutex<TcpLimiter>,
     tally: Mutex<Tally>,
-    connections: Arc<Semaphore>,
+    pub(super) connections: Arc<Semaphore>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -68,7 +60,7 @@ impl Shared {
         std::mem::take(&mut *lock(&self.tally))
     }
 
-    fn record(&self, transport: Transport, port: u16, source: IpAddr, event: Event) {
+    pub(super) fn record(&self, transport: Transport, port: u16, source: IpAddr, event: Event) {
         lock(&self.tally).record(transport, port, source, event);
     }
 
@@ -88,7 +80,7 @@ impl Shared {
     }
 
     /// Whether a TCP hello from `source` may be answered, as for UDP.
-    fn allow_tcp(&self, source: IpAddr) -> Result<bool, Refusal> {
+    pub(super) fn allow_tcp(&self, source: IpAddr) -> Result<bool, Refusal> {
         let now = Instant::now();
         lock(&self.tcp_limiter).hello(source, now)?;
         Ok(lock(&self.udp_limiter).limiting(now))
@@ -108,7 +100,7 @@ pub fn spawn_all(bound: Vec<Bound>, shared: &Arc<Shared>) -> io::Result<JoinSet<
             }
             Transport::Tcp => {
                 let listener = TcpListener::from_std(b.socket.into())?;
-                tasks.spawn(tcp(listener, b.port, shared));
+                tasks.spawn(tcp::serve(listener, b.port, shared));
             }
         }
     }
@@ -117,12 +109,12 @@ pub fn spawn_all(bound: Vec<Bound>, shared: &Arc<Shared>) -> io::Result<JoinSet<
 
 /// The source address as people write it (an IPv4 client of a dual-stack
 /// socket shows as IPv4).
-fn source_of(from: SocketAddr) -> IpAddr {
+pub(super) fn source_of(from: SocketAddr) -> IpAddr {
     from.ip().to_canonical()
 }
 
 /// An address and port as people write them (IPv4 as IPv4).
-fn canonical(at: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(at: SocketAddr) -> SocketAddr {
     SocketAddr::new(at.ip().to_canonical(), at.port())
 }
 
@@ -178,82 +170,4 @@ async fn udp(socket: UdpSocket, port: u16, bound: IpAddr, shared: Arc<Shared>) {
         };
         shared.record(Transport::Udp, port, source, event);
     }
-}
-
-async fn tcp(listener: TcpListener, port: u16, shared: Arc<Shared>) {
-    loop {
-        let (stream, from) = match listener.accept().await {
-            Ok(x) => x,
-            Err(_) => {
-                tokio::time::sleep(ACCEPT_PAUSE).await;
-                continue;
-            }
-        };
-        let source = source_of(from);
-        let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() else {
-            turn_away(&stream);
-            shared.record(Transport::Tcp, port, source, Event::Busy(Refusal::Full));
-            continue;
-        };
-        if let Err(r) = lock(&shared.tcp_limiter).opened(source, Instant::now()) {
-            turn_away(&stream);
-            shared.record(Transport::Tcp, port, source, Event::Busy(r));
-            continue;
-        }
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let event = converse(stream, source, &shared).await;
-            lock(&shared.tcp_limiter).closed(source);
-            shared.record(Transport::Tcp, port, source, event);
-            drop(permit);
-        });
-    }
-}
-
-/// Tells a connection there is no room for it, without waiting: what it
-/// sent so far is read first, so that the close that follows sends the
-/// notice and a FIN rather than a reset (a hello arriving later still
-/// draws one, after the notice, which the client reads all the same).
-fn turn_away(stream: &TcpStream) {
-    let mut buf = [0u8; HELLO_LEN];
-    for _ in 0..4 {
-        match stream.try_read(&mut buf) {
-            Ok(n) if n > 0 => {}
-            _ => break,
-        }
-    }
-    let _ = stream.try_write(&BUSY_NOTICE);
-    let _ = socket2::SockRef::from(stream).shutdown(Shutdown::Write);
-}
-
-/// Reads one hello and answers it.
-async fn converse(mut stream: TcpStream, source: IpAddr, shared: &Shared) -> Event {
-    let mut buf = [0u8; HELLO_LEN];
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.read_exact(&mut buf)).await {
-        Ok(Ok(_)) => Hello::parse(&buf),
-        _ => None,
-    };
-    let Some(hello) = hello else {
-        return Event::Ignored;
-    };
-    let limiting = match shared.allow_tcp(source) {
-        Ok(limiting) => limiting,
-        Err(r) => return Event::Refused(r),
-    };
-    let (Ok(from), Ok(to)) = (stream.peer_addr(), stream.local_addr()) else {
-        return Event::Ignored;
-    };
-    let seen = Seen {
-        transport: Transport::Tcp,
-        from: canonical(from),
-        to: canonical(to),
-        limiting,
-    };
-    let answer = reply(&shared.secret, &hello, &seen);
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(&answer).await?;
-        stream.shutdown().await
-    })
-    .await;
-    Event::Answered
 }
