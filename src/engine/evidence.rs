@@ -61,6 +61,10 @@ pub enum Answer {
     /// The responder's (untagged) notice that it had no room for the
     /// connection: nothing proved, try again later.
     Busy,
+    /// TCP: connected, the hello sent, and not a byte nor a close before
+    /// the deadline: a responder too busy to answer yet, or another
+    /// program that waits for more; try again later.
+    Nothing,
     /// Something answered, but not with a valid tag.
     Not,
 }

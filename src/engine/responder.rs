@@ -8,7 +8,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 
+use nix::sys::socket::{MsgFlags, recv};
 use tokio::net::TcpStream;
 
 use super::evidence::{Answer, Deadline, Evidence};
@@ -38,7 +40,12 @@ impl Exchange {
     /// Sends the hello and reads the answer, until `deadline`. A responder
     /// with no room sends its busy notice at once and closes, maybe before
     /// reading the hello: a failed write still leaves the notice to read.
+    /// Not a byte and no close by the deadline is no answer yet (a
+    /// responder busy with a flood, or connections queued faster than it
+    /// takes them), not another program's.
     pub async fn run(self, stream: &TcpStream, deadline: Deadline) -> Evidence {
+        let mut reply = [0u8; REPLY_LEN];
+        let mut got = 0;
         let talk = async {
             let hello = self.hello.to_bytes();
             let mut sent = 0;
@@ -53,8 +60,6 @@ impl Exchange {
                     Err(_) => break,
                 }
             }
-            let mut reply = [0u8; REPLY_LEN];
-            let mut got = 0;
             while got < reply.len() {
                 if stream.readable().await.is_err() {
                     break;
@@ -66,19 +71,41 @@ impl Exchange {
                     Err(_) => break,
                 }
             }
-            reply[..got].to_vec()
         };
-        let reply = tokio::select! {
-            reply = talk => Some(reply),
-            () = deadline.passed() => None,
+        // The answer first: when both are there, a busy process must not
+        // take a reply it has not read yet for none.
+        let mut ended = tokio::select! {
+            biased;
+            () = talk => true,
+            () = deadline.passed() => false,
         };
-        let answer = match (reply, &self.secret) {
-            (Some(bytes), _) if is_busy(&bytes) => Answer::Busy,
-            (Some(bytes), Some(secret)) => match verify(secret, &self.hello.nonce, &bytes) {
+        if !ended {
+            // A last look at the socket itself, whatever the runtime has
+            // been told of it yet.
+            while got < reply.len() {
+                match recv(
+                    stream.as_raw_fd(),
+                    &mut reply[got..],
+                    MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(n) => got += n,
+                    Err(_) => break,
+                }
+            }
+        }
+        let bytes = &reply[..got];
+        let answer = match &self.secret {
+            _ if !ended && bytes.is_empty() => Answer::Nothing,
+            _ if is_busy(bytes) => Answer::Busy,
+            Some(secret) => match verify(secret, &self.hello.nonce, bytes) {
                 Some(seen) if seen.transport == Transport::Tcp => Answer::Proved(seen),
                 _ => Answer::Not,
             },
-            _ => Answer::Not,
+            None => Answer::Not,
         };
         Evidence::Responder {
             answer,

@@ -56,7 +56,7 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
                     Reason::Responder
                 }
                 Answer::Busy => Reason::ResponderBusy,
-                Answer::Not => Reason::NotResponder,
+                Answer::Nothing | Answer::Not => Reason::NotResponder,
             };
         }
         Evidence::SelfConnect => {

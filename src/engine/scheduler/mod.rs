@@ -375,7 +375,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
     fn answer(&mut self, slot: usize, stage: Stage, last: Option<PortResult>, finished: Finished) {
         let now = Instant::now();
         let s = self.slots.get(slot);
-        let (job, addr, attempts, busy) = (s.job, s.addr, s.attempts, s.busy);
+        let (job, addr, attempts, waits) = (s.job, s.addr, s.attempts, s.waits);
         self.responder_news(addr, slot, stage, &finished.evidence, now);
         let path = &mut self.paths[addr];
         // ICMP errors from a router time a shorter path than the target's,
@@ -390,11 +390,11 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             path.sample(finished.rtt);
         }
         // A rate-limited ICMP error answering a retry is no sign of loss,
-        // nor an answer after a busy responder's.
+        // nor an answer after a responder's busy one or none.
         if network
             && !matches!(finished.evidence, Evidence::Icmp(_))
             && attempts > 1
-            && busy == 0
+            && waits == 0
             && stage == Stage::Pass
         {
             path.loss_seen = true;
@@ -407,6 +407,10 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                 path.pacing.canary_answered(Who::Icmp(e.from));
             }
         }
+        let responder_answer = match finished.evidence {
+            Evidence::Responder { answer, .. } => Some(answer),
+            _ => None,
+        };
         let result = verdict::judge(&job, attempts, finished);
         if matches!(result.state, State::Open | State::Closed) {
             path.answered = true;
@@ -423,7 +427,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             }
             _ => result,
         };
-        if let Some(settled) = self.retry_busy(slot, settled) {
+        if let Some(settled) = self.retry_unanswered(slot, responder_answer, settled) {
             self.slots.set(slot, SlotState::Settled(settled));
         }
     }

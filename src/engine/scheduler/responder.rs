@@ -4,9 +4,10 @@
 //! says the responder refused nothing over its cap meanwhile; a reply
 //! saying it was limiting makes it a sender that can leave silent ports
 //! unconfirmed, see `pacing`), and a
-//! port it had no room for, probed again after a pause that doubles, a few
-//! times within `--max-time`, keeping the busy result meanwhile (so a run
-//! that ends first reports it busy, never blocked).
+//! port it had no room for, or whose connection brought nothing back in
+//! time, probed again after a pause that doubles, a few times within
+//! `--max-time`, keeping the result so far meanwhile (so a run that ends
+//! first reports it busy, never blocked).
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 use super::Scheduler;
 use crate::engine::attempt::Prober;
 use crate::engine::evidence::{Answer, Evidence};
-use crate::engine::outcome::{PortResult, Reason};
+use crate::engine::outcome::PortResult;
 use crate::engine::pacing::Who;
 use crate::engine::slot::{SlotState, Stage};
 use crate::port::Transport;
@@ -61,17 +62,30 @@ impl<P: Prober> Scheduler<'_, P> {
         }
     }
 
-    /// Queues `slot` again after a pause when the responder had no room
-    /// for it and it has tries left, keeping `result` meanwhile; `result`
-    /// is handed back when it is the port's answer.
-    pub(super) fn retry_busy(&mut self, slot: usize, result: PortResult) -> Option<PortResult> {
-        let busy = self.slots.get(slot).busy;
-        if result.reason != Reason::ResponderBusy || busy + 1 >= BUSY_TRIES {
+    /// Queues `slot` again after a pause when the responder gave `answer`
+    /// of no use yet and the port has tries left (a busy notice, up to
+    /// [`BUSY_TRIES`]; no answer at all, as many as a silent port gets),
+    /// keeping `result` meanwhile; `result` is handed back when it is the
+    /// port's answer.
+    pub(super) fn retry_unanswered(
+        &mut self,
+        slot: usize,
+        answer: Option<Answer>,
+        result: PortResult,
+    ) -> Option<PortResult> {
+        let s = self.slots.get(slot);
+        let (waits, attempts) = (s.waits, s.attempts);
+        let again = match answer {
+            Some(Answer::Busy) => waits + 1 < BUSY_TRIES,
+            Some(Answer::Nothing) => attempts < self.paths[s.addr].max_attempts(self.cfg.retries),
+            _ => false,
+        };
+        if !again {
             return Some(result);
         }
-        self.slots.get_mut(slot).busy = busy + 1;
+        self.slots.get_mut(slot).waits = waits + 1;
         let pause = BUSY_PAUSE
-            .saturating_mul(1 << busy.min(8))
+            .saturating_mul(1 << waits.min(8))
             .min(BUSY_PAUSE_MAX);
         self.slots.set(
             slot,

@@ -703,3 +703,32 @@ async fn a_run_that_ends_while_the_responder_is_busy_reports_it_busy() {
         (State::Open, Reason::ResponderBusy)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_brings_nothing_back_is_tried_again_before_it_counts() {
+    let nothing = || Evidence::Responder {
+        answer: Answer::Nothing,
+        sent_from: None,
+    };
+    let r = run(
+        &responder(Transport::Tcp, 1..=2),
+        &responder_cfg(),
+        move |port, nth, _| match (port, nth) {
+            // A responder slow to take its connections, then in time.
+            (1, 1) => Act::After(ms(900), nothing()),
+            (1, _) => Act::After(ms(1), proof(Transport::Tcp, 1, false)),
+            // A program that holds the connection and says nothing.
+            _ => Act::After(ms(900), nothing()),
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.result(1).reason, r.result(1).attempts),
+        (Reason::Responder, 2)
+    );
+    assert_eq!(
+        (r.result(2).state, r.result(2).reason, r.result(2).attempts),
+        (State::Open, Reason::NotResponder, 2)
+    );
+    assert!(!r.outcome.addresses[0].loss_seen);
+}
