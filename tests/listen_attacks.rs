@@ -458,10 +458,11 @@ fn a_full_responder_is_told_apart_from_another_program() {
     let out = client(&lab, SECRET, &hosts, "6000-6004,6500");
     drop(idle);
     assert_eq!(state(&result(&out, "tcp", 6500)), ("open", "not-responder"));
-    // Each port is the responder's, proven or (when every try found the
-    // slots taken) busy: never another program's. How many find a free
-    // slot depends on how fast the attacker reopens what the responder
-    // closes; the busy ones were asked again.
+    // Each port is the responder's, proven or (when every try needed a
+    // slot and found them taken) busy: never another program's. A hello
+    // that comes with the handshake needs no slot, so the client's are
+    // mostly proven while the attacker's connections are turned away; a
+    // busy one was asked again.
     let mut busy = 0;
     for port in 6000..=6004 {
         let r = result(&out, "tcp", port);

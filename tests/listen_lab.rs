@@ -527,8 +527,19 @@ fn a_client_sweeping_4096_tcp_ports_at_once_gets_every_proof() {
     );
     let (status, summary) = responder.stop();
     assert!(status.success());
+    // Every hello answered (a port asked again on a busy machine may have
+    // had its first reply too), none refused over a limit.
+    let totals = summary
+        .lines()
+        .find(|l| l.contains("(not a hello)"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    let answered: u64 = totals
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap();
     assert!(
-        summary.contains("4096 hellos answered, 0 messages ignored"),
+        answered >= 4096 && totals.contains(" 0 hellos refused (over a limit)"),
         "{summary}"
     );
 }
