@@ -20,7 +20,9 @@
 //!   follow it, loss, and the rounds (`pacing`, a pure state machine);
 //! - `attempt`: the socket work behind the small `Prober` interface, which
 //!   the scheduler's unit tests replace with scripted outcomes;
-//! - `verdict`: evidence judged into states and reasons, beside `outcome`.
+//! - `verdict`: evidence judged into states and reasons, beside `outcome`;
+//! - `responder`: the client side of the responder protocol (the TCP
+//!   exchange, and what a proof says about the path).
 
 mod attempt;
 mod evidence;
@@ -37,6 +39,7 @@ mod pacing;
 mod path;
 mod rate;
 mod resolve;
+mod responder;
 mod rtt;
 mod scheduler;
 mod share;
@@ -50,7 +53,7 @@ use std::time::Duration;
 
 pub use limits::{DEFAULT_CONCURRENCY, raise_nofile_limit};
 pub use locate::{Located, MAX_HOPS, MAX_TRACED, Route, Stop};
-pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
+pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Translation, Unconfirmed};
 pub use pacing::{DEFAULT_ROUNDS, RESPONDER_ROUNDS};
 pub use resolve::{
     Family, NotOneHost, ResolveError, Resolved, ResolvedBy, is_literal, literal, one_host, resolve,

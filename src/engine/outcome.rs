@@ -81,6 +81,10 @@ pub enum Reason {
     /// A connection or reply, but not from the responder (no valid tag):
     /// another program holds the port.
     NotResponder,
+    /// TCP: the connection completed, but the responder said it had no
+    /// room for it every time it was tried (its connection slots were
+    /// taken): the path is open as far as a handshake shows, unproven.
+    ResponderBusy,
     /// No answer after every attempt.
     NoResponse,
     /// A UDP reply recognised as the protocol asked.
@@ -150,6 +154,7 @@ impl Reason {
             Reason::ConnRefused => "conn-refused",
             Reason::Responder => "responder",
             Reason::NotResponder => "not-responder",
+            Reason::ResponderBusy => "responder-busy",
             Reason::NoResponse => "no-response",
             Reason::UdpResponse => "udp-response",
             Reason::UdpResponseUnrecognised => "udp-response-unrecognised",
@@ -215,6 +220,24 @@ pub enum Unconfirmed {
         /// Rounds run.
         rounds: u32,
     },
+    /// A far-side responder was limiting its replies: a port it had
+    /// answered went silent too when probed again after the silent ones,
+    /// or its replies said it was refusing hellos over its total cap. The
+    /// silence may be its own (a flood, maybe with forged addresses).
+    ResponderLimiting,
+}
+
+/// What a responder's proof showed of the hello that differs from what this
+/// computer sent: a translation on the way (a NAT, port forwarding) or a
+/// relay that asked the responder itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Translation {
+    /// Where the responder saw the hello come from, and where this computer
+    /// sent it from, when they differ.
+    pub source: Option<(SocketAddr, SocketAddr)>,
+    /// Where the responder saw the hello arrive, when not at the probed
+    /// address and port (an unspecified address: it could not tell which).
+    pub destination: Option<SocketAddr>,
 }
 
 /// What qualifies a result, as data; the report puts it into words.
@@ -227,6 +250,9 @@ pub enum Note {
     /// The port stayed silent while a host limited its ICMP errors, so a
     /// closed port may hide behind the silence.
     Unconfirmed(Unconfirmed),
+    /// The responder proved the port, but saw the hello otherwise than this
+    /// computer sent it.
+    Translated(Translation),
     /// This computer could not send the probe; the operating system's error
     /// number (`errno`).
     LocalError {

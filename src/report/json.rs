@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, Summary, TargetReport};
 use super::{clean, words};
 use crate::catalog::NotProbed;
-use crate::engine::{Located, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
+use crate::engine::{
+    Located, Note, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
+};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -44,7 +46,26 @@ struct Result<'a> {
     reply: Option<Reply<'a>>,
     reply_from: Option<SocketAddr>,
     note: Option<String>,
+    translation: Option<TranslationJson>,
     located: Option<LocatedJson>,
+}
+
+/// What a responder saw of the hello, where it differs from what was sent.
+#[derive(Serialize)]
+struct TranslationJson {
+    seen_from: Option<SocketAddr>,
+    sent_from: Option<SocketAddr>,
+    seen_at: Option<SocketAddr>,
+}
+
+impl From<Translation> for TranslationJson {
+    fn from(t: Translation) -> Self {
+        TranslationJson {
+            seen_from: t.source.map(|(seen, _)| seen),
+            sent_from: t.source.map(|(_, sent)| sent),
+            seen_at: t.destination,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -202,6 +223,10 @@ fn result(row: &Row) -> Result<'_> {
         }),
         reply_from: r.reply_from,
         note: r.note.map(words::note),
+        translation: match r.note {
+            Some(Note::Translated(t)) => Some(t.into()),
+            _ => None,
+        },
         located: r.located.map(LocatedJson::from),
     }
 }
@@ -258,6 +283,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
                             Unconfirmed::OutOfTime => "max-time",
                             Unconfirmed::Stopped => "stopped",
                             Unconfirmed::RoundCap { .. } => "round-cap",
+                            Unconfirmed::ResponderLimiting => "responder-limiting",
                         }),
                         seconds: (n.icmp_time.as_secs_f64() * 1000.0).round() / 1000.0,
                     }),

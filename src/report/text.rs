@@ -10,7 +10,9 @@ use super::Status;
 use super::clean::clean;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
 use super::{service, words};
-use crate::engine::{AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
+use crate::engine::{
+    AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
+};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -104,12 +106,30 @@ fn same_run(a: &Row, b: &Row) -> bool {
         && x.state == y.state
         && x.reason == y.reason
         && x.reason_from == y.reason_from
-        && x.note == y.note
+        && same_note(x.note, y.note)
         && x.located == y.located
         && a.service == b.service
         && a.products == b.products
         && x.reply.as_ref().map(|r| &r.detail) == y.reply.as_ref().map(|r| &r.detail)
         && u32::from(y.port) == u32::from(x.port) + 1
+}
+
+/// Notes that read the same for a run of ports: equal, or translations
+/// between the same addresses (each port's own port numbers differ).
+fn same_note(a: Option<Note>, b: Option<Note>) -> bool {
+    match (a, b) {
+        (Some(Note::Translated(x)), Some(Note::Translated(y))) => {
+            let ips = |t: Translation| {
+                (
+                    t.source
+                        .map(|(seen, sent)| (seen.ip(), sent.ip(), seen.port() == sent.port())),
+                    t.destination.map(|at| at.ip()),
+                )
+            };
+            ips(x) == ips(y)
+        }
+        _ => a == b,
+    }
 }
 
 fn runs<'a>(rows: &[&'a Row], collapse: bool) -> Vec<Run<'a>> {
@@ -203,6 +223,9 @@ fn explain(run: &Run<'_>) -> String {
         (State::Open, Reason::NotResponder) => format!(
             "{many}something answered, but not the responder: another program holds the port (the path is open)"
         ),
+        (State::Open, Reason::ResponderBusy) => format!(
+            "{many}the connection was accepted, but the responder had no room for it each time it was tried (other clients, or idle connections, held its slots): open as far as a handshake shows, not proven"
+        ),
         (State::Open, _) => format!(
             "{many}replied, but not as {} would (unrecognised reply)",
             r.probe.udp().unwrap_or(UdpProtocol::Generic).name()
@@ -258,6 +281,11 @@ fn explain(run: &Run<'_>) -> String {
             ),
             None => format!("{many}{}", words::reason(reason)),
         },
+        (State::OpenFiltered, _) if r.probe.is_responder() => {
+            format!(
+                "{many}no reply after {attempts}, but the responder may have been silent on its own"
+            )
+        }
         (State::OpenFiltered, _) => {
             let protocol = r.probe.udp().unwrap_or(UdpProtocol::Generic);
             let mut text = format!(
@@ -279,8 +307,14 @@ fn explain(run: &Run<'_>) -> String {
     {
         let _ = write!(s, " (answered from {from})");
     }
-    if let Some(note) = r.note.filter(|n| !matches!(n, Note::LocalError { .. })) {
-        let _ = write!(s, " ({})", words::note(note));
+    match r.note {
+        Some(Note::Translated(t)) => {
+            let _ = write!(s, " ({})", words::translation(t, run.count > 1));
+        }
+        Some(Note::LocalError { .. }) | None => {}
+        Some(note) => {
+            let _ = write!(s, " ({})", words::note(note));
+        }
     }
     s
 }
@@ -406,8 +440,48 @@ fn address_lines(
         if let Some(route) = &note.route {
             path_line(out, route, address, paint);
         }
-        rate_limit_note(out, note, paint);
+        let responder = t
+            .rows
+            .iter()
+            .any(|r| r.result.address == address && r.result.probe.is_responder());
+        if responder && note.icmp_senders.is_empty() {
+            responder_note(out, note, paint);
+        } else {
+            rate_limit_note(out, note, paint);
+        }
     }
+}
+
+/// Against a responder that sent no ICMP errors, what the re-check of its
+/// silent UDP ports showed.
+fn responder_note(out: &mut String, n: &AddressNote, paint: Paint) {
+    let plural = |k: usize| if k == 1 { "" } else { "s" };
+    let revealed = n.icmp_revealed as usize;
+    let mut parts = Vec::new();
+    if revealed > 0 {
+        parts.push(format!(
+            "{revealed} UDP port{} silent at first answered when probed again",
+            plural(revealed)
+        ));
+    }
+    if n.icmp_unconfirmed > 0 {
+        let why = match n.icmp_unconfirmed_why {
+            Some(Unconfirmed::ResponderLimiting) => "the responder was limiting its replies (a port it had answered went silent too, or its replies said so: a flood, maybe with forged source addresses); run again once it is over".to_string(),
+            Some(Unconfirmed::Stopped) => "probing stopped first".to_string(),
+            Some(Unconfirmed::OutOfTime) | None => "--max-time ran out first".to_string(),
+            Some(Unconfirmed::RoundCap { .. }) => "the re-check found nothing to compare with (--retries N sets the rounds)".to_string(),
+        };
+        parts.push(format!(
+            "{} silent UDP port{} could not be confirmed: {why}",
+            n.icmp_unconfirmed,
+            plural(n.icmp_unconfirmed)
+        ));
+    }
+    if parts.is_empty() {
+        return;
+    }
+    let s = format!("  note: {}", parts.join("; "));
+    let _ = writeln!(out, "{}", paint.dim(&s));
 }
 
 /// The path the control port's probes showed: `path: 1 198.18.20.2, 2
@@ -466,6 +540,9 @@ fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
             ),
             Some(Unconfirmed::Stopped) => "before probing stopped".to_string(),
             Some(Unconfirmed::OutOfTime) | None => "in time (raise --max-time)".to_string(),
+            Some(Unconfirmed::ResponderLimiting) => {
+                "while the responder was limiting its replies too".to_string()
+            }
         };
         let _ = write!(
             s,
@@ -782,4 +859,39 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
         paint.dim(&format!("probed in {:.2} s", report.duration.as_secs_f64()))
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translations_between_the_same_addresses_read_as_one_run() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let nat = |seen: &str, sent: &str| {
+            Some(Note::Translated(Translation {
+                source: Some((at(seen), at(sent))),
+                destination: None,
+            }))
+        };
+        // Each port's hello left from a port of its own: still one run.
+        assert!(same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.5:51234", "198.18.0.2:51234")
+        ));
+        assert!(!same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.6:40001", "198.18.0.2:40001")
+        ));
+        // Ports kept, or ports rewritten, read differently.
+        assert!(!same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.5:61000", "198.18.0.2:40002")
+        ));
+        assert!(!same_note(nat("203.0.113.5:1", "198.18.0.2:1"), None));
+        assert!(same_note(
+            Some(Note::SelfConnectOnly),
+            Some(Note::SelfConnectOnly)
+        ));
+    }
 }

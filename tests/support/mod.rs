@@ -6,6 +6,7 @@
 //! different part of it.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod chain;
 pub mod http;
 pub mod lab;
@@ -13,6 +14,7 @@ pub mod netns;
 pub mod nfqueue;
 pub mod peers;
 pub mod proc;
+pub mod responder;
 
 use std::process::{Command, Stdio};
 
