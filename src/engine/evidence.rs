@@ -115,10 +115,10 @@ impl Deadline {
     /// Completes when the deadline has passed.
     pub async fn passed(mut self) {
         loop {
-            let at = self.start + self.timeout.borrow_and_update().max(self.floor);
+            let at = super::later(self.start, self.timeout.borrow_and_update().max(self.floor));
             tokio::select! {
                 () = tokio::time::sleep_until(at) => {
-                    if Instant::now() >= self.start + self.timeout.borrow().max(self.floor) {
+                    if Instant::now() >= super::later(self.start, self.timeout.borrow().max(self.floor)) {
                         return;
                     }
                 }
@@ -136,6 +136,17 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_of_any_length_never_panics() {
+        let (_tx, rx) = watch::channel(Duration::MAX);
+        let deadline = Deadline::new(rx);
+        let waited = tokio::time::timeout(Duration::from_secs(3600), deadline.passed()).await;
+        assert!(
+            waited.is_err(),
+            "a deadline of Duration::MAX does not pass in an hour"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_deadline_follows_a_shrinking_timeout() {

@@ -242,6 +242,13 @@ pub struct RunOutcome {
     pub duration: Duration,
 }
 
+/// `t + d`, or a far future (thirty years on) when that overflows: a
+/// caller's duration, however large, never panics a timer.
+pub fn later(t: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(86400 * 365 * 30))
+}
+
 /// The local address that probes to `target` leave from (no packet is sent:
 /// a UDP socket is connected, which only consults the routing table).
 pub fn source_address(target: Target) -> IpAddr {

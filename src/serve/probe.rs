@@ -68,7 +68,7 @@ impl Prober {
         locate: bool,
     ) -> Result<Probed, NotRun> {
         let started = Instant::now();
-        let deadline = started + budget;
+        let deadline = engine::later(started, budget);
         let resolved = self.check_target(&q.target, deadline).await?;
         let (plan, names) = self.plan(q).await?;
         let resolved = match resolved {
