@@ -97,11 +97,23 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Renders the whole report: a `<section id="report">`, one `<article>`
-/// per target.
+/// per target, the link (when given) under the first one's verdict.
 pub fn render(report: &Report, options: Options<'_>) -> String {
     let mut out = String::from("<section id=\"report\" class=\"report\">\n");
-    for t in &report.targets {
-        target(&mut out, report, t, options);
+    for (n, t) in report.targets.iter().enumerate() {
+        // The first target's elements are `verdict` and `rest`, the
+        // second's `verdict-2` and `rest-2`, ...
+        let id = if n == 0 {
+            String::new()
+        } else {
+            format!("-{}", n + 1)
+        };
+        let options = if n == 0 {
+            options
+        } else {
+            Options { link: None }
+        };
+        target(&mut out, report, t, &id, options);
     }
     out.push_str("</section>\n");
     out
@@ -235,12 +247,12 @@ fn host_reason(t: &TargetReport, address: IpAddr, reason: Reason) -> String {
     }
 }
 
-fn target(out: &mut String, report: &Report, t: &TargetReport, options: Options<'_>) {
+fn target(out: &mut String, report: &Report, t: &TargetReport, id: &str, options: Options<'_>) {
     let status = report.target_status(t);
     let (word, sentence) = headline(report, t, status);
     let _ = write!(
         out,
-        "<article class=\"target\">\n<header class=\"verdict {}\">\n<h2 id=\"verdict\"><span class=\"word\">{word}:</span> {}</h2>\n",
+        "<article class=\"target\">\n<header class=\"verdict {}\">\n<h2 id=\"verdict{id}\"><span class=\"word\">{word}:</span> {}</h2>\n",
         class(status),
         escape(&sentence)
     );
@@ -287,7 +299,7 @@ fn target(out: &mut String, report: &Report, t: &TargetReport, options: Options<
     services(out, t);
     let verdicts = answering(t);
     blocked(out, t, &verdicts);
-    rest(out, t, &verdicts);
+    rest(out, t, &verdicts, id);
     notes(out, report, t);
     out.push_str("</article>\n");
 }
@@ -610,7 +622,7 @@ fn detail(row: &Row) -> String {
 
 /// The ports not listed as blocked, in a table: open when short,
 /// collapsed when long.
-fn rest(out: &mut String, t: &TargetReport, verdicts: &[(IpAddr, HostVerdict)]) {
+fn rest(out: &mut String, t: &TargetReport, verdicts: &[(IpAddr, HostVerdict)], id: &str) {
     let rows: Vec<&Row> = t.rows.iter().filter(|r| !listed(r, verdicts)).collect();
     if rows.is_empty() {
         return;
@@ -651,7 +663,7 @@ fn rest(out: &mut String, t: &TargetReport, verdicts: &[(IpAddr, HostVerdict)]) 
     };
     let _ = write!(
         out,
-        "<details id=\"rest\" class=\"rest\"{open}><summary>The {other}{ports}: {}</summary>\n<table class=\"ports\"><thead><tr><th>Port</th><th>Service</th>{}<th>State</th><th>Detail</th></tr></thead>\n<tbody>\n",
+        "<details id=\"rest{id}\" class=\"rest\"{open}><summary>The {other}{ports}: {}</summary>\n<table class=\"ports\"><thead><tr><th>Port</th><th>Service</th>{}<th>State</th><th>Detail</th></tr></thead>\n<tbody>\n",
         parts.join(", "),
         if several { "<th>Needed by</th>" } else { "" }
     );
@@ -944,6 +956,21 @@ mod tests {
             ),
             "{html}"
         );
+    }
+
+    #[test]
+    fn each_target_has_ids_of_its_own_and_the_link_is_given_once() {
+        let open = row(Transport::Tcp, 110, State::Open, Reason::SynAck);
+        let mut r = report(target(vec![open.clone()], &["Mail"]));
+        r.targets.push(target(vec![open], &["Mail"]));
+        let html = render(&r, Options { link: Some("/?x") });
+        for id in ["verdict", "verdict-2", "rest", "rest-2", "permalink"] {
+            assert_eq!(
+                html.matches(&format!(" id=\"{id}\"")).count(),
+                1,
+                "{id}: {html}"
+            );
+        }
     }
 
     #[test]
