@@ -247,6 +247,8 @@ fn host_reason(t: &TargetReport, address: IpAddr, reason: Reason) -> String {
     }
 }
 
+/// One target's article: the verdict with what was probed (and the link),
+/// the services, the blocked ports, the rest, the notes.
 fn target(out: &mut String, report: &Report, t: &TargetReport, id: &str, options: Options<'_>) {
     let status = report.target_status(t);
     let (word, sentence) = headline(report, t, status);
