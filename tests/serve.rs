@@ -173,13 +173,93 @@ fn the_page_runs_a_probe_and_lists_it() {
         "",
     );
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains(&format!("TCP {closed_port}")), "{body}");
-    assert!(body.contains("WARNING: 127.0.0.1"), "{body}");
-    assert!(body.contains("<td>127.0.0.1</td>"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "<td data-label=\"Port\" class=\"port\">TCP {closed_port}</td>"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "<span class=\"word\">Reachable:</span> nothing is blocked on 127.0.0.1, but 1 of 1 port has no service listening"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("status WARNING"), "{body}");
+    assert!(
+        body.contains("<td data-label=\"Host\">127.0.0.1</td>"),
+        "{body}"
+    );
+    // The link to the same report opens it.
+    let link = format!("/?target=127.0.0.1&amp;ports={closed_port}%2Ftcp");
+    assert!(
+        body.contains(&format!("<a id=\"permalink\" href=\"{link}\">")),
+        "{body}"
+    );
+    let (code, _, again) = get(e.at, &link.replace("&amp;", "&"), "");
+    assert_eq!(code, 200, "{again}");
+    assert!(
+        again.contains("1 of 1 port has no service listening"),
+        "{again}"
+    );
     let (code, _, body) = get(e.at, "/?target=%3Cb%3Ex&product=ARD", "");
     assert_eq!(code, 200, "an unresolvable name is a report: {body}");
     assert!(!body.contains("<b>x"), "{body}");
-    assert!(body.contains("&lt;b&gt;x"), "{body}");
+    assert!(body.contains("&lt;b&gt;x could not be probed"), "{body}");
+    // The catalog's name, in the form and the link, for the alias asked.
+    assert!(
+        body.contains("<option value=\"Apple Remote Desktop\" selected>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("href=\"/?target=%3Cb%3Ex&amp;product=Apple+Remote+Desktop\""),
+        "{body}"
+    );
+}
+
+/// While a probe runs, the page's first part, with the form and what is
+/// being probed, has arrived; the report follows when the probe ends.
+#[test]
+fn the_page_says_what_it_probes_before_the_probe_ends() {
+    // A UDP port that never answers: the probe waits for its attempts.
+    let silent = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let mut s = std::net::TcpStream::connect(e.at).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = Instant::now();
+    write!(
+        s,
+        "GET /?target=127.0.0.1&ports={port}/udp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0; 65536];
+    while !String::from_utf8_lossy(&seen).contains("</form>\n<p id=\"probing\"") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let first = started.elapsed();
+    let early = String::from_utf8_lossy(&seen).into_owned();
+    assert!(early.starts_with("HTTP/1.1 200 OK\r\n"), "{early}");
+    assert!(
+        early.contains("content-security-policy: default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+        "{early}"
+    );
+    assert!(
+        early.contains(&format!("Probing 127.0.0.1 for {port}/udp: 1 port")),
+        "{early}"
+    );
+    assert!(!early.contains("id=\"report\""), "{early}");
+    s.read_to_end(&mut seen).unwrap();
+    let whole = started.elapsed();
+    let page = String::from_utf8_lossy(&seen);
+    assert!(page.contains("id=\"report\""), "{page}");
+    assert!(page.contains("no reply"), "{page}");
+    assert!(page.ends_with("\r\n0\r\n\r\n"), "{page}");
+    eprintln!("first part after {first:.2?}, the whole page after {whole:.2?}");
+    drop(silent);
 }
 
 #[test]
@@ -211,11 +291,11 @@ fn the_page_shows_no_visitor_what_others_asked_for() {
     }
     assert!(
         recent.contains(&format!(
-            "<td>127.0.0.1</td><td>Apple Remote Desktop, {closed_port}/tcp</td>"
+            "<td data-label=\"Host\">127.0.0.1</td><td data-label=\"Checked\">Apple Remote Desktop, {closed_port}/tcp</td>"
         )),
         "{recent}"
     );
-    assert_eq!(recent.matches("<tr><td>").count(), 1, "{recent}");
+    assert_eq!(recent.matches("<tr><td").count(), 1, "{recent}");
 
     // A refused name's answer says so, not where the name points.
     let e = exporter(&["--allow", "127.0.0.2"]);

@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::Semaphore;
@@ -35,10 +35,10 @@ pub use allow::AllowList;
 
 use crate::catalog::Catalog;
 use crate::report::clean::clean;
-use crate::report::{Report, Status, TextOptions, prometheus, text};
+use crate::report::{Report, Status, prometheus};
 use caps::Caps;
 use metrics::{Connections, Metrics, Outcome};
-use page::{Form, History, Recent, Shown};
+use page::{History, Recent};
 use phase::Timeouts;
 use probe::{NotRun, Prober};
 
@@ -208,7 +208,7 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
     let app = Router::new()
         .route("/probe", get(probe_handler))
         .route("/metrics", get(metrics_handler))
-        .route("/", get(page_handler))
+        .route("/", get(page::handler))
         .fallback(not_found)
         .with_state(Arc::clone(&shared));
     writeln!(
@@ -299,37 +299,88 @@ async fn probe_handler(
     }
 }
 
-/// Probes `q` as one request: counted in flight, timed, and recorded in
-/// the metrics however it ends, and in the page's list when it probed an
-/// allowed target (what others asked for, refused or unresolved, is not
-/// shown to every visitor); a probe not run comes back as its HTTP status
-/// and the reason.
+/// Probes `q` as one request: [`prepare_probe`], then [`Pending::finish`].
 async fn run_probe(
     shared: &Shared,
     q: &query::ProbeQuery,
     budget: Duration,
     locate: bool,
 ) -> Result<Report, (StatusCode, String)> {
-    let _in_flight = shared.metrics.start();
+    prepare_probe(shared, q, budget, locate)
+        .await?
+        .finish()
+        .await
+}
+
+/// A probe request checked and planned, counted in flight until it ends.
+struct Pending<'a> {
+    shared: &'a Shared,
+    q: &'a query::ProbeQuery,
+    _in_flight: metrics::InFlight<'a>,
+    started: std::time::Instant,
+    prepared: probe::Prepared,
+}
+
+/// Checks and plans `q` as one request, counted in flight from here; a
+/// probe that may not run comes back as its HTTP status and the reason,
+/// counted.
+async fn prepare_probe<'a>(
+    shared: &'a Shared,
+    q: &'a query::ProbeQuery,
+    budget: Duration,
+    locate: bool,
+) -> Result<Pending<'a>, (StatusCode, String)> {
+    let in_flight = shared.metrics.start();
     let started = std::time::Instant::now();
-    let result = shared.prober.probe(q, budget, locate).await;
-    let took = started.elapsed();
-    match result {
-        Ok(probed) => {
-            let report = probed.report;
-            let status = report.status();
-            let outcome = if matches!(status, Status::Ok | Status::Warning) {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            };
-            shared.metrics.record(outcome, Some(took));
-            if probed.allowed {
-                shared.remember(&q.target, what(&report, q), status.word().to_string(), took);
-            }
-            Ok(report)
-        }
+    match shared.prober.prepare(q, budget, locate).await {
+        Ok(prepared) => Ok(Pending {
+            shared,
+            q,
+            _in_flight: in_flight,
+            started,
+            prepared,
+        }),
         Err(not_run) => Err(refusal(shared, not_run)),
+    }
+}
+
+impl Pending<'_> {
+    /// What is about to be probed.
+    fn prepared(&self) -> &probe::Prepared {
+        &self.prepared
+    }
+
+    /// Runs the probe: timed and recorded in the metrics however it ends,
+    /// and in the page's list when it probed an allowed target (what
+    /// others asked for, refused or unresolved, is not shown to every
+    /// visitor).
+    async fn finish(self) -> Result<Report, (StatusCode, String)> {
+        let Pending {
+            shared,
+            q,
+            _in_flight,
+            started,
+            prepared,
+        } = self;
+        let result = shared.prober.run(prepared).await;
+        let took = started.elapsed();
+        match result {
+            Ok(probed) => {
+                let report = probed.report;
+                let status = report.status();
+                let outcome = if matches!(status, Status::Ok | Status::Warning) {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
+                shared.metrics.record(outcome, Some(took));
+                if probed.allowed {
+                    shared.remember(&q.target, what(&report, q), status.word().to_string(), took);
+                }
+                Ok(report)
+            }
+            Err(not_run) => Err(refusal(shared, not_run)),
+        }
     }
 }
 
@@ -352,81 +403,6 @@ async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.prober.limit;
     let in_use = limit - shared.prober.permits.available_permits();
     exposition(shared.metrics.render(limit, in_use, &shared.connections))
-}
-
-async fn page_handler(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let products: Vec<String> = shared
-        .prober
-        .catalog
-        .products()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    let raw = raw.unwrap_or_default();
-    let mut form = Form::default();
-    for (k, v) in form_urlencoded::parse(raw.as_bytes()).take(8) {
-        let v: String = v.chars().take(253).collect();
-        match &*k {
-            "target" => form.target = v,
-            "product" => form.product = v,
-            "ports" => form.ports = v,
-            _ => {}
-        }
-    }
-    let (status, shown) = if form.target.is_empty() {
-        (StatusCode::OK, Shown::Nothing)
-    } else {
-        let Some(_slot) = shared.slot(peer.ip()) else {
-            shared.metrics.record(Outcome::Busy, None);
-            return too_many(shared.per_source);
-        };
-        match query::parse(&raw) {
-            Err(why) => {
-                shared.metrics.record(Outcome::BadRequest, None);
-                (StatusCode::BAD_REQUEST, Shown::Refused(why))
-            }
-            Ok(q) => match run_probe(&shared, &q, shared.max_time, true).await {
-                Ok(report) => {
-                    let options = TextOptions {
-                        color: false,
-                        verbose: false,
-                        quiet: false,
-                    };
-                    match probe::blocking(move || text::render(&report, options)).await {
-                        Ok(text) => (StatusCode::OK, Shown::Report(text)),
-                        Err(_) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Shown::Refused("shutting down".to_string()),
-                        ),
-                    }
-                }
-                Err((code, why)) => (code, Shown::Refused(why)),
-            },
-        }
-    };
-    let history = lock(&shared.history).list();
-    let body = page::render(&products, &form, &shown, &history);
-    let mut response = (status, body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-        ),
-    );
-    response
 }
 
 async fn not_found() -> Response {

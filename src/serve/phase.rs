@@ -203,6 +203,22 @@ impl Answering {
         self.0.set(Phase::Sending, now);
         self
     }
+
+    /// A streamed body waits for its next part from the exporter (a page
+    /// whose report is still being probed): the client is not slow, so no
+    /// send timeout runs until the part comes.
+    fn body_waits(&self) {
+        if self.0.get().0 == Phase::Sending {
+            self.0.set(Phase::Handling, Instant::now());
+        }
+    }
+
+    /// A part of the body is ready to send: the send timeout runs from now.
+    fn body_part(&self, now: Instant) {
+        if self.0.get().0 == Phase::Handling {
+            self.0.set(Phase::Sending, now);
+        }
+    }
 }
 
 impl Drop for Answering {
@@ -225,16 +241,13 @@ impl Drop for Answering {
 #[derive(Debug)]
 pub struct Answered<B> {
     body: B,
-    _answering: Answering,
+    answering: Answering,
 }
 
 impl<B> Answered<B> {
     /// `body`, answering the request `answering` tracks.
     pub fn new(body: B, answering: Answering) -> Self {
-        Answered {
-            body,
-            _answering: answering,
-        }
+        Answered { body, answering }
     }
 }
 
@@ -246,7 +259,13 @@ impl<B: Body + Unpin> Body for Answered<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Pending => self.answering.body_waits(),
+            Poll::Ready(Some(Ok(_))) => self.answering.body_part(Instant::now()),
+            Poll::Ready(_) => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -358,6 +377,41 @@ mod tests {
         assert_eq!(track.waiting_since(), Some(9_000_000));
         let _answering = Answering::begin(&track, at(epoch, 9500));
         assert_eq!(track.waiting_since(), None);
+    }
+
+    /// A body that is pending for its first poll, then has one part.
+    struct Later(bool);
+
+    impl Body for Later {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+            if self.0 {
+                return Poll::Ready(None);
+            }
+            self.0 = true;
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_streamed_body_waiting_for_its_report_is_no_slow_client() {
+        let epoch = Instant::now();
+        let track = Arc::new(Track::new(epoch, epoch));
+        let answering = Answering::begin(&track, epoch).responded(at(epoch, 10));
+        let mut body = Answered::new(Later(false), answering);
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut body).poll_frame(&mut cx).is_pending());
+        // The exporter is still probing: no send timeout runs.
+        assert_eq!(track.get().0, Phase::Handling);
+        assert_eq!(deadline(track.get().0, track.get().1, &T), None);
+        body.answering.body_part(at(epoch, 20_000));
+        assert_eq!(track.get(), (Phase::Sending, at(epoch, 20_000)));
     }
 
     #[test]

@@ -28,6 +28,24 @@ pub struct ProbeQuery {
     pub ports: Vec<PortItem>,
 }
 
+impl ProbeQuery {
+    /// The query string that asks for this probe again
+    /// (`target=HOST&product=NAME&ports=548/tcp,53/udp`), percent-encoded:
+    /// [`parse`] reads it back to the same request.
+    pub fn encode(&self) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("target", &self.target);
+        for p in &self.products {
+            s.append_pair("product", p);
+        }
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
+            s.append_pair("ports", &ports.join(","));
+        }
+        s.finish()
+    }
+}
+
 /// Reads a query string; the error says what is wrong, in one line that
 /// quotes nothing of the request but its parameter names and a `ports=`
 /// item, with control characters escaped.
@@ -113,6 +131,20 @@ mod tests {
         let q = parse("target=a&ports=5900-5910,548&ports=5905-5920,549").unwrap();
         let shown: Vec<String> = q.ports.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["548-549/tcp", "5900-5920/tcp"]);
+    }
+
+    #[test]
+    fn an_encoded_query_reads_back_the_same() {
+        let q = parse(
+            "target=server.example&product=Apple+Remote+Desktop&product=A%26B%3Dc&ports=548,53/udp,5900-5902",
+        )
+        .unwrap();
+        let encoded = q.encode();
+        assert_eq!(
+            encoded,
+            "target=server.example&product=Apple+Remote+Desktop&product=A%26B%3Dc&ports=548%2Ftcp%2C5900-5902%2Ftcp%2C53%2Fudp"
+        );
+        assert_eq!(parse(&encoded).unwrap(), q);
     }
 
     #[test]

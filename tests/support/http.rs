@@ -1,7 +1,7 @@
-//! The exporter's tests speak HTTP/1.1 by hand: one GET per connection,
-//! connections held open from a chosen source address (idle or with half a
-//! request), the exporter's own series read back, and `portprobe serve`
-//! started where its first line says it serves.
+//! The exporter's tests speak HTTP/1.1 by hand: one GET per connection (a
+//! chunked body put together), connections held open from a chosen source
+//! address (idle or with half a request), the exporter's own series read
+//! back, and `portprobe serve` started where its first line says it serves.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -64,10 +64,18 @@ fn request(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(bad)?;
+    let body = if head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"))
+    {
+        dechunk(body).ok_or_else(bad)?
+    } else {
+        body.to_string()
+    };
     Ok(Response {
         code,
         head: head.to_string(),
-        body: body.to_string(),
+        body,
     })
 }
 
@@ -115,6 +123,21 @@ pub fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// A chunked body's content (RFC 9112 section 7.1), or `None` when it is
+/// not one.
+fn dechunk(mut raw: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = raw.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        raw = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 /// Starts `cmd` (a `portprobe serve`) and returns it with the address its
