@@ -732,6 +732,112 @@ fn watch_changes() {
     assert_eq!(report::changes::render(&before, &before, "12:03:10"), "");
 }
 
+/// Every TCP port of the server as the lab's router leaves it: TCP 5900 and
+/// 49152-65535 dropped, 311 and 625 rejected by the router, five open, the
+/// rest closed.
+fn whole_range_report() -> Report {
+    let plan = Catalog::builtin().plan(&[], &parse_port_list("1-65535").unwrap());
+    let results = plan
+        .ports
+        .iter()
+        .map(|p| match p.port {
+            5900 | 49152.. => silent(Transport::Tcp, p.port),
+            311 | 625 => PortResult {
+                reason_from: Some(ROUTER),
+                ..result(
+                    Transport::Tcp,
+                    p.port,
+                    State::Filtered,
+                    Reason::AdminProhibited,
+                )
+            },
+            22 | 80 | 443 | 548 | 631 => {
+                result(Transport::Tcp, p.port, State::Open, Reason::SynAck)
+            }
+            port => result(Transport::Tcp, port, State::Closed, Reason::ConnRefused),
+        })
+        .collect();
+    let outcome = RunOutcome {
+        results,
+        unprobed: 0,
+        interrupted: false,
+        out_of_time: false,
+        addresses: Vec::new(),
+        duration: Duration::from_millis(1090),
+    };
+    Report::new(
+        vec![(SERVER.to_string(), Ok(literal(SERVER)))],
+        Vec::new(),
+        &plan,
+        outcome,
+    )
+}
+
+/// A report of all 65 535 TCP ports renders in every format in time linear
+/// in its results. The bound on the renders is generous (a debug build on a
+/// busy two-core machine takes a few seconds), where renderers that judge
+/// the host once per row take minutes.
+#[test]
+fn every_format_renders_a_whole_port_range() {
+    let r = whole_range_report();
+    let started = std::time::Instant::now();
+    let verbose = TextOptions {
+        verbose: true,
+        ..PLAIN
+    };
+    let (text, verbose) = (
+        report::text::render(&r, PLAIN),
+        report::text::render(&r, verbose),
+    );
+    let (json, line, exposition) = (
+        report::json::render(&r),
+        report::nagios::render(&r),
+        report::prometheus::render(&r),
+    );
+    let took = started.elapsed();
+    eprintln!("65 535 results rendered in every format in {took:.2?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "rendering 65 535 results in every format took {took:.1?}"
+    );
+
+    let tail = &text[text.len().saturating_sub(2000)..];
+    assert!(
+        tail.contains(
+            "\nCRITICAL: 198.18.1.2: 16387 of 65535 required ports are blocked: TCP 311 (Server Admin (servermgrd)), TCP 625 "
+        ),
+        "{tail}"
+    );
+    // Advice for the first five runs of blocked ports, the dropped ones
+    // included: the host answers.
+    let advice: Vec<&str> = tail.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(advice.len(), 5, "{tail}");
+    assert!(
+        advice[2].starts_with("  - TCP 5900 (Screen Sharing (VNC)) times out"),
+        "{tail}"
+    );
+    assert!(verbose.lines().count() > 65535);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["results"].as_array().unwrap().len(), 65535);
+    assert_eq!(doc["summary"]["blocked"], 16387);
+    assert!(
+        line.starts_with(
+            "PORTPROBE CRITICAL - 16387 of 65535 ports blocked: tcp/311, tcp/625, tcp/5900, tcp/49152,"
+        ),
+        "{}",
+        &line[..line.len().min(300)]
+    );
+    let scrape = prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_string())))
+        .expect("valid text exposition format");
+    let blocked = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "portprobe_port_blocked")
+        .filter(|s| matches!(s.value, prometheus_parse::Value::Gauge(v) if v == 1.0))
+        .count();
+    assert_eq!(blocked, 16387);
+}
+
 /// A `--format nagios` run: one line starting `PORTPROBE WORD - `, and the
 /// plugin exit code that goes with WORD.
 fn assert_plugin(o: &Output, word: &str, code: i32) -> String {
