@@ -341,6 +341,26 @@ fn json() {
     );
 }
 
+/// The time each format states is the whole wait, until the report was
+/// ready; text and JSON state the probing apart.
+#[test]
+fn every_format_states_the_whole_wait() {
+    let mut r = report(false);
+    r.ready_after(Duration::from_millis(4400));
+    let text = report::text::render(&r, PLAIN);
+    assert!(
+        text.ends_with("\nprobed in 4.32 s, report ready after 4.40 s\n"),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&report::json::render(&r)).unwrap();
+    assert_eq!(
+        (doc["duration_ms"].as_f64(), doc["probing_ms"].as_f64()),
+        (Some(4400.0), Some(4321.0))
+    );
+    assert!(report::nagios::render(&r).contains(" time=4.400s;;;0"));
+    assert!(report::prometheus::render(&r).contains("\nportprobe_probe_duration_seconds 4.4\n"));
+}
+
 #[test]
 fn nagios() {
     let line = report::nagios::render(&report(false));
@@ -910,4 +930,58 @@ fn nagios_exit_code_is_critical_for_a_blocked_port() {
         .unwrap();
     let line = assert_plugin(&o, "CRITICAL", 2);
     assert!(line.contains("1 of 2 ports blocked: tcp/5900"), "{line}");
+}
+
+/// The text report states both how long probing took and when the report
+/// was ready: for every TCP port through the lab's router, building the
+/// report of 65 535 results takes a visible part of the wait, and the time
+/// stated never exceeds the wait itself.
+#[test]
+fn the_report_says_when_it_was_ready() {
+    let Some(lab) = support::lab_or_skip("the_report_says_when_it_was_ready") else {
+        return;
+    };
+    let _open = lab.tcp_listeners(&[22, 548], false).unwrap();
+    let server = lab.server_v4();
+    lab.nft(&[
+        &format!("ip daddr {server} tcp dport {{ 5900, 49152-65535 }} drop"),
+        &format!(
+            "ip daddr {server} tcp dport {{ 311, 625 }} reject with icmpx type admin-prohibited"
+        ),
+    ])
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = lab
+        .client_cmd_as_nobody(env!("CARGO_BIN_EXE_portprobe"))
+        .unwrap()
+        .arg(server.to_string())
+        .args(["--ports", "1-65535", "--no-locate", "--timeout", "300ms"])
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let last = text.lines().last().unwrap_or_default();
+    let seconds: Vec<f64> = last
+        .strip_prefix("probed in ")
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .and_then(|rest| rest.split_once(" s, report ready after "))
+        .map(|(p, t)| vec![p.parse().unwrap(), t.parse().unwrap()])
+        .unwrap_or_else(|| panic!("the last line: {last}"));
+    let (probing, ready) = (seconds[0], seconds[1]);
+    eprintln!("{last} (the test waited {waited:.2?})");
+    assert!(ready > probing, "{last}");
+    assert!(
+        ready <= waited.as_secs_f64() + 0.005,
+        "{last}, waited {waited:?}"
+    );
+    assert!(
+        text.contains("16387 of 65535 required ports are blocked"),
+        "{last}"
+    );
 }

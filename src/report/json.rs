@@ -133,6 +133,7 @@ struct TargetObject<'a> {
     exit_code: u8,
     complete: bool,
     duration_ms: f64,
+    probing_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -145,6 +146,7 @@ struct Many<'a> {
     exit_code: u8,
     complete: bool,
     duration_ms: f64,
+    probing_ms: f64,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -294,6 +296,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
         exit_code: status.code(),
         complete: report.target_complete(t),
         duration_ms: ms(report.duration),
+        probing_ms: ms(report.probing),
     }
 }
 
@@ -313,6 +316,7 @@ pub fn render(report: &Report) -> String {
             exit_code: status.code(),
             complete: report.complete(),
             duration_ms: ms(report.duration),
+            probing_ms: ms(report.probing),
         })
     };
     clean::json(text.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the report: {e}\"}}")))

@@ -379,7 +379,12 @@ pub struct Report {
     pub not_probed: Vec<NotProbed>,
     /// TCP and UDP ports probed per address.
     pub planned: (usize, usize),
-    /// Wall time of the run.
+    /// From the run's start until its last probe was done, resolving the
+    /// targets included.
+    pub probing: Duration,
+    /// From the run's start until the report was ready: the time its user
+    /// waited. [`Report::new`] makes it `probing`; whoever builds the report
+    /// sets it with [`Report::ready_after`].
     pub duration: Duration,
     /// The run was interrupted (Ctrl-C or SIGTERM).
     pub interrupted: bool,
@@ -455,10 +460,17 @@ impl Report {
             products,
             not_probed: plan.not_probed.clone(),
             planned: plan.counts(),
+            probing: outcome.duration,
             duration: outcome.duration,
             interrupted: outcome.interrupted,
             out_of_time: outcome.out_of_time,
         }
+    }
+
+    /// Records that the report was ready `elapsed` after the run's start
+    /// (never before its probing was done).
+    pub fn ready_after(&mut self, elapsed: Duration) {
+        self.duration = elapsed.max(self.probing);
     }
 
     /// Counts over every target.
@@ -582,6 +594,7 @@ mod tests {
             products: vec!["Mail".to_string()],
             not_probed: Vec::new(),
             planned: (1, 0),
+            probing: Duration::from_millis(100),
             duration: Duration::from_millis(100),
             interrupted: false,
             out_of_time: false,
@@ -812,5 +825,18 @@ mod tests {
         assert!(!stopped.complete());
         assert!(report(vec![ok(), blocked()]).complete());
         assert_eq!(Status::Critical.code(), 2);
+    }
+
+    #[test]
+    fn the_report_is_ready_after_its_probing() {
+        let mut r = report(vec![target(&[A], vec![open(A, 25)])]);
+        assert_eq!(r.duration, r.probing);
+        r.ready_after(Duration::from_millis(180));
+        assert_eq!(
+            (r.probing, r.duration),
+            (Duration::from_millis(100), Duration::from_millis(180))
+        );
+        r.ready_after(Duration::from_millis(20));
+        assert_eq!(r.duration, r.probing);
     }
 }

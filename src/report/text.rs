@@ -816,7 +816,11 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
     let _ = writeln!(
         out,
         "{}",
-        paint.dim(&format!("probed in {:.2} s", report.duration.as_secs_f64()))
+        paint.dim(&format!(
+            "probed in {:.2} s, report ready after {:.2} s",
+            report.probing.as_secs_f64(),
+            report.duration.as_secs_f64()
+        ))
     );
     out
 }
