@@ -358,7 +358,10 @@ fn every_format_states_the_whole_wait() {
         (Some(4400.0), Some(4321.0))
     );
     assert!(report::nagios::render(&r).contains(" time=4.400s;;;0"));
-    assert!(report::prometheus::render(&r).contains("\nportprobe_probe_duration_seconds 4.4\n"));
+    assert!(
+        report::prometheus::render(&r)
+            .contains("\nportprobe_probe_duration_seconds{target=\"server.local\"} 4.4\n")
+    );
 }
 
 #[test]
@@ -383,51 +386,137 @@ fn prometheus_parses_and_matches() {
     snapshot("prometheus.txt", &text);
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid text exposition format");
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        let sample = scrape
+    let sample = |name: &str, labels: &[(&str, &str)]| -> &prometheus_parse::Sample {
+        let found: Vec<_> = scrape
             .samples
             .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
-        match sample.value {
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
+        found[0]
+    };
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        match sample(name, labels).value {
             prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
             ref other => panic!("{name}: unexpected {other:?}"),
         }
     };
+    let port = |protocol, port| [("protocol", protocol), ("port", port)];
+    assert_eq!(value("portprobe_port_blocked", &port("tcp", "445")), 1.0);
+    assert_eq!(value("portprobe_port_blocked", &port("tcp", "548")), 0.0);
+    // The gauge names the port and nothing that changes between probes.
+    let blocked = sample("portprobe_port_blocked", &port("tcp", "5900"));
+    let names: Vec<&str> = {
+        let mut n: Vec<&str> = blocked.labels.keys().map(String::as_str).collect();
+        n.sort_unstable();
+        n
+    };
     assert_eq!(
-        value(
-            "portprobe_port_blocked",
-            &[("protocol", "tcp"), ("port", "445")]
-        ),
-        1.0
+        names,
+        [
+            "address", "port", "product", "protocol", "service", "target"
+        ]
     );
+    assert_eq!(blocked.labels.get("product"), Some("Apple Remote Desktop"));
+    // What changes is on the info series: who rejected 445, and where 5900
+    // is dropped (after the router at hop 1, before the next).
+    let info = |protocol, p| &sample("portprobe_port_info", &port(protocol, p)).labels;
+    let rejected = info("tcp", "445");
     assert_eq!(
-        value(
-            "portprobe_port_blocked",
-            &[("protocol", "tcp"), ("port", "548")]
-        ),
-        0.0
+        [
+            rejected.get("state"),
+            rejected.get("reason"),
+            rejected.get("reason_from"),
+            rejected.get("located_how"),
+            rejected.get("located_after_hop"),
+            rejected.get("located_after"),
+        ],
+        [
+            Some("filtered"),
+            Some("admin-prohibited"),
+            Some("198.18.0.1"),
+            Some("rejected"),
+            Some("1"),
+            Some("198.18.0.1"),
+        ]
     );
+    let dropped = info("tcp", "5900");
     assert_eq!(
-        value(
-            "portprobe_port_state",
-            &[("port", "138"), ("state", "open|filtered")]
-        ),
-        1.0
+        [
+            dropped.get("reason"),
+            dropped.get("reason_from"),
+            dropped.get("located_how"),
+            dropped.get("located_after_hop"),
+            dropped.get("located_after"),
+            dropped.get("located_before"),
+        ],
+        [
+            Some("no-response"),
+            None,
+            Some("dropped"),
+            Some("1"),
+            Some("198.18.0.1"),
+            Some("198.18.9.1"),
+        ]
     );
+    assert_eq!(info("udp", "138").get("state"), Some("open|filtered"));
+    assert_eq!(info("tcp", "548").get("located_how"), None);
+    assert_eq!(value("portprobe_port_info", &port("tcp", "548")), 1.0);
     assert_eq!(value("portprobe_ports", &[("state", "filtered")]), 3.0);
-    assert_eq!(
-        value("portprobe_probe_success", &[("target", "server.local")]),
-        0.0
+    let target = [("target", "server.local")];
+    assert_eq!(value("portprobe_probe_success", &target), 0.0);
+    assert_eq!(value("portprobe_probe_duration_seconds", &target), 4.321);
+    assert_eq!(value("portprobe_status", &target), 2.0);
+    // One series of each per port; every series names its target; no label
+    // is written empty.
+    for metric in ["portprobe_port_blocked", "portprobe_port_info"] {
+        let series = scrape.samples.iter().filter(|s| s.metric == metric).count();
+        assert_eq!(series, 12, "{metric}");
+    }
+    for s in &scrape.samples {
+        assert_eq!(s.labels.get("target"), Some("server.local"), "{s:?}");
+        assert!(s.labels.values().all(|v| !v.is_empty()), "{s:?}");
+    }
+    // The exporter's answer: blackbox_exporter's two names instead.
+    let exporter = report::prometheus::render_with(
+        &report(false),
+        report::prometheus::Options {
+            probe_metrics: true,
+        },
     );
-    assert_eq!(value("portprobe_probe_duration_seconds", &[]), 4.321);
-    assert_eq!(value("portprobe_status", &[]), 2.0);
-    let series = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == "portprobe_port_state")
-        .count();
-    assert_eq!(series, 12);
+    assert!(exporter.contains("\nprobe_success{target=\"server.local\"} 0\n"));
+    assert!(exporter.contains("\nprobe_duration_seconds{target=\"server.local\"} 4.321\n"));
+    assert!(!exporter.contains("portprobe_probe_"));
+    if support::require_programs("prometheus_parses_and_matches (promtool)", &["promtool"]) {
+        for exposition in [&text, &exporter] {
+            lint(exposition);
+        }
+    }
+}
+
+/// `promtool check metrics` finds nothing to say about `exposition`.
+fn lint(exposition: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

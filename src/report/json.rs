@@ -55,18 +55,24 @@ struct LocatedJson {
     how: &'static str,
 }
 
+/// How a located port stops, as `located.how` (and Prometheus'
+/// `located_how`) names it.
+pub(super) fn located_how(how: Stop) -> &'static str {
+    match how {
+        Stop::Dropped => "dropped",
+        Stop::Rejected(_) => "rejected",
+        Stop::AtHost => "at-host",
+        Stop::Unconfirmed => "unconfirmed",
+    }
+}
+
 impl From<Located> for LocatedJson {
     fn from(l: Located) -> Self {
         LocatedJson {
             after_hop: l.after_hop,
             after: l.after,
             before: l.before,
-            how: match l.how {
-                Stop::Dropped => "dropped",
-                Stop::Rejected(_) => "rejected",
-                Stop::AtHost => "at-host",
-                Stop::Unconfirmed => "unconfirmed",
-            },
+            how: located_how(l.how),
         }
     }
 }
