@@ -726,63 +726,11 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
         }
         return out;
     }
-    let (tcp, udp) = report.planned;
-    let what = if report.products.is_empty() {
-        "ports given with --ports".to_string()
-    } else {
-        clean(&report.products.join(", ")).into_owned()
-    };
     for (i, t) in report.targets.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let addrs: Vec<String> = t.addresses.iter().map(ToString::to_string).collect();
-        let _ = writeln!(
-            out,
-            "{} {}{}",
-            paint.bold("portprobe"),
-            paint.bold(&clean(&t.host)),
-            if addrs.is_empty() || (addrs.len() == 1 && addrs[0] == t.host) {
-                String::new()
-            } else {
-                format!(" ({})", addrs.join(", "))
-            }
-        );
-        if let Some(ResolvedBy::Mdns { interfaces }) = &t.resolved_by {
-            let _ = writeln!(
-                out,
-                "{}",
-                paint.dim(&format!(
-                    "resolved by multicast DNS on {}",
-                    clean(&interfaces.join(", "))
-                ))
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{}",
-            paint.dim(&format!(
-                "{what}: {tcp} TCP and {udp} UDP ports per address"
-            ))
-        );
-        if let Some(line) = service::not_probed_line(&report.not_probed) {
-            let _ = writeln!(out, "{}", clean(&line));
-        }
-        if report.interrupted || t.unprobed > 0 {
-            let why = if report.interrupted {
-                "interrupted"
-            } else {
-                "out of time (--max-time)"
-            };
-            let _ = writeln!(
-                out,
-                "{}",
-                paint.red(&format!(
-                    "INCOMPLETE: {why}; {} ports were never probed",
-                    t.unprobed
-                ))
-            );
-        }
+        target_header(&mut out, report, t, paint);
         let several = report.products.len() > 1 || t.services.len() > 1;
         for &address in &t.addresses {
             address_lines(&mut out, t, address, opts, paint, several);
@@ -823,4 +771,63 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
         ))
     );
     out
+}
+
+/// A target's first lines: the host and its addresses, how they were
+/// found, what was probed and what was left out, and whether the run is
+/// incomplete.
+fn target_header(out: &mut String, report: &Report, t: &TargetReport, paint: Paint) {
+    let addrs: Vec<String> = t.addresses.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "{} {}{}",
+        paint.bold("portprobe"),
+        paint.bold(&clean(&t.host)),
+        if addrs.is_empty() || (addrs.len() == 1 && addrs[0] == t.host) {
+            String::new()
+        } else {
+            format!(" ({})", addrs.join(", "))
+        }
+    );
+    if let Some(ResolvedBy::Mdns { interfaces }) = &t.resolved_by {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint.dim(&format!(
+                "resolved by multicast DNS on {}",
+                clean(&interfaces.join(", "))
+            ))
+        );
+    }
+    let (tcp, udp) = report.planned;
+    let what = if report.products.is_empty() {
+        "ports given with --ports".to_string()
+    } else {
+        clean(&report.products.join(", ")).into_owned()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.dim(&format!(
+            "{what}: {tcp} TCP and {udp} UDP ports per address"
+        ))
+    );
+    if let Some(line) = service::not_probed_line(&report.not_probed) {
+        let _ = writeln!(out, "{}", clean(&line));
+    }
+    if report.interrupted || t.unprobed > 0 {
+        let why = if report.interrupted {
+            "interrupted"
+        } else {
+            "out of time (--max-time)"
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            paint.red(&format!(
+                "INCOMPLETE: {why}; {} ports were never probed",
+                t.unprobed
+            ))
+        );
+    }
 }
