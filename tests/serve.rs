@@ -1,6 +1,6 @@
 //! `portprobe serve` on loopback, with no privilege: the exposition a
-//! scrape gets (the `--format prometheus` series with `reason` and
-//! `reason_from`, and `probe_success`), refusals that echo nothing raw, the
+//! scrape gets (the `--format prometheus` series, each port's outcome on
+//! its info series, and `probe_success`), refusals that echo nothing raw, the
 //! allow-list, the exporter's own metrics, and the page; connections held
 //! within the timeouts and the per-source cap, and a shutdown that no
 //! half-sent request holds up. (With a real Prometheus, a router and a
@@ -69,26 +69,38 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     );
     let lines: Vec<String> = body.lines().map(str::to_string).collect();
     let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).unwrap();
-    let state = |port: u16| {
+    let info = |port: u16| {
         scrape
             .samples
             .iter()
             .find(|s| {
-                s.metric == "portprobe_port_state"
-                    && s.labels.get("port") == Some(&port.to_string())
+                s.metric == "portprobe_port_info" && s.labels.get("port") == Some(&port.to_string())
             })
             .unwrap_or_else(|| panic!("no series for {port}: {body}"))
     };
-    let open_series = state(open_port);
+    let open_series = info(open_port);
     assert_eq!(open_series.labels.get("state"), Some("open"));
     assert_eq!(open_series.labels.get("reason"), Some("syn-ack"));
-    let closed_series = state(closed_port);
+    let closed_series = info(closed_port);
     assert_eq!(closed_series.labels.get("state"), Some("closed"));
     assert_eq!(closed_series.labels.get("reason"), Some("conn-refused"));
-    assert_eq!(closed_series.labels.get("reason_from"), Some(""));
-    assert!(body.contains("\nprobe_success 1\n"), "{body}");
-    assert!(body.contains("\nprobe_duration_seconds "), "{body}");
-    assert!(body.contains("\nportprobe_status 1\n"), "{body}");
+    // Nobody sent a reason: the label is left out, not written empty.
+    assert_eq!(closed_series.labels.get("reason_from"), None);
+    assert!(!body.contains("=\"\""), "{body}");
+    assert!(
+        body.contains("\nprobe_success{target=\"127.0.0.1\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nprobe_duration_seconds{target=\"127.0.0.1\"} "),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nportprobe_status{target=\"127.0.0.1\"} 1\n"),
+        "{body}"
+    );
+    // blackbox_exporter's names, not portprobe's own as well.
+    assert!(!body.contains("portprobe_probe_"), "{body}");
     drop(open);
 
     // Refusals: nothing raw comes back, and the allow-list holds.
@@ -396,7 +408,7 @@ fn a_hostile_query_is_measured_before_anything_is_expanded() {
             200 => {
                 let series = body
                     .lines()
-                    .filter(|l| l.starts_with("portprobe_port_state{"))
+                    .filter(|l| l.starts_with("portprobe_port_info{"))
                     .count();
                 assert_eq!(series, 2, "{body}");
             }

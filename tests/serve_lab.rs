@@ -1,7 +1,8 @@
 //! `portprobe serve` in the lab's client namespace, probing the server
 //! through the router's nftables rules: a real Prometheus scrapes it in the
-//! multi-target pattern and its query API gives a port's state with the
-//! reason; a target outside the allow-list gets 403 and not one packet (the
+//! multi-target pattern, and its query API gives a port's state with the
+//! reason and the router where it stops, and the shipped alert rules say
+//! so; a target outside the allow-list gets 403 and not one packet (the
 //! router counts); a scrape's deadline follows Prometheus' header; fifty
 //! scrapes at once stay within the shared limit; the page is a report a
 //! real headless Chromium shows at a phone's and a desktop's width; more
@@ -67,9 +68,9 @@ fn rules(lab: &Lab) -> support::lab::Listeners {
 }
 
 #[test]
-fn prometheus_scrapes_the_exporter_and_finds_the_reason() {
+fn prometheus_scrapes_the_exporter_and_finds_where_ports_stop() {
     let Some(lab) = support::lab_or_skip_with(
-        "prometheus_scrapes_the_exporter_and_finds_the_reason",
+        "prometheus_scrapes_the_exporter_and_finds_where_ports_stop",
         &["prometheus", "promtool"],
     ) else {
         return;
@@ -78,10 +79,15 @@ fn prometheus_scrapes_the_exporter_and_finds_the_reason() {
     let (_exporter, at) = exporter(&lab, &[]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
+    let alert_rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/prometheus/portprobe-rules.yml"
+    );
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n\
+            "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - \"{alert_rules}\"\n\
              scrape_configs:\n  - job_name: portprobe\n    metrics_path: /probe\n    params:\n      product: [\"Apple Remote Desktop\"]\n\
              \x20   static_configs:\n      - targets: [\"198.18.1.2\"]\n\
              \x20   relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n\
@@ -110,31 +116,44 @@ fn prometheus_scrapes_the_exporter_and_finds_the_reason() {
             .stderr(Stdio::null()),
     )
     .unwrap();
+    let api = |path: &str| -> Value {
+        let (code, body) = get(&lab, prom_at, path, "");
+        if code != 200 {
+            return Value::Null;
+        }
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    };
     // New targets are scraped on a 5 s timer: poll the query API.
     let query = |q: &str| -> Vec<Value> {
-        let path = format!("/api/v1/query?query={}", form_encode(q));
-        let (code, body) = get(&lab, prom_at, &path, "");
-        if code != 200 {
-            return Vec::new();
-        }
-        let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let doc = api(&format!("/api/v1/query?query={}", form_encode(q)));
         doc["data"]["result"]
             .as_array()
             .cloned()
             .unwrap_or_default()
     };
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut dropped = Vec::new();
     while dropped.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
-        dropped = query("portprobe_port_state{port=\"5900\"}");
+        dropped = query("portprobe_port_info{port=\"5900\",located_how!=\"\"}");
     }
+    // TCP 5900 passes the router at hop 1 and goes no further: the router's
+    // forward rule, or the host, drops it.
     assert_eq!(dropped.len(), 1, "{dropped:?}");
     let m = &dropped[0]["metric"];
     assert_eq!(m["instance"], "198.18.1.2");
-    assert_eq!(m["state"], "filtered");
-    assert_eq!(m["reason"], "no-response");
-    let rejected = query("portprobe_port_state{protocol=\"udp\",port=\"3283\"}");
+    assert_eq!(
+        [
+            &m["state"],
+            &m["reason"],
+            &m["located_how"],
+            &m["located_after"],
+            &m["located_after_hop"]
+        ],
+        ["filtered", "no-response", "at-host", "198.18.0.1", "1"]
+    );
+    assert_eq!(m.get("reason_from"), None, "{m}");
+    let rejected = query("portprobe_port_info{protocol=\"udp\",port=\"3283\"}");
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     let m = &rejected[0]["metric"];
     assert_eq!(
@@ -145,13 +164,97 @@ fn prometheus_scrapes_the_exporter_and_finds_the_reason() {
             &Value::from("198.18.0.1")
         )
     );
-    let open = query("portprobe_port_state{protocol=\"tcp\",port=\"5988\"}");
+    // The gauge names the port alone, whatever was found.
+    let blocked = query("portprobe_port_blocked{port=\"5900\"}");
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0]["value"][1], "1");
+    assert_eq!(blocked[0]["metric"].get("reason"), None);
+    let open = query("portprobe_port_info{protocol=\"tcp\",port=\"5988\"}");
     assert_eq!(open[0]["metric"]["state"], "open");
     let success = query("probe_success{instance=\"198.18.1.2\"}");
     assert_eq!(
         success[0]["value"][1], "0",
         "a blocked port fails the probe"
     );
+    // The shipped alert, pending (it fires after 10 minutes), already says
+    // where the port stops.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let description = loop {
+        let alerts = api("/api/v1/alerts");
+        let found = alerts["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["labels"]["alertname"] == "PortprobePortBlocked"
+                    && a["labels"]["port"] == "5900"
+                    && a["annotations"]["description"]
+                        .as_str()
+                        .is_some_and(|d| !d.contains(" blocked. "))
+            })
+            .map(|a| a["annotations"]["description"].clone());
+        match found {
+            Some(d) => break d,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
+            None => panic!("no PortprobePortBlocked alert for TCP 5900: {alerts}"),
+        }
+    };
+    let description = description.as_str().unwrap();
+    eprintln!("PortprobePortBlocked (pending) says: {description}");
+    assert!(
+        description.starts_with("TCP 5900 to 198.18.1.2 dropped past 198.18.0.1 (hop 1), "),
+        "{description}"
+    );
+}
+
+/// The exporter locates blocked ports unless the scrape says `locate=0`.
+#[test]
+fn locating_on_probe_can_be_turned_off() {
+    let Some(lab) = support::lab_or_skip("locating_on_probe_can_be_turned_off") else {
+        return;
+    };
+    let _listeners = rules(&lab);
+    let (_exporter, at) = exporter(&lab, &[]);
+    let timeout = "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n";
+    let info_5900 = |body: &str| {
+        body.lines()
+            .find(|l| l.starts_with("portprobe_port_info{") && l.contains("port=\"5900\""))
+            .unwrap_or_else(|| panic!("no info series for 5900: {body}"))
+            .to_string()
+    };
+    let started = Instant::now();
+    let (code, body) = get(&lab, at, "/probe?target=198.18.1.2&product=ARD", timeout);
+    let located_in = started.elapsed();
+    assert_eq!(code, 200, "{body}");
+    let located = info_5900(&body);
+    assert!(
+        located.contains(
+            "located_how=\"at-host\",located_after_hop=\"1\",located_after=\"198.18.0.1\""
+        ),
+        "{located}"
+    );
+    let started = Instant::now();
+    let (code, body) = get(
+        &lab,
+        at,
+        "/probe?target=198.18.1.2&product=ARD&locate=0",
+        timeout,
+    );
+    eprintln!(
+        "a scrape of Apple Remote Desktop: {located_in:.2?} with its blocked ports located, {:.2?} with locate=0",
+        started.elapsed()
+    );
+    assert_eq!(code, 200, "{body}");
+    let unlocated = info_5900(&body);
+    assert!(!unlocated.contains("located_"), "{unlocated}");
+    assert!(unlocated.contains("reason=\"no-response\""), "{unlocated}");
+    let (code, body) = get(
+        &lab,
+        at,
+        "/probe?target=198.18.1.2&product=ARD&locate=2",
+        "",
+    );
+    assert_eq!(code, 400, "{body}");
 }
 
 /// `q` encoded for a URL's query.
@@ -207,7 +310,10 @@ fn outside_the_allow_list_not_one_packet_and_the_deadline_follows_the_header() {
         took < Duration::from_millis(1500),
         "answered after {took:?}"
     );
-    assert!(body.contains("\nprobe_success 0\n"), "{body}");
+    assert!(
+        body.contains("\nprobe_success{target=\"198.18.1.2\"} 0\n"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -255,7 +361,7 @@ fn fifty_scrapes_at_once_share_the_limit() {
     for (code, body) in &answers {
         assert_eq!(*code, 200, "{body}");
         assert!(
-            body.contains("portprobe_port_state{target=\"198.18.1.2\""),
+            body.contains("portprobe_port_info{target=\"198.18.1.2\""),
             "{body}"
         );
     }
@@ -505,7 +611,7 @@ fn a_large_scrape_of_a_dropping_target_leaves_room_for_a_small_one() {
     // Apple Remote Desktop's six ports, every one probed.
     let probed = body
         .lines()
-        .filter(|l| l.starts_with("portprobe_port_state{"))
+        .filter(|l| l.starts_with("portprobe_port_info{"))
         .count();
     assert_eq!(probed, 6, "{body}");
     assert_eq!(
@@ -514,7 +620,7 @@ fn a_large_scrape_of_a_dropping_target_leaves_room_for_a_small_one() {
         "{}",
         &large_body[..large_body.len().min(2000)]
     );
-    assert!(large_body.contains("\nprobe_success 0\n"));
+    assert!(large_body.contains("\nprobe_success{target=\"198.18.1.2\"} 0\n"));
 }
 
 /// Connections the flood opens (fewer when this process may not hold so
@@ -662,7 +768,7 @@ fn more_idle_and_half_sent_connections_than_descriptors_leave_the_exporter_answe
     assert!(
         probe
             .body
-            .contains("portprobe_port_state{target=\"198.18.1.2\",address=\"198.18.1.2\",protocol=\"tcp\",port=\"5900\""),
+            .contains("portprobe_port_blocked{target=\"198.18.1.2\",address=\"198.18.1.2\",protocol=\"tcp\",port=\"5900\""),
         "{}",
         probe.body
     );
@@ -761,7 +867,9 @@ fn sigterm_lets_a_probe_in_flight_finish_and_holds_for_nothing_else() {
     assert_eq!(answer.code, 200, "{}", answer.body);
     assert!(answer.head.contains("connection: close"), "{}", answer.head);
     assert!(
-        answer.body.contains("\nprobe_success 0\n"),
+        answer
+            .body
+            .contains("\nprobe_success{target=\"198.18.1.2\"} 0\n"),
         "{}",
         answer.body
     );
@@ -769,7 +877,7 @@ fn sigterm_lets_a_probe_in_flight_finish_and_holds_for_nothing_else() {
         answer
             .body
             .lines()
-            .any(|l| l.starts_with("portprobe_port_state{")
+            .any(|l| l.starts_with("portprobe_port_info{")
                 && l.contains("port=\"5900\"")
                 && l.contains("reason=\"no-response\"")
                 && l.contains("state=\"filtered\"")),

@@ -812,26 +812,26 @@ mod tests {
     }
 
     fn target(rows: Vec<Row>, products: &[&str]) -> TargetReport {
-        TargetReport {
-            host: HOST.to_string(),
-            addresses: vec![HOST],
-            resolved_by: None,
-            error: None,
-            services: products
-                .iter()
-                .map(|p| ServiceGroup {
-                    product: p.to_string(),
-                    ports: rows
-                        .iter()
-                        .filter(|r| r.products.iter().any(|x| x == p))
-                        .count(),
-                    includes_others: false,
-                })
-                .collect(),
+        let services = products
+            .iter()
+            .map(|p| ServiceGroup {
+                product: p.to_string(),
+                ports: rows
+                    .iter()
+                    .filter(|r| r.products.iter().any(|x| x == p))
+                    .count(),
+                includes_others: false,
+            })
+            .collect();
+        TargetReport::probed(
+            HOST.to_string(),
+            vec![HOST],
+            ResolvedBy::Literal,
             rows,
-            notes: Vec::new(),
-            unprobed: 0,
-        }
+            services,
+            Vec::new(),
+            0,
+        )
     }
 
     fn report(t: TargetReport) -> Report {
@@ -845,6 +845,7 @@ mod tests {
             products: t.services.iter().map(|g| g.product.clone()).collect(),
             targets: vec![t],
             not_probed: Vec::new(),
+            probing: Duration::from_millis(1500),
             duration: Duration::from_millis(1500),
             interrupted: false,
             out_of_time: false,

@@ -76,18 +76,24 @@ struct LocatedJson {
     how: &'static str,
 }
 
+/// How a located port stops, as `located.how` (and Prometheus'
+/// `located_how`) names it.
+pub(super) fn located_how(how: Stop) -> &'static str {
+    match how {
+        Stop::Dropped => "dropped",
+        Stop::Rejected(_) => "rejected",
+        Stop::AtHost => "at-host",
+        Stop::Unconfirmed => "unconfirmed",
+    }
+}
+
 impl From<Located> for LocatedJson {
     fn from(l: Located) -> Self {
         LocatedJson {
             after_hop: l.after_hop,
             after: l.after,
             before: l.before,
-            how: match l.how {
-                Stop::Dropped => "dropped",
-                Stop::Rejected(_) => "rejected",
-                Stop::AtHost => "at-host",
-                Stop::Unconfirmed => "unconfirmed",
-            },
+            how: located_how(l.how),
         }
     }
 }
@@ -154,6 +160,7 @@ struct TargetObject<'a> {
     exit_code: u8,
     complete: bool,
     duration_ms: f64,
+    probing_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -166,6 +173,7 @@ struct Many<'a> {
     exit_code: u8,
     complete: bool,
     duration_ms: f64,
+    probing_ms: f64,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -320,6 +328,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
         exit_code: status.code(),
         complete: report.target_complete(t),
         duration_ms: ms(report.duration),
+        probing_ms: ms(report.probing),
     }
 }
 
@@ -339,6 +348,7 @@ pub fn render(report: &Report) -> String {
             exit_code: status.code(),
             complete: report.complete(),
             duration_ms: ms(report.duration),
+            probing_ms: ms(report.probing),
         })
     };
     clean::json(text.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the report: {e}\"}}")))

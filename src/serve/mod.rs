@@ -282,12 +282,11 @@ async fn probe_handler(
             return plain(StatusCode::BAD_REQUEST, format!("{why}\n"));
         }
     };
-    let report = match run_probe(&shared, &q, shared.budget(&headers), false).await {
+    let report = match run_probe(&shared, &q, shared.budget(&headers), q.locate).await {
         Ok(report) => report,
         Err((status, why)) => return plain(status, format!("{why}\n")),
     };
     let options = prometheus::Options {
-        reasons: true,
         probe_metrics: true,
     };
     match probe::blocking(move || prometheus::render_with(&report, options)).await {

@@ -139,7 +139,7 @@ impl Prober {
                     addresses: Vec::new(),
                     duration: started.elapsed(),
                 };
-                let report = report(vec![(target, Err(why))], names, plan, outcome);
+                let report = report(vec![(target, Err(why))], names, plan, outcome, started);
                 return Ok(Probed {
                     report: report.await?,
                     allowed: false,
@@ -166,7 +166,7 @@ impl Prober {
             return Err(NotRun::Busy);
         }
         outcome.duration = started.elapsed();
-        let report = report(vec![(target, Ok(resolved))], names, plan, outcome);
+        let report = report(vec![(target, Ok(resolved))], names, plan, outcome, started);
         Ok(Probed {
             report: report.await?,
             allowed: true,
@@ -261,14 +261,21 @@ fn within_size(ports: usize, addresses: usize) -> Result<(), NotRun> {
     Ok(())
 }
 
-/// The report of a run, put together on a blocking thread.
+/// The report of a run that began at `started`, put together on a
+/// blocking thread.
 async fn report(
     targets: Vec<(String, Result<engine::Resolved, String>)>,
     names: Vec<String>,
     plan: Plan,
     outcome: engine::RunOutcome,
+    started: Instant,
 ) -> Result<Report, NotRun> {
-    blocking(move || Report::new(targets, names, &plan, outcome)).await
+    blocking(move || {
+        let mut report = Report::new(targets, names, &plan, outcome);
+        report.ready_after(started.elapsed());
+        report
+    })
+    .await
 }
 
 /// Runs `f` off the async workers (`Busy` only when the runtime is

@@ -1,5 +1,6 @@
 //! The parameters of a probe request (`/probe?target=HOST&product=NAME&...`
-//! for Prometheus, the same from the page's form): read from the query
+//! for Prometheus, the same from the page's form; `locate=0` or `locate=1`
+//! says whether blocked ports are located): read from the query
 //! string with every value checked and bounded, so nothing unbounded or
 //! unchecked reaches the engine or a response. The size of what is asked
 //! is measured here, before anything is expanded: port ranges are merged
@@ -26,6 +27,9 @@ pub struct ProbeQuery {
     pub products: Vec<String>,
     /// `ports=SPEC` items, merged: sorted, each port once.
     pub ports: Vec<PortItem>,
+    /// Locate blocked ports within the deadline (`locate=1`, the default;
+    /// `locate=0` turns it off).
+    pub locate: bool,
 }
 
 impl ProbeQuery {
@@ -59,6 +63,7 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     let mut products = Vec::new();
     let mut ports = Vec::new();
     let mut port_lists = 0;
+    let mut locate = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let value = value.trim();
         match &*key {
@@ -95,6 +100,16 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
                 );
                 ports = merge(&ports);
             }
+            "locate" if locate.is_some() => {
+                return Err("give locate= once (0 or 1)".to_string());
+            }
+            "locate" => {
+                locate = Some(match value {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err("locate= must be 0 or 1 (e.g. locate=0)".to_string()),
+                });
+            }
             // Prometheus adds nothing else, but a page or a proxy may: other
             // parameters change nothing.
             _ => {}
@@ -112,6 +127,7 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
         target,
         products,
         ports,
+        locate: locate.unwrap_or(true),
     })
 }
 
@@ -145,6 +161,20 @@ mod tests {
             "target=server.example&product=Apple+Remote+Desktop&product=A%26B%3Dc&ports=548%2Ftcp%2C5900-5902%2Ftcp%2C53%2Fudp"
         );
         assert_eq!(parse(&encoded).unwrap(), q);
+    }
+
+    #[test]
+    fn blocked_ports_are_located_unless_locate_is_0() {
+        assert!(parse("target=a&product=ARD").unwrap().locate);
+        assert!(parse("target=a&product=ARD&locate=1").unwrap().locate);
+        assert!(!parse("target=a&product=ARD&locate=0").unwrap().locate);
+        for query in [
+            "target=a&product=ARD&locate=yes",
+            "target=a&locate=1&locate=0&product=ARD",
+        ] {
+            let e = parse(query).unwrap_err();
+            assert!(e.contains("locate="), "{query}: {e}");
+        }
     }
 
     #[test]
