@@ -17,6 +17,13 @@
 //! - [`serve`]: `portprobe serve`, a Prometheus exporter and a page for
 //!   people, over the same engine.
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "portprobe runs on Linux only: it reads ICMP errors from each socket's error queue \
+     (IP_RECVERR, IPV6_RECVERR), which other systems do not have; from a Mac, use the \
+     page of a `portprobe serve` running on a Linux host"
+);
+
 pub mod catalog;
 pub mod cli;
 pub mod engine;

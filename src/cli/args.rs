@@ -39,9 +39,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
 
+    /// The subcommand; none means a probe.
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// The probe's arguments, when no subcommand is given.
     #[command(flatten)]
     pub probe: ProbeArgs,
 

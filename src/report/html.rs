@@ -78,7 +78,7 @@ pub struct Options<'a> {
 }
 
 /// `s` cleaned of control and reordering characters (as
-/// [`clean`](super::clean::clean) shows them) and escaped for HTML text
+/// [`super::clean::clean`] shows them) and escaped for HTML text
 /// and attribute values.
 pub fn escape(s: &str) -> String {
     let s = clean(s);

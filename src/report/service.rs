@@ -210,7 +210,7 @@ pub fn blocked_services(t: &TargetReport) -> Vec<String> {
     t.blocked_products().map(str::to_string).collect()
 }
 
-/// " (Mail, Web Service)" for the services named, up to [`NAMED`] and then
+/// " (Mail, Web Service)" for the services named, up to three and then
 /// "and N more"; empty for none. Callers clean the names for their format.
 pub fn in_parentheses(services: &[String]) -> String {
     if services.is_empty() {

@@ -1,7 +1,7 @@
 //! `portprobe serve`: a Prometheus exporter in the multi-target pattern
 //! (`/probe?target=HOST&product=NAME`), its own metrics at `/metrics`, and a
 //! page for people at `/`. A front end over the engine, like the command
-//! line: every probe goes through [`probe::Prober`], which refuses targets
+//! line: every probe goes through `probe::Prober`, which refuses targets
 //! outside the allow-list before a packet is sent and shares one
 //! concurrency limit among all requests. The HTTP server beneath the routes
 //! (`http`) holds connections within caps and timeouts, and shuts down
