@@ -111,9 +111,9 @@ fn check_states(doc: &Value, router: IpAddr) {
         ("filtered", router.clone()),
         "{doc}"
     );
-    // ICMPv6 has no separate code for a rejected host: nft's host-unreachable
-    // becomes "address unreachable".
-    assert!(hu.1 == "host-unreachable", "{doc}");
+    // Over ICMPv6, nft's host-unreachable is sent as "address unreachable"
+    // (type 1 code 3), which reads as host-unreachable like ICMPv4's.
+    assert_eq!(hu.1, "host-unreachable", "{doc}");
     for r in doc["results"].as_array().unwrap() {
         assert_eq!(r["blocked"], r["state"] == "filtered");
     }
