@@ -918,9 +918,16 @@ fn every_format_renders_a_whole_port_range() {
         "{tail}"
     );
     // Advice for the first five runs of blocked ports, the dropped ones
-    // included: the host answers.
+    // included: the host answers; then the rules for them, the ports
+    // spelled out as ranges.
     let advice: Vec<&str> = tail.lines().filter(|l| l.starts_with("  - ")).collect();
-    assert_eq!(advice.len(), 5, "{tail}");
+    assert_eq!(advice.len(), 6, "{tail}");
+    assert!(
+        advice[5].starts_with(
+            "  - portprobe rules --to 198.18.1.2 --ports 311,625,5900,49152-65535 writes the firewall rules"
+        ),
+        "{tail}"
+    );
     assert!(
         advice[2].starts_with("  - TCP 5900 (Screen Sharing (VNC)) times out"),
         "{tail}"
