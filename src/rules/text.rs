@@ -1,17 +1,21 @@
 //! Text from outside (service and product names from a report or a
 //! catalog) made fit for a comment in any firewall's language: only
 //! characters that no format here gives a meaning to are kept, so that a
-//! name can never close a quoted string, start a command or end a comment
-//! early; each format still quotes by its own rules on top of this.
+//! name can never close a double-quoted string, start a command or end a
+//! comment early. The apostrophe is kept too: the formats that quote with
+//! it (a shell, PowerShell, YAML) escape it by their own rules, as each
+//! format quotes on top of this.
 
 /// The most characters of outside text kept in one comment.
 pub const MAX_TEXT: usize = 200;
 
 /// Whether `c` is kept as it is: ASCII letters and digits, the space, and
 /// punctuation that means nothing inside a quoted string or a comment of
-/// nftables, a POSIX shell, pf, PowerShell, IOS, YAML or Junos.
+/// nftables, a POSIX shell, pf, PowerShell, IOS, YAML or Junos, but for
+/// the apostrophe (`the host's`), which the single-quoted strings of a
+/// shell, PowerShell and YAML hold by their own escapes.
 fn kept(c: char) -> bool {
-    c.is_ascii_alphanumeric() || " ()[],.:/_+-&@%=?".contains(c)
+    c.is_ascii_alphanumeric() || " ()[],.:/_+-&@%=?'".contains(c)
 }
 
 /// `s` with every other character turned into `?` (control characters and
@@ -59,7 +63,7 @@ mod tests {
         );
         assert_eq!(
             safe("a\" accept; drop # $(reboot) `x` 'y' \\ {z} <w> */"),
-            "a? accept? drop ? ?(reboot) ?x? ?y? ? ?z? ?w? ?/"
+            "a? accept? drop ? ?(reboot) ?x? 'y' ? ?z? ?w? ?/"
         );
         assert_eq!(safe("line\nnext\r\n\tend  "), "line next end");
         assert_eq!(safe("caf\u{e9} \u{2018}q\u{2019}"), "caf? ?q?");
@@ -75,7 +79,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn safe_text_is_short_ascii_without_quotes(s in any::<String>()) {
+        fn safe_text_is_short_ascii_without_double_quotes(s in any::<String>()) {
             let t = safe(&s);
             prop_assert!(t.len() <= MAX_TEXT);
             prop_assert!(t.chars().all(kept));
