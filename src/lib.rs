@@ -11,6 +11,9 @@
 //! - [`engine`]: resolving, scheduling, timeouts, retries and socket work.
 //!   Knows nothing of Apple or of terminals, and never prints.
 //! - [`report`]: turns results into text, JSON and exit codes. No network.
+//! - [`rules`]: `portprobe rules`, the firewall rules that allow exactly
+//!   the ports a report found blocked, in a firewall's own language. No
+//!   network.
 //! - [`cli`]: the command line, wiring the others together.
 //! - [`listen`]: `portprobe listen`, the far-side responder that `--responder`
 //!   probes prove a path against.
@@ -30,5 +33,6 @@ pub mod engine;
 pub mod listen;
 pub mod port;
 pub mod report;
+pub mod rules;
 pub mod serve;
 pub mod wire;

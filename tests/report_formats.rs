@@ -9,7 +9,6 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use portprobe::engine::{
 use portprobe::port::{Probe, Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
 use portprobe::wire::Reply;
+use support::snapshot;
 
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
 const ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
@@ -248,28 +248,6 @@ fn server_report() -> Report {
         &plan,
         outcome,
     )
-}
-
-/// Compares with (or, with UPDATE_SNAPSHOTS=1, rewrites) a reviewed snapshot.
-fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{name} differs from its snapshot.\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
 }
 
 const PLAIN: TextOptions = TextOptions {
@@ -918,9 +896,16 @@ fn every_format_renders_a_whole_port_range() {
         "{tail}"
     );
     // Advice for the first five runs of blocked ports, the dropped ones
-    // included: the host answers.
+    // included: the host answers; then the rules for them, the ports
+    // spelled out as ranges.
     let advice: Vec<&str> = tail.lines().filter(|l| l.starts_with("  - ")).collect();
-    assert_eq!(advice.len(), 5, "{tail}");
+    assert_eq!(advice.len(), 6, "{tail}");
+    assert!(
+        advice[5].starts_with(
+            "  - portprobe rules --to 198.18.1.2 --ports 311,625,5900,49152-65535 writes the firewall rules"
+        ),
+        "{tail}"
+    );
     assert!(
         advice[2].starts_with("  - TCP 5900 (Screen Sharing (VNC)) times out"),
         "{tail}"

@@ -699,7 +699,7 @@ fn services_lines(out: &mut String, t: &TargetReport, paint: Paint) {
 
 /// What to do next, where the evidence makes it clear: for each address
 /// that answers nothing, then, unless none answers, for the first blocked
-/// ports of those that do.
+/// ports of those that do, and the `portprobe rules` that allows them.
 fn advice(t: &TargetReport) -> Vec<String> {
     let mut out: Vec<String> = t
         .verdicts()
@@ -719,6 +719,7 @@ fn advice(t: &TargetReport) -> Vec<String> {
         .filter(|r| r.result.blocked() && answering.contains(&r.result.address))
         .collect();
     out.extend(runs(&rows, true).iter().take(5).map(port_advice));
+    out.extend(crate::rules::hint::line(t));
     out
 }
 

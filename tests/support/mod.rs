@@ -187,6 +187,29 @@ pub fn raise_open_files(want: u64) -> u64 {
     }
 }
 
+/// Compares `actual` with the reviewed snapshot `tests/snapshots/NAME`, or,
+/// with `UPDATE_SNAPSHOTS=1`, rewrites it (then review the diff).
+pub fn snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from its snapshot.\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
 /// Runs a command to completion and returns its stdout, or an error carrying
 /// the command line, exit status and stderr.
 pub fn run(cmd: &mut Command) -> std::io::Result<String> {
