@@ -100,7 +100,7 @@ pub enum Place {
 }
 
 /// A comment's text as nftables quotes it: no `"` or `\` (it has no
-/// escapes), no control characters, at most [`MAX_COMMENT`] bytes.
+/// escapes), no control characters, at most 128 bytes.
 pub fn quote(s: &str) -> String {
     let kept: String = s
         .chars()
