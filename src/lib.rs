@@ -11,11 +11,21 @@
 //! - [`engine`]: resolving, scheduling, timeouts, retries and socket work.
 //!   Knows nothing of Apple or of terminals, and never prints.
 //! - [`report`]: turns results into text, JSON and exit codes. No network.
+//! - [`rules`]: `portprobe rules`, the firewall rules that allow exactly
+//!   the ports a report found blocked, in a firewall's own language. No
+//!   network.
 //! - [`cli`]: the command line, wiring the others together.
 //! - [`listen`]: `portprobe listen`, the far-side responder that `--responder`
 //!   probes prove a path against.
 //! - [`serve`]: `portprobe serve`, a Prometheus exporter and a page for
 //!   people, over the same engine.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "portprobe runs on Linux only: it reads ICMP errors from each socket's error queue \
+     (IP_RECVERR, IPV6_RECVERR), which other systems do not have; from a Mac, use the \
+     page of a `portprobe serve` running on a Linux host"
+);
 
 pub mod catalog;
 pub mod cli;
@@ -23,5 +33,6 @@ pub mod engine;
 pub mod listen;
 pub mod port;
 pub mod report;
+pub mod rules;
 pub mod serve;
 pub mod wire;

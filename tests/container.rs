@@ -412,13 +412,16 @@ fn image_serves_the_exporter_into_the_lab() {
     let (code, body) = get("/probe?target=198.18.1.2&ports=22,5900").expect("a probe");
     assert_eq!(code, 200, "{body}");
     assert!(
-        body.lines().any(|l| l.starts_with("portprobe_port_state{")
+        body.lines().any(|l| l.starts_with("portprobe_port_info{")
             && l.contains("port=\"5900\"")
             && l.contains("reason=\"no-response\"")
             && l.contains("state=\"filtered\"")),
         "{body}"
     );
-    assert!(body.contains("\nprobe_success 0\n"), "{body}");
+    assert!(
+        body.contains("\nprobe_success{target=\"198.18.1.2\"} 0\n"),
+        "{body}"
+    );
     let (code, body) = get("/probe?target=198.18.0.1&ports=22").expect("a refusal");
     assert_eq!(code, 403, "{body}");
     // SIGTERM ends it at once: podman stop does not have to kill it.

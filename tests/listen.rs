@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use portprobe::port::Transport;
-use portprobe::wire::responder::{Hello, Secret, Verified, verify};
+use portprobe::wire::responder::{Hello, Secret, Seen, verify};
 use support::proc::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
@@ -82,7 +82,7 @@ fn a_responder_on_loopback() {
         nonce: [7; 16],
     }
     .to_bytes();
-    for junk in [&hello[..47], &[hello.as_slice(), &[0]].concat()[..], b"hi"] {
+    for junk in [&hello[..63], &[hello.as_slice(), &[0]].concat()[..], b"hi"] {
         s.send_to(junk, (Ipv4Addr::LOCALHOST, udp)).unwrap();
     }
     let mut buf = [0u8; 128];
@@ -91,12 +91,15 @@ fn a_responder_on_loopback() {
     let (n, _) = s.recv_from(&mut buf).unwrap();
     assert!(n < hello.len());
     let secret = Secret::new(SECRET.as_bytes().to_vec()).unwrap();
+    // It says what it saw: the hello from this socket, to its port.
     assert_eq!(
         verify(&secret, &[7; 16], &buf[..n]),
-        Verified::Responder {
+        Some(Seen {
             transport: Transport::Udp,
-            port: udp
-        }
+            from: s.local_addr().unwrap(),
+            to: (Ipv4Addr::LOCALHOST, udp).into(),
+            limiting: false,
+        })
     );
 
     // The client proves both ports and sees another program on the third.
@@ -136,7 +139,7 @@ fn a_responder_on_loopback() {
     assert!(summary.starts_with("stopped by SIGINT after "), "{summary}");
     assert!(
         summary.contains(&format!(
-            "UDP {udp}: 2 hellos answered, 3 messages ignored, from 127.0.0.1"
+            "UDP {udp}: 2 hellos answered, 3 messages ignored, claimed sources: 127.0.0.1"
         )),
         "{summary}"
     );

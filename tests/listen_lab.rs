@@ -9,163 +9,17 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use portprobe::listen::{SOURCE_BURST, SOURCE_RATE};
 use portprobe::port::Transport;
-use portprobe::wire::responder::{Hello, Secret, verify};
+use portprobe::wire::responder::{HELLO_LEN, Hello, Secret, verify};
 use serde_json::Value;
 use support::lab::{Lab, Ns};
 use support::netns::{Proto, bound_ports};
-use support::proc::KillOnDrop;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
-const SECRET: &str = "a secret shared by the lab's two sides";
-
-/// A directory holding the secret file (and a wrong one), each private to
-/// its owner as `--secret-file` requires.
-struct Keys {
-    dir: tempfile::TempDir,
-}
-
-impl Keys {
-    fn new() -> Keys {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        for (name, text) in [
-            ("key", SECRET),
-            ("wrong", "not the secret the responder holds"),
-        ] {
-            let path = dir.path().join(name);
-            std::fs::write(&path, format!("{text}\n")).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        Keys { dir }
-    }
-
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-/// A running responder: its process, and its standard output from the
-/// line that says it is ready.
-struct Responder {
-    child: KillOnDrop,
-    out: BufReader<std::process::ChildStdout>,
-    started: String,
-}
-
-impl Responder {
-    /// Starts `cmd` (a `portprobe listen`) and waits until every port is
-    /// bound.
-    fn start(cmd: &mut Command) -> Responder {
-        let mut child =
-            KillOnDrop::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped())).unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut started = String::new();
-        loop {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap() == 0 {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                panic!("portprobe listen ended before it was ready:\n{started}\n{err}");
-            }
-            started.push_str(&line);
-            if line.starts_with("answering hellos") {
-                return Responder {
-                    child,
-                    out,
-                    started,
-                };
-            }
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).unwrap()
-    }
-
-    /// Sends SIGTERM and returns the exit status and the summary.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid()),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        let status = self
-            .child
-            .wait_for(Duration::from_secs(10))
-            .expect("portprobe listen exits after SIGTERM");
-        let mut summary = String::new();
-        self.out.read_to_string(&mut summary).unwrap();
-        (status, summary)
-    }
-}
-
-fn listen_cmd(lab: &Lab, keys: &Keys, args: &[&str]) -> Command {
-    let mut cmd = lab.server_cmd(BIN);
-    cmd.arg("listen")
-        .args(args)
-        .arg("--secret-file")
-        .arg(keys.path("key"));
-    cmd
-}
-
-/// `portprobe --responder` from the client namespace as `nobody`, the
-/// secret in the environment.
-fn client(lab: &Lab, secret: &str, hosts: &[String], ports: &str) -> Output {
-    let out = lab
-        .client_cmd_as_nobody(BIN)
-        .unwrap()
-        .args(hosts)
-        .args(["--ports", ports, "--responder", "--json", "--no-locate"])
-        .args(["--max-time", "30"])
-        .env("PORTPROBE_SECRET", secret)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().is_some_and(|c| c < 3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// (address, "tcp 5900") to (state, reason, reason_from).
-fn results(out: &Output) -> BTreeMap<(String, String), (String, String, Value)> {
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let targets = match doc.get("targets") {
-        Some(list) => list.as_array().unwrap().clone(),
-        None => vec![doc],
-    };
-    let mut map = BTreeMap::new();
-    for target in &targets {
-        for r in target["results"].as_array().unwrap() {
-            map.insert(
-                (
-                    r["address"].as_str().unwrap().to_string(),
-                    format!("{} {}", r["protocol"].as_str().unwrap(), r["port"]),
-                ),
-                (
-                    r["state"].as_str().unwrap().to_string(),
-                    r["reason"].as_str().unwrap().to_string(),
-                    r["reason_from"].clone(),
-                ),
-            );
-        }
-    }
-    map
-}
+use support::responder::{BIN, Keys, Responder, SECRET, client, listen_cmd, results};
 
 #[test]
 fn the_responder_proves_exactly_what_the_router_allows() {
@@ -248,8 +102,13 @@ fn the_responder_proves_exactly_what_the_router_allows() {
     let (status, summary) = responder.stop();
     assert!(status.success(), "{status:?} {summary}");
     assert!(summary.starts_with("stopped by SIGTERM"), "{summary}");
+    // (A run of UDP ports, split where a proven port was probed again
+    // as the round's canary.)
     assert!(
-        summary.contains("UDP 7000-7009: ") && summary.contains("198.18.0.2"),
+        summary
+            .lines()
+            .any(|l| l.starts_with("UDP 70")
+                && l.ends_with("claimed sources: 198.18.0.2, 2001:db8::2")),
         "{summary}"
     );
     assert!(summary.contains("2001:db8::2"), "{summary}");
@@ -262,7 +121,7 @@ fn the_responder_proves_exactly_what_the_router_allows() {
     assert!(left.is_empty(), "sockets left after SIGTERM: {left:?}");
 }
 
-fn hello(port: u16, nonce: u8) -> [u8; 48] {
+fn hello(port: u16, nonce: u8) -> [u8; HELLO_LEN] {
     Hello {
         transport: Transport::Udp,
         port,
@@ -290,7 +149,7 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
     let responder = Responder::start(&mut listen_cmd(
         &lab,
         &keys,
-        &["--ports", "7100/udp", "--bind", &server.to_string()],
+        &["--ports", "7100-7101/udp", "--bind", &server.to_string()],
     ));
     let to = SocketAddr::from((server, 7100));
     let secret = Secret::new(SECRET.as_bytes().to_vec()).unwrap();
@@ -303,20 +162,25 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
                 .unwrap();
             let good = hello(7100, 1);
             let mut padded = good;
-            padded[47] = 1;
+            padded[HELLO_LEN - 1] = 1;
             let mut wrong_kind = good;
             wrong_kind[4] = 2;
             let mut wrong_transport = good;
             wrong_transport[5] = 1;
+            let mut first_version = [0u8; 48];
+            first_version[..4].copy_from_slice(b"PPR1");
+            first_version[4] = 1;
+            first_version[5] = 17;
             let datagrams: Vec<Vec<u8>> = vec![
-                good[..47].to_vec(),
+                good[..HELLO_LEN - 1].to_vec(),
                 [&good[..], &[0]].concat(),
                 [&good[..], &[0u8; 1400][..]].concat(),
                 padded.to_vec(),
                 wrong_kind.to_vec(),
                 wrong_transport.to_vec(),
+                first_version.to_vec(),
                 vec![],
-                vec![0xff; 48],
+                vec![0xff; HELLO_LEN],
                 b"GET / HTTP/1.0\r\n\r\n".to_vec(),
             ];
             for d in &datagrams {
@@ -329,38 +193,66 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
     assert!(junk.1, "a reply came back to junk");
     assert_eq!(lab.nft_counter("replies").unwrap(), (0, 0));
 
-    // A flood from the client while the router (another source, on the
-    // server's own link) keeps asking.
+    // A flood from one client socket to UDP 7100, while the router (another
+    // source, on the server's own link) keeps asking on UDP 7101 for as
+    // long as the flood lasts. The flood's datagrams cannot crowd the other
+    // port's socket buffer, so what is measured is the responder's own
+    // promise: it refuses none of the other source's hellos, and answers
+    // them all through the flood. Kernel queues shared by both may still
+    // lose a few on a busy machine: the bound is three in four, each second.
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let other = std::thread::spawn({
         let secret = secret.clone();
         let lab_router = lab.router_ns().to_string();
+        let flooding = std::sync::Arc::clone(&flooding);
         move || {
             support::netns::run_in(&lab_router, move || {
                 let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(200)))
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(300));
-                let mut answered = 0;
-                for n in 0..20u8 {
-                    let h = hello(7100, n);
-                    let mut buf = [0u8; 128];
-                    for _try in 0..5 {
-                        s.send_to(&h, to).unwrap();
-                        if let Ok((len, _)) = s.recv_from(&mut buf)
-                            && verify(&secret, &[n; 16], &buf[..len])
-                                != portprobe::wire::responder::Verified::Not
-                        {
-                            answered += 1;
-                            break;
+                s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+                let start = Instant::now();
+                // (second of the flood it was sent in, answered), one hello
+                // every 20 ms, each with a nonce of its own.
+                let mut asked: Vec<(u64, bool)> = Vec::new();
+                let mut buf = [0u8; 128];
+                let nonce = |i: usize| {
+                    let mut n = [0u8; 16];
+                    n[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                    n
+                };
+                let take = |asked: &mut Vec<(u64, bool)>, len: usize, buf: &[u8]| {
+                    if let Some(i) = (0..asked.len())
+                        .find(|&i| verify(&secret, &nonce(i), &buf[..len]).is_some())
+                    {
+                        asked[i].1 = true;
+                    }
+                };
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    let sent_at = Instant::now();
+                    let h = Hello {
+                        transport: Transport::Udp,
+                        port: 7101,
+                        nonce: nonce(asked.len()),
+                    };
+                    s.send_to(&h.to_bytes(), (server, 7101)).unwrap();
+                    asked.push((start.elapsed().as_secs(), false));
+                    while sent_at.elapsed() < Duration::from_millis(20) {
+                        if let Ok((len, _)) = s.recv_from(&mut buf) {
+                            take(&mut asked, len, &buf);
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(20));
                 }
-                answered
+                // Late answers still count.
+                s.set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                while let Ok((len, _)) = s.recv_from(&mut buf) {
+                    take(&mut asked, len, &buf);
+                }
+                asked
             })
             .unwrap()
         }
     });
+    std::thread::sleep(Duration::from_millis(100));
     let (sent, received, took) = lab
         .run_in(Ns::Client, move || {
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -385,41 +277,60 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
             (sent, received, took)
         })
         .unwrap();
-    let served = other.join().unwrap();
-    eprintln!("flood: {sent} hellos sent, {received} replies, in {took:?}");
-    assert_eq!(
-        served, 20,
-        "the other source was not served during the flood"
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let asked = other.join().unwrap();
+    let answered_other = asked.iter().filter(|(_, ok)| *ok).count();
+    eprintln!(
+        "flood: {sent} hellos sent, {received} replies, in {took:?}; the other source: {answered_other} of {} answered",
+        asked.len()
     );
-    // At most the burst plus the rate for the flood's time, with slack for
-    // timing.
-    let allowed = 25_000.0 + 5000.0 * (took.as_secs_f64() + 0.5);
+    assert!(sent > 40_000, "only {sent} hellos in {took:?}: no flood");
+    // One socket gets its own burst and rate, whatever it sends.
+    let allowed = SOURCE_BURST + SOURCE_RATE * (took.as_secs_f64() + 0.5);
     assert!(
-        (received as f64) < allowed,
+        (received as f64) <= allowed,
         "the flood got {received} replies for {sent} hellos in {took:?}"
     );
+    // The other source, answered through the flood, second by second.
+    for second in 0..3 {
+        let in_window: Vec<bool> = asked
+            .iter()
+            .filter(|(s, _)| *s == second)
+            .map(|(_, ok)| *ok)
+            .collect();
+        let ok = in_window.iter().filter(|&&ok| ok).count();
+        assert!(
+            !in_window.is_empty() && ok * 4 >= in_window.len() * 3,
+            "second {second} of the flood: {ok} of {} hellos of the other source answered",
+            in_window.len()
+        );
+    }
 
     let (status, summary) = responder.stop();
     assert!(status.success());
+    // The responder refused none of the other source's hellos.
+    let other_line = summary
+        .lines()
+        .find(|l| l.starts_with("UDP 7101: "))
+        .unwrap_or_else(|| panic!("{summary}"));
     assert!(
-        summary.contains("198.18.0.2") && summary.contains("198.18.1.1"),
+        !other_line.contains("over a limit") && other_line.contains("198.18.1.1"),
         "{summary}"
     );
-    // The last line: "N hellos answered, M messages ignored (not a hello),
-    // R hellos refused (over a limit); ...", and the first: "stopped by
-    // SIGTERM after T s".
-    let last = summary.lines().last().unwrap();
-    let number = |after: &str| -> f64 {
-        let at = last.find(after).map_or(0, |i| i + after.len());
-        last[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let answered = number("");
-    let refused = number("(not a hello), ");
+    // UDP sources are only claimed: the summary names them as such.
+    let flood_line = summary
+        .lines()
+        .find(|l| l.starts_with("UDP 7100: "))
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(
+        flood_line.contains("over a limit") && flood_line.contains("claimed sources: 198.18.0.2"),
+        "{summary}"
+    );
+    let answered_flood: f64 = flood_line
+        .strip_prefix("UDP 7100: ")
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
     let ran: f64 = summary
         .lines()
         .next()
@@ -427,17 +338,11 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap();
-    assert!(sent > 40_000, "only {sent} hellos in {took:?}: no flood");
     // However many hellos reached it, the responder answered no more than
-    // the allowance since it started (the burst, then the rate); when more
-    // reached it, it refused them.
+    // the socket's allowance since it started.
     assert!(
-        answered <= 25_000.0 + 5000.0 * ran + 20.0,
-        "{answered} answered in {ran} s: {summary}"
-    );
-    assert!(
-        answered + refused <= 25_000.0 + 5000.0 * ran + 20.0 || refused > 0.0,
-        "{summary}"
+        answered_flood <= SOURCE_BURST + SOURCE_RATE * ran + 1.0,
+        "{answered_flood} answered in {ran} s: {summary}"
     );
     // Reply bytes never exceed request bytes; every reply answers a hello.
     let (req_packets, req_bytes) = lab.nft_counter("requests").unwrap();
@@ -449,9 +354,9 @@ fn no_amplification_no_reply_to_junk_and_a_flood_is_limited() {
         received <= rep_packets,
         "{received} replies came from nowhere"
     );
-    // Each reply is 68 bytes on the wire (IPv4, UDP, 40 bytes), each hello
-    // 76 (48 bytes), and the router saw no reply that was not to a hello.
-    assert_eq!(rep_bytes, rep_packets * 68, "a reply of another size");
+    // Each reply is 96 bytes on the wire (IPv4, UDP, 68 bytes), each hello
+    // 108 (80 bytes), and the router saw no reply that was not to a hello.
+    assert_eq!(rep_bytes, rep_packets * 96, "a reply of another size");
     assert!(
         rep_packets <= sent && rep_bytes <= req_bytes,
         "replies {rep_packets} packets {rep_bytes} bytes, requests {req_packets} packets {req_bytes} bytes"
@@ -592,4 +497,49 @@ fn udp_replies_leave_from_the_address_the_client_probed() {
     }
     let (status, _) = responder.stop();
     assert!(status.success());
+}
+
+#[test]
+fn a_client_sweeping_4096_tcp_ports_at_once_gets_every_proof() {
+    let name = "a_client_sweeping_4096_tcp_ports_at_once_gets_every_proof";
+    let Some(lab) = support::lab_or_skip(name) else {
+        return;
+    };
+    let keys = Keys::new();
+    // The client opens every connection at once, far more than a source's
+    // share of the responder's slots: hellos that come with the handshake
+    // take no slot, and a connection turned away busy is asked again.
+    let ports = "40000-44095";
+    let responder = Responder::start(&mut listen_cmd(&lab, &keys, &["--ports", ports]));
+    let hosts = [lab.server_v4().to_string()];
+    let got = results(&client(&lab, SECRET, &hosts, ports));
+    assert_eq!(got.len(), 4096);
+    let unproven: Vec<_> = got
+        .iter()
+        .filter(|(_, (state, reason, _))| {
+            (state.as_str(), reason.as_str()) != ("open", "responder")
+        })
+        .collect();
+    assert!(
+        unproven.is_empty(),
+        "{} unproven: {unproven:?}",
+        unproven.len()
+    );
+    let (status, summary) = responder.stop();
+    assert!(status.success());
+    // Every hello answered (a port asked again on a busy machine may have
+    // had its first reply too), none refused over a limit.
+    let totals = summary
+        .lines()
+        .find(|l| l.contains("(not a hello)"))
+        .unwrap_or_else(|| panic!("{summary}"));
+    let answered: u64 = totals
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        answered >= 4096 && totals.contains(" 0 hellos refused (over a limit)"),
+        "{summary}"
+    );
 }

@@ -159,7 +159,7 @@ fn check_textfile_command(argv: &[String]) {
     );
 }
 
-/// The value of the one sample of `metric` without labels.
+/// The value of the one sample of `metric` (the recipes probe one target).
 fn sample(scrape: &prometheus_parse::Scrape, metric: &str) -> f64 {
     let found: Vec<_> = scrape
         .samples
@@ -191,17 +191,30 @@ fn check_textfile_run(name: &str, out: &Output, file: &Path, success: &BTreeSet<
         .expect("valid text exposition format");
     assert_eq!(sample(&scrape, "portprobe_status"), f64::from(code));
     assert!(sample(&scrape, "portprobe_probe_duration_seconds") >= 0.0);
+    for s in &scrape.samples {
+        assert_eq!(s.labels.get("target"), Some(LOOPBACK), "{s:?}");
+    }
     let blocked: Vec<_> = scrape
         .samples
         .iter()
         .filter(|s| s.metric == "portprobe_port_blocked")
         .collect();
     assert!(!blocked.is_empty(), "{exposition}");
+    let identity = [
+        "target", "address", "protocol", "port", "service", "product",
+    ];
     for s in blocked {
-        for label in ["target", "address", "protocol", "port", "service"] {
+        for label in identity {
             assert!(s.labels.get(label).is_some(), "{s:?} lacks {label}");
         }
-        assert_eq!(s.labels.get("target"), Some(LOOPBACK));
+        // The alert's description reads what was found from the port's
+        // info series, matched on these labels.
+        let info = scrape.samples.iter().find(|i| {
+            i.metric == "portprobe_port_info"
+                && identity.iter().all(|l| i.labels.get(l) == s.labels.get(l))
+        });
+        let info = info.unwrap_or_else(|| panic!("no portprobe_port_info for {s:?}"));
+        assert!(info.labels.get("state").is_some() && info.labels.get("reason").is_some());
     }
     assert!(
         scrape

@@ -9,7 +9,6 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use portprobe::engine::{
 use portprobe::port::{Probe, Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
 use portprobe::wire::Reply;
+use support::snapshot;
 
 const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
 const ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
@@ -252,28 +252,6 @@ fn server_report() -> Report {
     )
 }
 
-/// Compares with (or, with UPDATE_SNAPSHOTS=1, rewrites) a reviewed snapshot.
-fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{name} differs from its snapshot.\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
-}
-
 const PLAIN: TextOptions = TextOptions {
     color: false,
     verbose: false,
@@ -343,6 +321,29 @@ fn json() {
     );
 }
 
+/// The time each format states is the whole wait, until the report was
+/// ready; text and JSON state the probing apart.
+#[test]
+fn every_format_states_the_whole_wait() {
+    let mut r = report(false);
+    r.ready_after(Duration::from_millis(4400));
+    let text = report::text::render(&r, PLAIN);
+    assert!(
+        text.ends_with("\nprobed in 4.32 s, report ready after 4.40 s\n"),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&report::json::render(&r)).unwrap();
+    assert_eq!(
+        (doc["duration_ms"].as_f64(), doc["probing_ms"].as_f64()),
+        (Some(4400.0), Some(4321.0))
+    );
+    assert!(report::nagios::render(&r).contains(" time=4.400s;;;0"));
+    assert!(
+        report::prometheus::render(&r)
+            .contains("\nportprobe_probe_duration_seconds{target=\"server.local\"} 4.4\n")
+    );
+}
+
 #[test]
 fn nagios() {
     let line = report::nagios::render(&report(false));
@@ -365,51 +366,137 @@ fn prometheus_parses_and_matches() {
     snapshot("prometheus.txt", &text);
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid text exposition format");
-    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        let sample = scrape
+    let sample = |name: &str, labels: &[(&str, &str)]| -> &prometheus_parse::Sample {
+        let found: Vec<_> = scrape
             .samples
             .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
-        match sample.value {
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
+        found[0]
+    };
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        match sample(name, labels).value {
             prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
             ref other => panic!("{name}: unexpected {other:?}"),
         }
     };
+    let port = |protocol, port| [("protocol", protocol), ("port", port)];
+    assert_eq!(value("portprobe_port_blocked", &port("tcp", "445")), 1.0);
+    assert_eq!(value("portprobe_port_blocked", &port("tcp", "548")), 0.0);
+    // The gauge names the port and nothing that changes between probes.
+    let blocked = sample("portprobe_port_blocked", &port("tcp", "5900"));
+    let names: Vec<&str> = {
+        let mut n: Vec<&str> = blocked.labels.keys().map(String::as_str).collect();
+        n.sort_unstable();
+        n
+    };
     assert_eq!(
-        value(
-            "portprobe_port_blocked",
-            &[("protocol", "tcp"), ("port", "445")]
-        ),
-        1.0
+        names,
+        [
+            "address", "port", "product", "protocol", "service", "target"
+        ]
     );
+    assert_eq!(blocked.labels.get("product"), Some("Apple Remote Desktop"));
+    // What changes is on the info series: who rejected 445, and where 5900
+    // is dropped (after the router at hop 1, before the next).
+    let info = |protocol, p| &sample("portprobe_port_info", &port(protocol, p)).labels;
+    let rejected = info("tcp", "445");
     assert_eq!(
-        value(
-            "portprobe_port_blocked",
-            &[("protocol", "tcp"), ("port", "548")]
-        ),
-        0.0
+        [
+            rejected.get("state"),
+            rejected.get("reason"),
+            rejected.get("reason_from"),
+            rejected.get("located_how"),
+            rejected.get("located_after_hop"),
+            rejected.get("located_after"),
+        ],
+        [
+            Some("filtered"),
+            Some("admin-prohibited"),
+            Some("198.18.0.1"),
+            Some("rejected"),
+            Some("1"),
+            Some("198.18.0.1"),
+        ]
     );
+    let dropped = info("tcp", "5900");
     assert_eq!(
-        value(
-            "portprobe_port_state",
-            &[("port", "138"), ("state", "open|filtered")]
-        ),
-        1.0
+        [
+            dropped.get("reason"),
+            dropped.get("reason_from"),
+            dropped.get("located_how"),
+            dropped.get("located_after_hop"),
+            dropped.get("located_after"),
+            dropped.get("located_before"),
+        ],
+        [
+            Some("no-response"),
+            None,
+            Some("dropped"),
+            Some("1"),
+            Some("198.18.0.1"),
+            Some("198.18.9.1"),
+        ]
     );
+    assert_eq!(info("udp", "138").get("state"), Some("open|filtered"));
+    assert_eq!(info("tcp", "548").get("located_how"), None);
+    assert_eq!(value("portprobe_port_info", &port("tcp", "548")), 1.0);
     assert_eq!(value("portprobe_ports", &[("state", "filtered")]), 3.0);
-    assert_eq!(
-        value("portprobe_probe_success", &[("target", "server.local")]),
-        0.0
+    let target = [("target", "server.local")];
+    assert_eq!(value("portprobe_probe_success", &target), 0.0);
+    assert_eq!(value("portprobe_probe_duration_seconds", &target), 4.321);
+    assert_eq!(value("portprobe_status", &target), 2.0);
+    // One series of each per port; every series names its target; no label
+    // is written empty.
+    for metric in ["portprobe_port_blocked", "portprobe_port_info"] {
+        let series = scrape.samples.iter().filter(|s| s.metric == metric).count();
+        assert_eq!(series, 12, "{metric}");
+    }
+    for s in &scrape.samples {
+        assert_eq!(s.labels.get("target"), Some("server.local"), "{s:?}");
+        assert!(s.labels.values().all(|v| !v.is_empty()), "{s:?}");
+    }
+    // The exporter's answer: blackbox_exporter's two names instead.
+    let exporter = report::prometheus::render_with(
+        &report(false),
+        report::prometheus::Options {
+            probe_metrics: true,
+        },
     );
-    assert_eq!(value("portprobe_probe_duration_seconds", &[]), 4.321);
-    assert_eq!(value("portprobe_status", &[]), 2.0);
-    let series = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == "portprobe_port_state")
-        .count();
-    assert_eq!(series, 12);
+    assert!(exporter.contains("\nprobe_success{target=\"server.local\"} 0\n"));
+    assert!(exporter.contains("\nprobe_duration_seconds{target=\"server.local\"} 4.321\n"));
+    assert!(!exporter.contains("portprobe_probe_"));
+    if support::require_programs("prometheus_parses_and_matches (promtool)", &["promtool"]) {
+        for exposition in [&text, &exporter] {
+            lint(exposition);
+        }
+    }
+}
+
+/// `promtool check metrics` finds nothing to say about `exposition`.
+fn lint(exposition: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -734,6 +821,119 @@ fn watch_changes() {
     assert_eq!(report::changes::render(&before, &before, "12:03:10"), "");
 }
 
+/// Every TCP port of the server as the lab's router leaves it: TCP 5900 and
+/// 49152-65535 dropped, 311 and 625 rejected by the router, five open, the
+/// rest closed.
+fn whole_range_report() -> Report {
+    let plan = Catalog::builtin().plan(&[], &parse_port_list("1-65535").unwrap());
+    let results = plan
+        .ports
+        .iter()
+        .map(|p| match p.port {
+            5900 | 49152.. => silent(Transport::Tcp, p.port),
+            311 | 625 => PortResult {
+                reason_from: Some(ROUTER),
+                ..result(
+                    Transport::Tcp,
+                    p.port,
+                    State::Filtered,
+                    Reason::AdminProhibited,
+                )
+            },
+            22 | 80 | 443 | 548 | 631 => {
+                result(Transport::Tcp, p.port, State::Open, Reason::SynAck)
+            }
+            port => result(Transport::Tcp, port, State::Closed, Reason::ConnRefused),
+        })
+        .collect();
+    let outcome = RunOutcome {
+        results,
+        unprobed: 0,
+        interrupted: false,
+        out_of_time: false,
+        addresses: Vec::new(),
+        duration: Duration::from_millis(1090),
+    };
+    Report::new(
+        vec![(SERVER.to_string(), Ok(literal(SERVER)))],
+        Vec::new(),
+        &plan,
+        outcome,
+    )
+}
+
+/// A report of all 65 535 TCP ports renders in every format in time linear
+/// in its results. The bound on the renders is generous (a debug build on a
+/// busy two-core machine takes a few seconds), where renderers that judge
+/// the host once per row take minutes.
+#[test]
+fn every_format_renders_a_whole_port_range() {
+    let r = whole_range_report();
+    let started = std::time::Instant::now();
+    let verbose = TextOptions {
+        verbose: true,
+        ..PLAIN
+    };
+    let (text, verbose) = (
+        report::text::render(&r, PLAIN),
+        report::text::render(&r, verbose),
+    );
+    let (json, line, exposition) = (
+        report::json::render(&r),
+        report::nagios::render(&r),
+        report::prometheus::render(&r),
+    );
+    let took = started.elapsed();
+    eprintln!("65 535 results rendered in every format in {took:.2?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "rendering 65 535 results in every format took {took:.1?}"
+    );
+
+    let tail = &text[text.len().saturating_sub(2000)..];
+    assert!(
+        tail.contains(
+            "\nCRITICAL: 198.18.1.2: 16387 of 65535 required ports are blocked: TCP 311 (Server Admin (servermgrd)), TCP 625 "
+        ),
+        "{tail}"
+    );
+    // Advice for the first five runs of blocked ports, the dropped ones
+    // included: the host answers; then the rules for them, the ports
+    // spelled out as ranges.
+    let advice: Vec<&str> = tail.lines().filter(|l| l.starts_with("  - ")).collect();
+    assert_eq!(advice.len(), 6, "{tail}");
+    assert!(
+        advice[5].starts_with(
+            "  - portprobe rules --to 198.18.1.2 --ports 311,625,5900,49152-65535 writes the firewall rules"
+        ),
+        "{tail}"
+    );
+    assert!(
+        advice[2].starts_with("  - TCP 5900 (Screen Sharing (VNC)) times out"),
+        "{tail}"
+    );
+    assert!(verbose.lines().count() > 65535);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["results"].as_array().unwrap().len(), 65535);
+    assert_eq!(doc["summary"]["blocked"], 16387);
+    assert!(
+        line.starts_with(
+            "PORTPROBE CRITICAL - 16387 of 65535 ports blocked: tcp/311, tcp/625, tcp/5900, tcp/49152,"
+        ),
+        "{}",
+        &line[..line.len().min(300)]
+    );
+    let scrape = prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_string())))
+        .expect("valid text exposition format");
+    let blocked = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "portprobe_port_blocked")
+        .filter(|s| matches!(s.value, prometheus_parse::Value::Gauge(v) if v == 1.0))
+        .count();
+    assert_eq!(blocked, 16387);
+}
+
 /// A `--format nagios` run: one line starting `PORTPROBE WORD - `, and the
 /// plugin exit code that goes with WORD.
 fn assert_plugin(o: &Output, word: &str, code: i32) -> String {
@@ -806,4 +1006,58 @@ fn nagios_exit_code_is_critical_for_a_blocked_port() {
         .unwrap();
     let line = assert_plugin(&o, "CRITICAL", 2);
     assert!(line.contains("1 of 2 ports blocked: tcp/5900"), "{line}");
+}
+
+/// The text report states both how long probing took and when the report
+/// was ready: for every TCP port through the lab's router, building the
+/// report of 65 535 results takes a visible part of the wait, and the time
+/// stated never exceeds the wait itself.
+#[test]
+fn the_report_says_when_it_was_ready() {
+    let Some(lab) = support::lab_or_skip("the_report_says_when_it_was_ready") else {
+        return;
+    };
+    let _open = lab.tcp_listeners(&[22, 548], false).unwrap();
+    let server = lab.server_v4();
+    lab.nft(&[
+        &format!("ip daddr {server} tcp dport {{ 5900, 49152-65535 }} drop"),
+        &format!(
+            "ip daddr {server} tcp dport {{ 311, 625 }} reject with icmpx type admin-prohibited"
+        ),
+    ])
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = lab
+        .client_cmd_as_nobody(env!("CARGO_BIN_EXE_portprobe"))
+        .unwrap()
+        .arg(server.to_string())
+        .args(["--ports", "1-65535", "--no-locate", "--timeout", "300ms"])
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let last = text.lines().last().unwrap_or_default();
+    let seconds: Vec<f64> = last
+        .strip_prefix("probed in ")
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .and_then(|rest| rest.split_once(" s, report ready after "))
+        .map(|(p, t)| vec![p.parse().unwrap(), t.parse().unwrap()])
+        .unwrap_or_else(|| panic!("the last line: {last}"));
+    let (probing, ready) = (seconds[0], seconds[1]);
+    eprintln!("{last} (the test waited {waited:.2?})");
+    assert!(ready > probing, "{last}");
+    assert!(
+        ready <= waited.as_secs_f64() + 0.005,
+        "{last}, waited {waited:?}"
+    );
+    assert!(
+        text.contains("16387 of 65535 required ports are blocked"),
+        "{last}"
+    );
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::thread;
 
 use portprobe::port::Transport;
-use portprobe::wire::responder::{Hello, Secret, reply};
+use portprobe::wire::responder::{BUSY_NOTICE, HELLO_LEN, Hello, Secret, Seen, reply};
 use serde_json::Value;
 
 const SECRET: &str = "the lab's shared secret, 32 bytes";
@@ -27,11 +27,17 @@ fn tcp_responder() -> u16 {
     thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut hello = [0u8; 48];
+            let mut hello = [0u8; HELLO_LEN];
             if conn.read_exact(&mut hello).is_ok()
                 && let Some(h) = Hello::parse(&hello)
             {
-                let _ = conn.write_all(&reply(&secret(), &h, Transport::Tcp, port));
+                let seen = Seen {
+                    transport: Transport::Tcp,
+                    from: conn.peer_addr().unwrap(),
+                    to: conn.local_addr().unwrap(),
+                    limiting: false,
+                };
+                let _ = conn.write_all(&reply(&secret(), &h, &seen));
             }
         }
     });
@@ -43,10 +49,66 @@ fn udp_responder() -> u16 {
     let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let port = s.local_addr().unwrap().port();
     thread::spawn(move || {
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 128];
+        let to = s.local_addr().unwrap();
         while let Ok((n, from)) = s.recv_from(&mut buf) {
             if let Some(h) = Hello::parse(&buf[..n]) {
-                let _ = s.send_to(&reply(&secret(), &h, Transport::Udp, port), from);
+                let seen = Seen {
+                    transport: Transport::Udp,
+                    from,
+                    to,
+                    limiting: false,
+                };
+                let _ = s.send_to(&reply(&secret(), &h, &seen), from);
+            }
+        }
+    });
+    port
+}
+
+/// A TCP port of a responder with no room: every connection gets the busy
+/// notice and a close.
+fn tcp_busy() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.write_all(&BUSY_NOTICE);
+            let _ = conn.shutdown(std::net::Shutdown::Write);
+            let mut rest = Vec::new();
+            let _ = conn.read_to_end(&mut rest);
+        }
+    });
+    port
+}
+
+/// A UDP port of a responder that, before each reply to a hello, sends the
+/// reply to another hello (a forger's that named the client's address);
+/// with `answer` false, only that.
+fn udp_answering_another_first(answer: bool) -> u16 {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = s.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 128];
+        let to = s.local_addr().unwrap();
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let Some(h) = Hello::parse(&buf[..n]) else {
+                continue;
+            };
+            let seen = Seen {
+                transport: Transport::Udp,
+                from,
+                to,
+                limiting: false,
+            };
+            let forged = Hello {
+                nonce: [0x5a; 16],
+                ..h
+            };
+            let _ = s.send_to(&reply(&secret(), &forged, &seen), from);
+            if answer {
+                let _ = s.send_to(&reply(&secret(), &h, &seen), from);
             }
         }
     });
@@ -216,4 +278,54 @@ fn the_secret_never_comes_from_the_command_line() {
         .unwrap();
     assert_eq!(short.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&short.stderr).contains("needs at least 16"));
+}
+
+#[test]
+fn a_full_responder_is_asked_again_and_reported_busy_not_another_program() {
+    let (busy, other) = (tcp_busy(), tcp_other());
+    let spec = format!("{busy},{other}");
+    let o = run(
+        &spec,
+        SECRET,
+        &["--json", "--no-locate", "--timeout", "300ms"],
+    );
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(state(&doc, "tcp", busy), pair("open", "responder-busy"));
+    assert_eq!(state(&doc, "tcp", other), pair("open", "not-responder"));
+    let tries = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["port"] == busy)
+        .unwrap()["attempts"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(tries, 6, "asked again after each busy notice");
+    let text = String::from_utf8(run(&spec, SECRET, &["--no-locate", "--timeout", "300ms"]).stdout)
+        .unwrap();
+    assert!(
+        text.contains("the responder had no room for it each time it was tried"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_responders_reply_to_another_hello_is_no_sign_of_another_program() {
+    let (answered, unanswered) = (
+        udp_answering_another_first(true),
+        udp_answering_another_first(false),
+    );
+    let spec = format!("{answered}/udp,{unanswered}/udp");
+    let o = run(
+        &spec,
+        SECRET,
+        &["--json", "--no-locate", "--timeout", "300ms"],
+    );
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(state(&doc, "udp", answered), pair("open", "responder"));
+    // Only replies to others' hellos: no answer to ours, so silence.
+    assert_eq!(
+        state(&doc, "udp", unanswered),
+        pair("filtered", "no-response")
+    );
 }

@@ -1,25 +1,30 @@
 //! `portprobe serve` on loopback, with no privilege: the exposition a
-//! scrape gets (the `--format prometheus` series with `reason` and
-//! `reason_from`, and `probe_success`), refusals that echo nothing raw, the
-//! allow-list, the exporter's own metrics, and the page. (With a real
-//! Prometheus, a router and a browser: `serve_lab.rs`.)
+//! scrape gets (the `--format prometheus` series, each port's outcome on
+//! its info series, and `probe_success`), refusals that echo nothing raw, the
+//! allow-list, the exporter's own metrics, and the page; connections held
+//! within the timeouts and the per-source cap, and a shutdown that no
+//! half-sent request holds up. (With a real Prometheus, a router and a
+//! browser, and a flood past the file limit: `serve_lab.rs`.)
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::http;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use support::http::{self, HALF_A_REQUEST, closed_within, connect_from, sample};
 use support::proc::KillOnDrop;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portprobe");
 
 /// A running exporter and the address it serves on.
 struct Exporter {
-    _child: KillOnDrop,
+    child: KillOnDrop,
     at: SocketAddr,
 }
 
@@ -29,7 +34,7 @@ fn exporter(args: &[&str]) -> Exporter {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args),
     );
-    Exporter { _child: child, at }
+    Exporter { child, at }
 }
 
 /// A GET: the status code, the head and the body.
@@ -64,26 +69,38 @@ fn a_scrape_gets_the_series_with_their_reasons() {
     );
     let lines: Vec<String> = body.lines().map(str::to_string).collect();
     let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).unwrap();
-    let state = |port: u16| {
+    let info = |port: u16| {
         scrape
             .samples
             .iter()
             .find(|s| {
-                s.metric == "portprobe_port_state"
-                    && s.labels.get("port") == Some(&port.to_string())
+                s.metric == "portprobe_port_info" && s.labels.get("port") == Some(&port.to_string())
             })
             .unwrap_or_else(|| panic!("no series for {port}: {body}"))
     };
-    let open_series = state(open_port);
+    let open_series = info(open_port);
     assert_eq!(open_series.labels.get("state"), Some("open"));
     assert_eq!(open_series.labels.get("reason"), Some("syn-ack"));
-    let closed_series = state(closed_port);
+    let closed_series = info(closed_port);
     assert_eq!(closed_series.labels.get("state"), Some("closed"));
     assert_eq!(closed_series.labels.get("reason"), Some("conn-refused"));
-    assert_eq!(closed_series.labels.get("reason_from"), Some(""));
-    assert!(body.contains("\nprobe_success 1\n"), "{body}");
-    assert!(body.contains("\nprobe_duration_seconds "), "{body}");
-    assert!(body.contains("\nportprobe_status 1\n"), "{body}");
+    // Nobody sent a reason: the label is left out, not written empty.
+    assert_eq!(closed_series.labels.get("reason_from"), None);
+    assert!(!body.contains("=\"\""), "{body}");
+    assert!(
+        body.contains("\nprobe_success{target=\"127.0.0.1\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nprobe_duration_seconds{target=\"127.0.0.1\"} "),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nportprobe_status{target=\"127.0.0.1\"} 1\n"),
+        "{body}"
+    );
+    // blackbox_exporter's names, not portprobe's own as well.
+    assert!(!body.contains("portprobe_probe_"), "{body}");
     drop(open);
 
     // Refusals: nothing raw comes back, and the allow-list holds.
@@ -168,13 +185,93 @@ fn the_page_runs_a_probe_and_lists_it() {
         "",
     );
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains(&format!("TCP {closed_port}")), "{body}");
-    assert!(body.contains("WARNING: 127.0.0.1"), "{body}");
-    assert!(body.contains("<td>127.0.0.1</td>"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "<td data-label=\"Port\" class=\"port\">TCP {closed_port}</td>"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "<span class=\"word\">Reachable:</span> nothing is blocked on 127.0.0.1, but 1 of 1 port has no service listening"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("status WARNING"), "{body}");
+    assert!(
+        body.contains("<td data-label=\"Host\">127.0.0.1</td>"),
+        "{body}"
+    );
+    // The link to the same report opens it.
+    let link = format!("/?target=127.0.0.1&amp;ports={closed_port}%2Ftcp");
+    assert!(
+        body.contains(&format!("<a id=\"permalink\" href=\"{link}\">")),
+        "{body}"
+    );
+    let (code, _, again) = get(e.at, &link.replace("&amp;", "&"), "");
+    assert_eq!(code, 200, "{again}");
+    assert!(
+        again.contains("1 of 1 port has no service listening"),
+        "{again}"
+    );
     let (code, _, body) = get(e.at, "/?target=%3Cb%3Ex&product=ARD", "");
     assert_eq!(code, 200, "an unresolvable name is a report: {body}");
     assert!(!body.contains("<b>x"), "{body}");
-    assert!(body.contains("&lt;b&gt;x"), "{body}");
+    assert!(body.contains("&lt;b&gt;x could not be probed"), "{body}");
+    // The catalog's name, in the form and the link, for the alias asked.
+    assert!(
+        body.contains("<option value=\"Apple Remote Desktop\" selected>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("href=\"/?target=%3Cb%3Ex&amp;product=Apple+Remote+Desktop\""),
+        "{body}"
+    );
+}
+
+/// While a probe runs, the page's first part, with the form and what is
+/// being probed, has arrived; the report follows when the probe ends.
+#[test]
+fn the_page_says_what_it_probes_before_the_probe_ends() {
+    // A UDP port that never answers: the probe waits for its attempts.
+    let silent = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let mut s = std::net::TcpStream::connect(e.at).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = Instant::now();
+    write!(
+        s,
+        "GET /?target=127.0.0.1&ports={port}/udp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0; 65536];
+    while !String::from_utf8_lossy(&seen).contains("</form>\n<p id=\"probing\"") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let first = started.elapsed();
+    let early = String::from_utf8_lossy(&seen).into_owned();
+    assert!(early.starts_with("HTTP/1.1 200 OK\r\n"), "{early}");
+    assert!(
+        early.contains("content-security-policy: default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+        "{early}"
+    );
+    assert!(
+        early.contains(&format!("Probing 127.0.0.1 for {port}/udp: 1 port")),
+        "{early}"
+    );
+    assert!(!early.contains("id=\"report\""), "{early}");
+    s.read_to_end(&mut seen).unwrap();
+    let whole = started.elapsed();
+    let page = String::from_utf8_lossy(&seen);
+    assert!(page.contains("id=\"report\""), "{page}");
+    assert!(page.contains("no reply"), "{page}");
+    assert!(page.ends_with("\r\n0\r\n\r\n"), "{page}");
+    eprintln!("first part after {first:.2?}, the whole page after {whole:.2?}");
+    drop(silent);
 }
 
 #[test]
@@ -206,11 +303,11 @@ fn the_page_shows_no_visitor_what_others_asked_for() {
     }
     assert!(
         recent.contains(&format!(
-            "<td>127.0.0.1</td><td>Apple Remote Desktop, {closed_port}/tcp</td>"
+            "<td data-label=\"Host\">127.0.0.1</td><td data-label=\"Checked\">Apple Remote Desktop, {closed_port}/tcp</td>"
         )),
         "{recent}"
     );
-    assert_eq!(recent.matches("<tr><td>").count(), 1, "{recent}");
+    assert_eq!(recent.matches("<tr><td").count(), 1, "{recent}");
 
     // A refused name's answer says so, not where the name points.
     let e = exporter(&["--allow", "127.0.0.2"]);
@@ -311,7 +408,7 @@ fn a_hostile_query_is_measured_before_anything_is_expanded() {
             200 => {
                 let series = body
                     .lines()
-                    .filter(|l| l.starts_with("portprobe_port_state{"))
+                    .filter(|l| l.starts_with("portprobe_port_info{"))
                     .count();
                 assert_eq!(series, 2, "{body}");
             }
@@ -324,4 +421,226 @@ fn a_hostile_query_is_measured_before_anything_is_expanded() {
         slowest < Duration::from_secs(2),
         "/metrics took {slowest:?} meanwhile"
     );
+}
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const A_WHILE: Duration = Duration::from_secs(20);
+
+/// Sends one request on `s`, kept alive, and reads its response (which
+/// has a `content-length`) to the end.
+fn answered_on(s: &mut TcpStream, at: SocketAddr, path: &str) -> String {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {at}\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(A_WHILE)).unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer: {raw:?}");
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no content-length: {head}"));
+            if body.len() >= length {
+                return text.into_owned();
+            }
+        }
+    }
+}
+
+/// Whether `s` is still open with nothing to read, without waiting.
+fn still_open(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let open = matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
+/// The exporter's own series `series` now, 0 when it has none.
+fn own(at: SocketAddr, series: &str) -> f64 {
+    let (code, _, body) = get(at, "/metrics", "");
+    assert_eq!(code, 200, "{body}");
+    sample(&body, series).unwrap_or(0.0)
+}
+
+#[test]
+fn idle_and_half_sent_connections_are_closed_after_their_timeouts() {
+    let e = exporter(&[
+        "--allow",
+        "127.0.0.1",
+        "--header-timeout",
+        "1s",
+        "--idle-timeout",
+        "3s",
+    ]);
+    let opened = Instant::now();
+    let mut silent = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let mut half = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    half.write_all(HALF_A_REQUEST).unwrap();
+    // A head sent a byte at a time never completes: the timeout runs from
+    // the opening, not from the last byte.
+    let mut slow = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let dribble = {
+        let mut slow = slow.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for b in HALF_A_REQUEST.iter().cycle().take(200) {
+                if slow.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let mut kept = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let answer = answered_on(&mut kept, e.at, "/metrics");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answered = Instant::now();
+
+    for (name, s) in [
+        ("silent", &mut silent),
+        ("half", &mut half),
+        ("slow", &mut slow),
+    ] {
+        assert!(
+            closed_within(s, A_WHILE).is_some(),
+            "the {name} connection is still open"
+        );
+        let after = opened.elapsed();
+        assert!(
+            after >= Duration::from_millis(990),
+            "the {name} connection was closed after {after:?}, before the 1 s header timeout"
+        );
+    }
+    dribble.join().unwrap();
+    assert!(
+        closed_within(&mut kept, A_WHILE).is_some(),
+        "the kept-alive connection is still open"
+    );
+    let idle = answered.elapsed();
+    // Not by the header timeout: the idle one (the exporter's clock starts
+    // when the answer has left, a little before it arrives here).
+    assert!(
+        idle >= Duration::from_millis(2500),
+        "the kept-alive connection was closed after {idle:?} idle, before the 3 s idle timeout"
+    );
+    let (_, _, m) = get(e.at, "/metrics", "");
+    for line in [
+        "portprobe_exporter_connections_closed_total{reason=\"header_timeout\"} 3",
+        "portprobe_exporter_connections_closed_total{reason=\"idle_timeout\"} 1",
+        "portprobe_exporter_connections_closed_total{reason=\"send_timeout\"} 0",
+        "portprobe_exporter_connections 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line}: {m}");
+    }
+}
+
+#[test]
+fn a_half_sent_request_is_closed_after_the_default_header_timeout() {
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    let opened = Instant::now();
+    let mut half = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    half.write_all(HALF_A_REQUEST).unwrap();
+    assert!(
+        closed_within(&mut half, Duration::from_secs(40)).is_some(),
+        "a half-sent request is still open after 40 s"
+    );
+    let after = opened.elapsed();
+    assert!(
+        after >= Duration::from_millis(9990),
+        "closed after {after:?}, before the 10 s header timeout"
+    );
+    assert_eq!(
+        own(
+            e.at,
+            "portprobe_exporter_connections_closed_total{reason=\"header_timeout\"}"
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn one_source_holds_its_share_of_connections_and_no_more() {
+    let e = exporter(&["--allow", "127.0.0.1"]);
+    // The documented share when the file limit allows it; the exporter
+    // says what it derived.
+    let share = match own(
+        e.at,
+        "portprobe_exporter_connections_limit{scope=\"per_source\"}",
+    ) {
+        n if n >= 1.0 => n as usize,
+        _ => 512,
+    };
+    let extra = 8;
+    support::raise_open_files((share + extra + 256) as u64);
+    let greedy: IpAddr = "127.0.0.5".parse().unwrap();
+    let mut held: Vec<TcpStream> = (0..share + extra)
+        .map(|_| connect_from(greedy, e.at, A_WHILE).unwrap())
+        .collect();
+    // Connections are admitted in the order they come: those past the
+    // share are closed at once.
+    for (i, s) in held[share..].iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(10)).is_some(),
+            "connection {} of {}, past a share of {share}, is still open",
+            share + i + 1,
+            share + extra
+        );
+    }
+    let open = held[..share].iter().filter(|s| still_open(s)).count();
+    assert_eq!(open, share, "of the {share} connections within the share");
+    // Another source still gets through, and the source itself still has
+    // its share.
+    let (code, _, m) = get(e.at, "/metrics", "");
+    assert_eq!(code, 200, "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "portprobe_exporter_connections_closed_total{reason=\"per_source_limit\"}"
+        ),
+        Some(extra as f64),
+        "{m}"
+    );
+    assert!(
+        sample(&m, "portprobe_exporter_connections").unwrap() >= (share + 1) as f64,
+        "{m}"
+    );
+    let mut again = connect_from(greedy, e.at, A_WHILE).unwrap();
+    assert!(closed_within(&mut again, Duration::from_secs(10)).is_some());
+    held.truncate(1);
+    let mut first = held.pop().unwrap();
+    assert!(answered_on(&mut first, e.at, "/metrics").starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn sigterm_with_a_half_sent_request_held_exits_at_once() {
+    let mut e = exporter(&["--allow", "127.0.0.1"]);
+    let mut half = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    half.write_all(HALF_A_REQUEST).unwrap();
+    let mut silent = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    let mut kept = connect_from(LOOPBACK, e.at, A_WHILE).unwrap();
+    answered_on(&mut kept, e.at, "/metrics");
+    // The three are accepted (and the request asking is the fourth).
+    let deadline = Instant::now() + A_WHILE;
+    while own(e.at, "portprobe_exporter_connections") < 4.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    kill(Pid::from_raw(e.child.id() as i32), Signal::SIGTERM).unwrap();
+    // The grace period is --max-time (30 s) and 5 s: nothing here has a
+    // request being answered, so nothing waits for it.
+    let status = e.child.wait_for(Duration::from_secs(15));
+    let took = signalled.elapsed();
+    let status = status.unwrap_or_else(|| {
+        panic!("still running {took:?} after SIGTERM, with a half-sent request held")
+    });
+    assert_eq!(status.code(), Some(0), "{status}");
+    eprintln!(
+        "exited {took:.2?} after SIGTERM, with a half-sent request, an idle and a kept-alive connection held"
+    );
+    for s in [&mut half, &mut silent, &mut kept] {
+        assert!(closed_within(s, Duration::from_secs(1)).is_some());
+    }
 }

@@ -111,9 +111,9 @@ fn check_states(doc: &Value, router: IpAddr) {
         ("filtered", router.clone()),
         "{doc}"
     );
-    // ICMPv6 has no separate code for a rejected host: nft's host-unreachable
-    // becomes "address unreachable".
-    assert!(hu.1 == "host-unreachable", "{doc}");
+    // Over ICMPv6, nft's host-unreachable is sent as "address unreachable"
+    // (type 1 code 3), which reads as host-unreachable like ICMPv4's.
+    assert_eq!(hu.1, "host-unreachable", "{doc}");
     for r in doc["results"].as_array().unwrap() {
         assert_eq!(r["blocked"], r["state"] == "filtered");
     }
@@ -661,9 +661,11 @@ fn a_name_resolving_to_a_multicast_address_is_refused() {
 
 /// Addresses that are no single host's, given literally beside a real
 /// target, are each that target's error and are sent nothing, TCP or UDP:
-/// the client's own firewall counts what it sends to them (and to
-/// loopback, where the kernel takes 0.0.0.0 and `::`), which stays zero,
-/// while the server is probed.
+/// the client's own firewall counts the TCP and UDP it sends to them (and
+/// to loopback, where the kernel takes 0.0.0.0 and `::`), which stays zero,
+/// while the server is probed. The kernel's own ICMPv6 (neighbour and
+/// router solicitations, MLD reports to ff02::) is not counted: it is sent
+/// whenever a link comes up, whatever portprobe does.
 #[test]
 fn literal_broadcast_and_multicast_targets_are_sent_nothing() {
     let Some(lab) =
@@ -682,9 +684,9 @@ fn literal_broadcast_and_multicast_targets_are_sent_nothing() {
   counter server {{}}
   chain out {{
     type filter hook output priority 0; policy accept;
-    ip daddr {{ 0.0.0.0/8, 224.0.0.0/4, 255.255.255.255, {subnet_broadcast} }} counter name refused
-    ip6 daddr {{ ::, ff00::/8 }} counter name refused
-    oifname \"lo\" counter name refused
+    meta l4proto {{ tcp, udp }} ip daddr {{ 0.0.0.0/8, 224.0.0.0/4, 255.255.255.255, {subnet_broadcast} }} counter name refused
+    meta l4proto {{ tcp, udp }} ip6 daddr {{ ::, ff00::/8 }} counter name refused
+    meta l4proto {{ tcp, udp }} oifname \"lo\" counter name refused
     ip daddr {server} counter name server
   }}
 }}"

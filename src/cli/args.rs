@@ -39,9 +39,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub catalog: Option<PathBuf>,
 
+    /// The subcommand; none means a probe.
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// The probe's arguments, when no subcommand is given.
     #[command(flatten)]
     pub probe: ProbeArgs,
 
@@ -63,6 +65,25 @@ pub enum Command {
     Listen(ListenArgs),
     /// Serve probes over HTTP: a Prometheus exporter (/probe?target=HOST&product=NAME), its own /metrics, and a page at /.
     Serve(ServeArgs),
+    /// Write the firewall rules that allow exactly the ports a report found blocked (or a product needs), for nftables, iptables, pf, Windows, Cisco IOS or aerleon.
+    Rules(RulesArgs),
+}
+
+/// The languages `portprobe rules` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    /// `nft -f` commands: `insert rule` into --nft-chain, or a table of its own.
+    Nftables,
+    /// A shell script of iptables and ip6tables `-I` commands.
+    Iptables,
+    /// pf.conf `pass in quick` rules.
+    Pf,
+    /// PowerShell `New-NetFirewallRule` commands, for the server's own firewall.
+    Windows,
+    /// Cisco IOS extended access lists.
+    Cisco,
+    /// aerleon (capirca) definitions, terms and a policy for `aclgen` (needs -o DIR).
+    Aerleon,
 }
 
 /// Output formats for probe results.
@@ -245,7 +266,9 @@ pub struct ListenArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Prometheus scrapes /probe in the multi-target pattern: \
 metrics_path /probe, params product, and relabelling __address__ to __param_target. \
-A probe's deadline follows X-Prometheus-Scrape-Timeout-Seconds, less half a second.\n\n\
+A probe's deadline follows X-Prometheus-Scrape-Timeout-Seconds, less half a second. \
+On SIGTERM or SIGINT it stops accepting, closes idle and half-sent connections, \
+and exits once the requests being answered are, within --max-time and 5 s.\n\n\
 Example:\n  portprobe serve --listen 127.0.0.1:9199 --allow 192.0.2.0/24 --allow server.example")]
 pub struct ServeArgs {
     /// Serve HTTP on this address and port.
@@ -267,6 +290,99 @@ pub struct ServeArgs {
     /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take (500ms to 1h).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_serve_max_time)]
     pub max_time: Duration,
+
+    /// Close a connection whose request head is not complete this long after it opened, or after the first byte of a later request.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_header_timeout)]
+    pub header_timeout: Duration,
+
+    /// Close a kept-alive connection that sends nothing for this long between requests.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_idle_timeout)]
+    pub idle_timeout: Duration,
+}
+
+/// Arguments of `portprobe rules`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).multiple(true).args(["from", "products", "ports"])),
+    after_help = "Rules allow exactly the ports asked for, to exactly the addresses: from a report, \
+the blocked ports of the addresses that answered; each rule's comment names the product and \
+service and where the port was found blocked.\n\n\
+Examples:\n  portprobe server.example -p ARD --json -o report.json\n  \
+portprobe rules --from report.json --format nftables --nft-chain \"inet filter forward\"\n  \
+portprobe rules -p ARD --to 192.0.2.10 --source 198.51.100.0/24 --format cisco"
+)]
+pub struct RulesArgs {
+    /// Allow the ports this JSON report (`portprobe HOST --json -o report.json`) found blocked, to the addresses it probed; `-` reads standard input.
+    #[arg(long, value_name = "REPORT", conflicts_with_all = ["products", "ports", "to"])]
+    pub from: Option<PathBuf>,
+
+    /// Allow every port this product needs, without probing (repeatable; with --to).
+    #[arg(short = 'p', long = "product", value_name = "NAME", requires = "to")]
+    pub products: Vec<String>,
+
+    /// Allow these ports: PORT or LO-HI, comma-separated, each optionally /tcp or /udp (with --to).
+    #[arg(long = "ports", value_name = "SPEC", value_parser = parse_ports, requires = "to")]
+    pub ports: Vec<Vec<PortItem>>,
+
+    /// The address the ports are allowed to, with -p or --ports (repeatable).
+    #[arg(long, value_name = "ADDR", value_parser = parse_to)]
+    pub to: Vec<std::net::IpAddr>,
+
+    /// The clients' network, as CIDR (one per address family) [default: any source].
+    #[arg(long, value_name = "CIDR", value_parser = parse_source)]
+    pub source: Vec<ipnet::IpNet>,
+
+    /// The firewall's language.
+    #[arg(long, value_enum, default_value_t = RulesFormat::Nftables)]
+    pub format: RulesFormat,
+
+    /// nftables: insert the rules at the top of this chain of yours, e.g. "inet filter forward".
+    #[arg(long, value_name = "FAMILY TABLE CHAIN", value_parser = parse_nft_chain)]
+    pub nft_chain: Option<crate::rules::nftables::Chain>,
+
+    /// The chain: FORWARD (a router, the default) or INPUT (the server's own firewall); for iptables any chain, for cisco the access list's name.
+    #[arg(long, value_name = "NAME")]
+    pub chain: Option<String>,
+
+    /// Write rules for IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Write rules for IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Write the rules to FILE (replaced atomically, as for a report); for aerleon, the directory to write its files in.
+    #[arg(short = 'o', long, value_name = "FILE|DIR")]
+    pub output: Option<PathBuf>,
+}
+
+impl RulesArgs {
+    /// Every --ports item, flattened.
+    pub fn port_items(&self) -> Vec<PortItem> {
+        self.ports.iter().flatten().copied().collect()
+    }
+}
+
+fn parse_to(s: &str) -> Result<std::net::IpAddr, String> {
+    let ip: std::net::IpAddr = s.trim().parse().map_err(|_| {
+        format!("`{s}` is not an IP address (expected the server's address, e.g. 192.0.2.10 or 2001:db8::10)")
+    })?;
+    let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    if ip.is_unspecified() || ip.is_multicast() || broadcast {
+        return Err(format!(
+            "`{s}` is not one host's address (expected the server's address, e.g. 192.0.2.10)"
+        ));
+    }
+    Ok(ip)
+}
+
+fn parse_source(s: &str) -> Result<ipnet::IpNet, String> {
+    crate::rules::parse_source(s)
+}
+
+fn parse_nft_chain(s: &str) -> Result<crate::rules::nftables::Chain, String> {
+    s.parse()
 }
 
 impl ListenArgs {
@@ -391,6 +507,14 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 
 fn parse_serve_max_time(s: &str) -> Result<Duration, String> {
     duration::parse(s, duration::SERVE_MAX_TIME)
+}
+
+fn parse_header_timeout(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::SERVE_HEADER_TIMEOUT)
+}
+
+fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
+    duration::parse(s, duration::SERVE_IDLE_TIMEOUT)
 }
 
 #[cfg(test)]

@@ -56,9 +56,31 @@ pub const SERVE_MAX_TIME: Bounds = Bounds {
     most: Duration::from_secs(HOUR),
 };
 
+/// `portprobe serve --header-timeout`: from a tenth of a second (a request
+/// head on loopback) to an hour.
+pub const SERVE_HEADER_TIMEOUT: Bounds = Bounds {
+    option: "--header-timeout",
+    least: Duration::from_millis(100),
+    most: Duration::from_secs(HOUR),
+};
+
+/// `portprobe serve --idle-timeout`: from a tenth of a second to an hour.
+pub const SERVE_IDLE_TIMEOUT: Bounds = Bounds {
+    option: "--idle-timeout",
+    least: Duration::from_millis(100),
+    most: Duration::from_secs(HOUR),
+};
+
 /// Every option's bounds.
 #[cfg(test)]
-const ALL: [Bounds; 4] = [TIMEOUT, MAX_TIME, WATCH, SERVE_MAX_TIME];
+const ALL: [Bounds; 6] = [
+    TIMEOUT,
+    MAX_TIME,
+    WATCH,
+    SERVE_MAX_TIME,
+    SERVE_HEADER_TIMEOUT,
+    SERVE_IDLE_TIMEOUT,
+];
 
 /// The units' lengths in nanoseconds.
 const MS: u128 = 1_000_000;

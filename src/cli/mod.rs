@@ -8,8 +8,10 @@ mod generate;
 mod listen;
 mod output;
 mod probe;
+mod rules;
 mod secret;
 mod serve;
+mod source;
 mod targets;
 
 use std::io::Write;
@@ -20,7 +22,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 pub use args::{
-    Cli, ColorChoice, Command, Format, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs, ServeArgs,
+    Cli, ColorChoice, Command, Format, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs, RulesArgs,
+    RulesFormat, ServeArgs,
 };
 pub use generate::Generate;
 
@@ -94,6 +97,7 @@ fn run(cli: Cli) -> Result<Status> {
         Some(Command::Probe(args)) => probe::run(&catalog, *args),
         Some(Command::Listen(args)) => listen::run(&catalog, &args),
         Some(Command::Serve(args)) => serve::run(catalog, &args),
+        Some(Command::Rules(args)) => rules::run(&catalog, &args),
         None => probe::run(&catalog, cli.probe),
     }
 }

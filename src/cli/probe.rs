@@ -269,12 +269,9 @@ impl Run<'_> {
         .await;
         bar.finish();
         outcome.duration = started.elapsed();
-        Ok(Report::new(
-            targets,
-            self.products.clone(),
-            &self.plan,
-            outcome,
-        ))
+        let mut report = Report::new(targets, self.products.clone(), &self.plan, outcome);
+        report.ready_after(started.elapsed());
+        Ok(report)
     }
 }
 

@@ -29,6 +29,8 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
         allow,
         concurrency: args.concurrency as usize,
         max_time: args.max_time,
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
     };
     serve::run(config, catalog, &mut std::io::stdout())?;
     Ok(Status::Ok)

@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nix::libc;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -25,13 +26,12 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use super::Probe;
-use super::evidence::{Deadline, Evidence, Finished};
+use super::evidence::{Answer, Deadline, Evidence, Finished};
 use super::icmp;
 use super::outcome::Reason;
 use super::own_ports::OwnPorts;
-use crate::port::Transport;
-use crate::wire::responder::{Hello, REPLY_LEN, Secret, Verified, verify};
-use crate::wire::{Nonce, ProbeContext, UdpRequest};
+use super::responder::Exchange;
+use crate::wire::{Match, Nonce, ProbeContext, UdpRequest};
 
 /// What to probe, as the scheduler hands it to a [`Prober`].
 #[derive(Clone, Copy, Debug)]
@@ -79,14 +79,8 @@ impl Prober for Sockets {
         match spec.probe {
             Probe::Tcp => tcp(spec.target, spec.ttl, deadline, None),
             Probe::TcpResponder => {
-                let exchange = Exchange {
-                    hello: Hello {
-                        transport: Transport::Tcp,
-                        port: spec.target.port(),
-                        nonce: rand::random(),
-                    },
-                    secret: spec.context.responder_secret.clone(),
-                };
+                let exchange =
+                    Exchange::new(spec.target.port(), spec.context.responder_secret.clone());
                 tcp(spec.target, spec.ttl, deadline, Some(exchange))
             }
             Probe::Udp(protocol) => {
@@ -178,59 +172,6 @@ fn start_error<F: AsRawFd>(
     }
 }
 
-/// What a TCP probe of a far-side `portprobe listen` sends once connected.
-struct Exchange {
-    hello: Hello,
-    secret: Option<Secret>,
-}
-
-impl Exchange {
-    /// Sends the hello and reads the reply, until `deadline`.
-    async fn run(self, stream: &TcpStream, deadline: Deadline) -> Evidence {
-        let talk = async {
-            stream.writable().await.ok()?;
-            let hello = self.hello.to_bytes();
-            let mut sent = 0;
-            while sent < hello.len() {
-                stream.writable().await.ok()?;
-                match stream.try_write(&hello[sent..]) {
-                    Ok(0) => return None,
-                    Ok(n) => sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return None,
-                }
-            }
-            let mut reply = [0u8; REPLY_LEN];
-            let mut got = 0;
-            while got < reply.len() {
-                stream.readable().await.ok()?;
-                match stream.try_read(&mut reply[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => break,
-                }
-            }
-            Some(reply[..got].to_vec())
-        };
-        let reply = tokio::select! {
-            reply = talk => reply,
-            () = deadline.passed() => None,
-        };
-        let verified = match (reply, &self.secret) {
-            (Some(bytes), Some(secret)) => {
-                verify(secret, &self.hello.nonce, &bytes)
-                    == Verified::Responder {
-                        transport: Transport::Tcp,
-                        port: self.hello.port,
-                    }
-            }
-            _ => false,
-        };
-        Evidence::Responder { verified }
-    }
-}
-
 /// Starts a TCP connect to `addr` (and, for a responder, its hello).
 fn tcp(
     addr: SocketAddr,
@@ -286,9 +227,11 @@ fn tcp(
         };
         match (finished.evidence, exchange) {
             // The connect's round trip times the path; the hello gets a
-            // timeout of its own.
+            // timeout of its own, long enough for a busy responder.
             (Evidence::Connected, Some(exchange)) => Finished {
-                evidence: exchange.run(&stream, deadline.restart()).await,
+                evidence: exchange
+                    .run(&stream, deadline.restart_with_floor(EXCHANGE_FLOOR))
+                    .await,
                 rtt: finished.rtt,
             },
             (evidence, _) => Finished {
@@ -359,6 +302,11 @@ fn tcp_last_look(stream: &TcpStream, start: Instant) -> Finished {
     Finished { evidence, rtt }
 }
 
+/// The least time a responder's TCP port gets to answer the hello: a
+/// responder busy with a flood answers late, and silence until then reads
+/// as another program's.
+const EXCHANGE_FLOOR: Duration = Duration::from_secs(1);
+
 /// How many new sockets a UDP attempt at this machine's own port tries
 /// before giving up, when the kernel keeps choosing the probed port as the
 /// socket's own.
@@ -403,6 +351,16 @@ fn udp(
     };
     let held = own.hold(v6, port);
     let target = SockAddr::from(addr);
+    // A responder's proof counts only from the probed address and port: a
+    // connected socket takes nothing else, and knows its own address.
+    let sent_from = if spec.probe.is_responder() {
+        if let Err(e) = socket.connect(&target) {
+            return start_error(&e, &socket, start);
+        }
+        socket.local_addr().ok().and_then(|a| a.as_socket())
+    } else {
+        None
+    };
     for datagram in request.datagrams() {
         if let Err(e) = socket.send_to(&datagram, &target) {
             return start_error(&e, &socket, start);
@@ -414,6 +372,7 @@ fn udp(
     };
     let receive = Receive {
         target: addr,
+        sent_from,
         local: spec.local,
         own: Arc::clone(own),
         request,
@@ -444,6 +403,8 @@ thread_local! {
 /// What a UDP attempt needs to tell a reply from other datagrams.
 struct Receive {
     target: SocketAddr,
+    /// The socket's own address, when connected (a responder probe).
+    sent_from: Option<SocketAddr>,
     local: bool,
     own: Arc<OwnPorts>,
     request: Box<dyn UdpRequest>,
@@ -500,8 +461,9 @@ impl Receive {
 
     /// Whether a datagram counts: never one from portprobe's own sockets; a
     /// reply carrying our IDs from any sender; a reply recognised by shape
-    /// alone only from where its protocol answers; anything else only from
-    /// the probed address and port.
+    /// alone, or a responder's proof, only from where its protocol answers;
+    /// never the protocol's answer to another request; anything else only
+    /// from the probed address and port.
     fn judge_datagram(&self, bytes: &[u8], from: SocketAddr) -> Option<Evidence> {
         if self.local
             && (from.ip().is_loopback() || from.ip() == self.target.ip())
@@ -511,8 +473,17 @@ impl Receive {
         }
         let probed = SocketAddr::new(self.target.ip(), self.target.port());
         let counts = match self.request.recognise(bytes) {
-            Some(reply) if reply.matched.accepts(probed, from) => Some(Some(reply)),
+            Some(reply) if reply.matched.accepts(probed, from) => {
+                if let Match::Responder(seen) = reply.matched {
+                    return Some(Evidence::Responder {
+                        answer: Answer::Proved(seen),
+                        sent_from: self.sent_from,
+                    });
+                }
+                Some(Some(reply))
+            }
             Some(_) => None,
+            None if self.request.answers_another(bytes) => None,
             None if same_endpoint(probed, from) => Some(None),
             None => None,
         };

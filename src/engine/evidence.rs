@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::icmp::IcmpError;
 use super::outcome::Reason;
 use crate::wire::Reply;
+use crate::wire::responder::Seen;
 
 /// What an attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,11 +26,15 @@ pub enum Evidence {
     OwnPort,
     /// TCP: refused by a reset.
     Refused,
-    /// TCP: connected to a port of a far-side `portprobe listen`; `verified`
-    /// when its reply to our hello proved the shared secret.
+    /// A port of a far-side `portprobe listen` answered our hello: over a
+    /// TCP connection, or (for a proof) by a UDP datagram from the probed
+    /// address and port.
     Responder {
-        /// The reply carried the right tag.
-        verified: bool,
+        /// What the answer was.
+        answer: Answer,
+        /// The address and port this computer sent the hello from (the
+        /// socket's own), when known.
+        sent_from: Option<SocketAddr>,
     },
     /// UDP: a reply arrived; `Some` when recognised as the protocol asked.
     Datagram {
@@ -48,6 +53,22 @@ pub enum Evidence {
     Silent,
 }
 
+/// A responder port's answer to a hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A reply with a valid tag: the responder, and what it saw of the hello.
+    Proved(Seen),
+    /// The responder's (untagged) notice that it had no room for the
+    /// connection: nothing proved, try again later.
+    Busy,
+    /// TCP: connected, the hello sent, and not a byte nor a close before
+    /// the deadline: a responder too busy to answer yet, or another
+    /// program that waits for more; try again later.
+    Nothing,
+    /// Something answered, but not with a valid tag.
+    Not,
+}
+
 /// The evidence and when it arrived.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finished {
@@ -64,6 +85,7 @@ pub struct Finished {
 pub struct Deadline {
     start: Instant,
     timeout: watch::Receiver<Duration>,
+    floor: Duration,
 }
 
 impl Deadline {
@@ -72,6 +94,7 @@ impl Deadline {
         Deadline {
             start: Instant::now(),
             timeout,
+            floor: Duration::ZERO,
         }
     }
 
@@ -80,18 +103,22 @@ impl Deadline {
         self.start
     }
 
-    /// A deadline of the same timeout, starting now.
-    pub fn restart(&self) -> Deadline {
-        Deadline::new(self.timeout.clone())
+    /// A deadline of the same timeout, but never shorter than `floor`,
+    /// starting now.
+    pub fn restart_with_floor(&self, floor: Duration) -> Deadline {
+        Deadline {
+            floor,
+            ..Deadline::new(self.timeout.clone())
+        }
     }
 
     /// Completes when the deadline has passed.
     pub async fn passed(mut self) {
         loop {
-            let at = self.start + *self.timeout.borrow_and_update();
+            let at = super::later(self.start, self.timeout.borrow_and_update().max(self.floor));
             tokio::select! {
                 () = tokio::time::sleep_until(at) => {
-                    if Instant::now() >= self.start + *self.timeout.borrow() {
+                    if Instant::now() >= super::later(self.start, self.timeout.borrow().max(self.floor)) {
                         return;
                     }
                 }
@@ -111,6 +138,17 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
+    async fn a_timeout_of_any_length_never_panics() {
+        let (_tx, rx) = watch::channel(Duration::MAX);
+        let deadline = Deadline::new(rx);
+        let waited = tokio::time::timeout(Duration::from_secs(3600), deadline.passed()).await;
+        assert!(
+            waited.is_err(),
+            "a deadline of Duration::MAX does not pass in an hour"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_deadline_follows_a_shrinking_timeout() {
         let (tx, rx) = watch::channel(Duration::from_secs(1));
         let deadline = Deadline::new(rx);
@@ -120,6 +158,17 @@ mod tests {
         tx.send(Duration::from_millis(300)).unwrap();
         waiting.await.unwrap();
         assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_floor_holds_a_restarted_deadline_up() {
+        let (tx, rx) = watch::channel(Duration::from_millis(100));
+        let deadline = Deadline::new(rx).restart_with_floor(Duration::from_secs(1));
+        let start = deadline.start();
+        let waiting = tokio::spawn(deadline.passed());
+        tx.send(Duration::from_millis(50)).unwrap();
+        waiting.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,7 +20,9 @@
 //!   follow it, loss, and the rounds (`pacing`, a pure state machine);
 //! - `attempt`: the socket work behind the small `Prober` interface, which
 //!   the scheduler's unit tests replace with scripted outcomes;
-//! - `verdict`: evidence judged into states and reasons, beside `outcome`.
+//! - `verdict`: evidence judged into states and reasons, beside `outcome`;
+//! - `responder`: the client side of the responder protocol (the TCP
+//!   exchange, and what a proof says about the path).
 
 mod attempt;
 mod evidence;
@@ -37,6 +39,7 @@ mod pacing;
 mod path;
 mod rate;
 mod resolve;
+mod responder;
 mod rtt;
 mod scheduler;
 mod share;
@@ -48,9 +51,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use limits::DEFAULT_CONCURRENCY;
+pub use limits::{DEFAULT_CONCURRENCY, raise_nofile_limit};
 pub use locate::{KEEP, Located, Locator, MAX_HOPS, MAX_TRACED, REUSE, Route, Stop};
-pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Unconfirmed};
+pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Translation, Unconfirmed};
 pub use pacing::{DEFAULT_ROUNDS, RESPONDER_ROUNDS};
 pub use resolve::{
     Family, NotOneHost, ResolveError, Resolved, ResolvedBy, is_literal, literal, one_host, resolve,
@@ -245,6 +248,13 @@ pub struct RunOutcome {
     pub addresses: Vec<AddressNote>,
     /// Wall time of the run.
     pub duration: Duration,
+}
+
+/// `t + d`, or a far future (thirty years on) when that overflows: a
+/// caller's duration, however large, never panics a timer.
+pub fn later(t: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(86400 * 365 * 30))
 }
 
 /// The local address that probes to `target` leave from (no packet is sent:

@@ -81,6 +81,10 @@ pub enum Reason {
     /// A connection or reply, but not from the responder (no valid tag):
     /// another program holds the port.
     NotResponder,
+    /// TCP: the connection completed, but the responder said it had no
+    /// room for it every time it was tried (its connection slots were
+    /// taken): the path is open as far as a handshake shows, unproven.
+    ResponderBusy,
     /// No answer after every attempt.
     NoResponse,
     /// A UDP reply recognised as the protocol asked.
@@ -150,6 +154,7 @@ impl Reason {
             Reason::ConnRefused => "conn-refused",
             Reason::Responder => "responder",
             Reason::NotResponder => "not-responder",
+            Reason::ResponderBusy => "responder-busy",
             Reason::NoResponse => "no-response",
             Reason::UdpResponse => "udp-response",
             Reason::UdpResponseUnrecognised => "udp-response-unrecognised",
@@ -190,6 +195,60 @@ impl Reason {
     }
 }
 
+impl std::str::FromStr for Reason {
+    type Err = ();
+
+    /// The reason a JSON name stands for: the inverse of [`Reason::as_str`].
+    fn from_str(s: &str) -> Result<Reason, ()> {
+        let named = [
+            Reason::SynAck,
+            Reason::ConnRefused,
+            Reason::Responder,
+            Reason::NotResponder,
+            Reason::ResponderBusy,
+            Reason::NoResponse,
+            Reason::UdpResponse,
+            Reason::UdpResponseUnrecognised,
+            Reason::PortUnreachable,
+            Reason::AdminProhibited,
+            Reason::HostUnreachable,
+            Reason::NetUnreachable,
+            Reason::ProtocolUnreachable,
+            Reason::HostProhibited,
+            Reason::NetProhibited,
+            Reason::PolicyFailed,
+            Reason::RejectRoute,
+            Reason::TimeExceeded,
+            Reason::LocalFirewall,
+            Reason::NoRoute,
+            Reason::LocalError,
+        ];
+        if let Some(r) = named.into_iter().find(|r| r.as_str() == s) {
+            return Ok(r);
+        }
+        let (v6, rest) = match (s.strip_prefix("icmp6-"), s.strip_prefix("icmp-")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => return Err(()),
+        };
+        let (kind, code) = rest.split_once('-').ok_or(())?;
+        let number = |n: &str| match n.parse::<u8>() {
+            Ok(v) if n == v.to_string() => Ok(v),
+            _ => Err(()),
+        };
+        let icmp = IcmpCode {
+            v6,
+            kind: number(kind)?,
+            code: number(code)?,
+        };
+        // Only a code without a name of its own is written this way.
+        match Reason::from_icmp(icmp) {
+            Reason::Icmp(c) => Ok(Reason::Icmp(c)),
+            _ => Err(()),
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.as_str())
@@ -215,6 +274,24 @@ pub enum Unconfirmed {
         /// Rounds run.
         rounds: u32,
     },
+    /// A far-side responder was limiting its replies: a port it had
+    /// answered went silent too when probed again after the silent ones,
+    /// or its replies said it was refusing hellos over its total cap. The
+    /// silence may be its own (a flood, maybe with forged addresses).
+    ResponderLimiting,
+}
+
+/// What a responder's proof showed of the hello that differs from what this
+/// computer sent: a translation on the way (a NAT, port forwarding) or a
+/// relay that asked the responder itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Translation {
+    /// Where the responder saw the hello come from, and where this computer
+    /// sent it from, when they differ.
+    pub source: Option<(SocketAddr, SocketAddr)>,
+    /// Where the responder saw the hello arrive, when not at the probed
+    /// address and port (an unspecified address: it could not tell which).
+    pub destination: Option<SocketAddr>,
 }
 
 /// What qualifies a result, as data; the report puts it into words.
@@ -227,6 +304,9 @@ pub enum Note {
     /// The port stayed silent while a host limited its ICMP errors, so a
     /// closed port may hide behind the silence.
     Unconfirmed(Unconfirmed),
+    /// The responder proved the port, but saw the hello otherwise than this
+    /// computer sent it.
+    Translated(Translation),
     /// This computer could not send the probe; the operating system's error
     /// number (`errno`).
     LocalError {
@@ -303,6 +383,32 @@ mod tests {
         assert_eq!(v4(3, 5).as_str(), "icmp-3-5");
         assert_eq!(v6(4, 0).as_str(), "icmp6-4-0");
         assert_eq!(v6(1, 1).as_str(), "admin-prohibited");
+    }
+
+    #[test]
+    fn every_reason_reads_back_from_its_json_name() {
+        for v6 in [false, true] {
+            for kind in 0..=255u8 {
+                for code in 0..=255u8 {
+                    let r = Reason::from_icmp(IcmpCode { v6, kind, code });
+                    assert_eq!(r.as_str().parse::<Reason>(), Ok(r), "{r}");
+                }
+            }
+        }
+        for r in [Reason::SynAck, Reason::ResponderBusy, Reason::LocalError] {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(r));
+        }
+        for bad in [
+            "",
+            "icmp-3-13",
+            "icmp-3-05",
+            "icmp-300-1",
+            "icmp-3",
+            "icmp6-x-1",
+            "SYN-ACK",
+        ] {
+            assert_eq!(bad.parse::<Reason>(), Err(()), "{bad}");
+        }
     }
 
     #[test]

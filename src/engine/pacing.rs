@@ -22,6 +22,15 @@
 //! reveal several hidden ports at the cost of one datagram per silent port.
 //! The number of rounds is capped (each costs every silent port one more
 //! datagram); ports a capped run could not confirm are reported as such.
+//!
+//! A far-side responder limits too: when a flood (its sources maybe forged)
+//! spends its total allowance, it answers no one for a while, and its
+//! silent ports would look blocked. So against a responder the responder
+//! itself is a sender: its canary is a UDP port it proved, which goes last
+//! in the round like every canary; one whose tagged replies said it was
+//! limiting is a sender even without a canary (nothing can then confirm).
+//! If the responder's canary goes silent, or it has none, the silent ports
+//! are left unconfirmed ([`End::Limited`]), never called blocked.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -33,21 +42,31 @@ use tokio::time::Instant;
 pub const DEFAULT_ROUNDS: u32 = 8;
 /// Rounds at most against a responder, unless `--retries` says otherwise:
 /// a silent port is known to be blocked already (the responder always
-/// answers), and the rounds only tell a rejection whose ICMP error the
-/// limit withheld from a drop.
+/// answers, unless it is limiting, which the round's canary shows), and
+/// the rounds only tell a rejection whose ICMP error the limit withheld
+/// from a drop.
 pub const RESPONDER_ROUNDS: u32 = 1;
 /// The spacing before the first round.
 const FIRST_SPACING: Duration = Duration::from_secs(1);
 /// The longest spacing: a Linux sender's full burst of six errors.
 const MAX_SPACING: Duration = Duration::from_secs(6);
 
-/// A router or host that sent ICMP errors about the address, and a port it
-/// answered (the canary).
+/// Who limits what it sends back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// A router or host sending ICMP errors (its address, when known).
+    Icmp(Option<IpAddr>),
+    /// The far-side responder, answering hellos.
+    Responder,
+}
+
+/// A router or host that sent ICMP errors about the address, or the
+/// responder, and a port it answered (the canary).
 #[derive(Clone, Debug)]
 struct Sender {
-    ip: Option<IpAddr>,
+    who: Who,
     last: Instant,
-    canary: usize,
+    canary: Option<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +78,7 @@ enum Phase {
     /// A round is running; `answered` lists senders whose canary answered.
     Round {
         started: Instant,
-        answered: Vec<Option<IpAddr>>,
+        answered: Vec<Who>,
     },
     /// Nothing (more) to do.
     Over(End),
@@ -74,6 +93,9 @@ pub enum End {
     Confirmed,
     /// The cap on rounds was reached first.
     Capped,
+    /// The responder was limiting: its canary went silent in the last
+    /// round, or it had none.
+    Limited,
 }
 
 /// What the scheduler should do for the address now.
@@ -118,20 +140,40 @@ impl Pacing {
 
     /// An ICMP error about a UDP probe of `slot` came from `from`.
     pub fn icmp_error(&mut self, from: Option<IpAddr>, slot: usize, now: Instant) {
-        match self.senders.iter_mut().find(|s| s.ip == from) {
-            Some(s) => s.last = now,
+        self.heard(Who::Icmp(from), Some(slot), now);
+    }
+
+    /// The responder proved the UDP port of `slot` (which becomes its
+    /// canary, if it has none yet).
+    pub fn responder_answered(&mut self, slot: usize, now: Instant) {
+        self.heard(Who::Responder, Some(slot), now);
+    }
+
+    /// A reply of the responder said it was refusing hellos over its cap.
+    pub fn responder_limiting(&mut self, now: Instant) {
+        self.heard(Who::Responder, None, now);
+    }
+
+    fn heard(&mut self, who: Who, canary: Option<usize>, now: Instant) {
+        match self.senders.iter_mut().find(|s| s.who == who) {
+            Some(s) => {
+                if who != Who::Responder {
+                    s.last = now;
+                }
+                s.canary = s.canary.or(canary);
+            }
             None => self.senders.push(Sender {
-                ip: from,
+                who,
                 last: now,
-                canary: slot,
+                canary,
             }),
         }
     }
 
-    /// A canary was answered by `from` during a round.
-    pub fn canary_answered(&mut self, from: Option<IpAddr>) {
+    /// A canary was answered by `who` during a round.
+    pub fn canary_answered(&mut self, who: Who) {
         if let Phase::Round { answered, .. } = &mut self.phase {
-            answered.push(from);
+            answered.push(who);
         }
     }
 
@@ -173,7 +215,7 @@ impl Pacing {
                     answered: Vec::new(),
                 };
                 Step::Round {
-                    canaries: self.senders.iter().map(|s| s.canary).collect(),
+                    canaries: self.senders.iter().filter_map(|s| s.canary).collect(),
                 }
             }
             Phase::Waiting { .. } => Step::Wait,
@@ -181,12 +223,16 @@ impl Pacing {
                 // Every sender, including one first heard during this round,
                 // must have answered its canary after the silent ports; with
                 // no sender at all, the blind round revealed nothing.
-                let confirmed = self.senders.iter().all(|s| answered.contains(&s.ip));
+                let confirmed = self.senders.iter().all(|s| answered.contains(&s.who));
+                let limited = self
+                    .senders
+                    .iter()
+                    .any(|s| s.who == Who::Responder && !answered.contains(&Who::Responder));
                 let started = *started;
                 if confirmed || silent_udp == 0 {
                     self.end(End::Confirmed, now);
                 } else if self.rounds >= self.max_rounds {
-                    self.end(End::Capped, now);
+                    self.end(if limited { End::Limited } else { End::Capped }, now);
                 } else {
                     self.spacing = (self.spacing * 2).min(MAX_SPACING);
                     self.phase = Phase::Waiting {
@@ -232,7 +278,7 @@ impl Pacing {
     /// (`host_answered` or ICMP senders) and did not confirm them.
     pub fn left_unconfirmed(&self, host_answered: bool) -> bool {
         match self.phase {
-            Phase::Over(End::Capped) => true,
+            Phase::Over(End::Capped | End::Limited) => true,
             Phase::Over(_) => false,
             _ => host_answered || !self.senders.is_empty(),
         }
@@ -240,7 +286,13 @@ impl Pacing {
 
     /// Senders of ICMP errors, in the order first heard.
     pub fn senders(&self) -> Vec<IpAddr> {
-        self.senders.iter().filter_map(|s| s.ip).collect()
+        self.senders
+            .iter()
+            .filter_map(|s| match s.who {
+                Who::Icmp(ip) => ip,
+                Who::Responder => None,
+            })
+            .collect()
     }
 
     /// Rounds started.
@@ -306,8 +358,8 @@ mod tests {
             }
         );
         assert!(p.active());
-        p.canary_answered(HOST);
-        p.canary_answered(ROUTER);
+        p.canary_answered(Who::Icmp(HOST));
+        p.canary_answered(Who::Icmp(ROUTER));
         assert_eq!(p.idle(after(t, 1400), 3, true), Step::Wait);
         assert_eq!(p.end_state(), Some(End::Confirmed));
         assert_eq!(p.time(after(t, 5000)), Duration::from_millis(1000));
@@ -341,7 +393,7 @@ mod tests {
             Step::Round { .. }
         ));
         p.icmp_error(HOST, 1, after(t, 3020));
-        p.canary_answered(HOST);
+        p.canary_answered(Who::Icmp(HOST));
         p.idle(after(t, 3300), 4, true);
         assert_eq!(p.end_state(), Some(End::Confirmed));
         assert_eq!((p.rounds(), p.revealed_count()), (2, 1));
@@ -410,7 +462,7 @@ mod tests {
             p.idle(p.wake().unwrap(), 2, true),
             Step::Round { canaries: vec![5] }
         );
-        p.canary_answered(HOST);
+        p.canary_answered(Who::Icmp(HOST));
         p.idle(after(t, 4000), 2, true);
         assert_eq!(p.end_state(), Some(End::Confirmed));
     }
@@ -437,5 +489,61 @@ mod tests {
         p.idle(t, 3, true);
         assert!(p.active());
         assert!(p.left_unconfirmed(true));
+    }
+
+    #[test]
+    fn the_responder_is_a_sender_whose_silent_canary_leaves_ports_limited() {
+        let t = Instant::now();
+        let mut p = Pacing::new(RESPONDER_ROUNDS);
+        p.responder_answered(3, t);
+        p.responder_answered(4, t);
+        p.idle(t, 2, true);
+        assert_eq!(
+            p.idle(p.wake().unwrap(), 2, true),
+            Step::Round { canaries: vec![3] },
+            "its first proven port is its canary"
+        );
+        p.idle(after(t, 1500), 2, true);
+        assert_eq!(p.end_state(), Some(End::Limited));
+        assert!(p.left_unconfirmed(true));
+        assert!(p.senders().is_empty(), "the responder is no ICMP sender");
+
+        // Its canary answering after the silent ports confirms them.
+        let mut p = Pacing::new(RESPONDER_ROUNDS);
+        p.responder_answered(3, t);
+        p.idle(t, 2, true);
+        assert!(matches!(
+            p.idle(p.wake().unwrap(), 2, true),
+            Step::Round { .. }
+        ));
+        p.canary_answered(Who::Responder);
+        p.idle(after(t, 1500), 2, true);
+        assert_eq!(p.end_state(), Some(End::Confirmed));
+    }
+
+    #[test]
+    fn a_responder_saying_it_limits_confirms_nothing_without_a_canary() {
+        let t = Instant::now();
+        let mut p = Pacing::new(RESPONDER_ROUNDS);
+        p.responder_limiting(t);
+        p.idle(t, 4, true);
+        assert_eq!(
+            p.idle(p.wake().unwrap(), 4, true),
+            Step::Round { canaries: vec![] }
+        );
+        p.idle(after(t, 1500), 4, true);
+        assert_eq!(p.end_state(), Some(End::Limited));
+        // ICMP senders answering their canaries do not vouch for it.
+        let mut p = Pacing::new(RESPONDER_ROUNDS);
+        p.icmp_error(ROUTER, 9, t);
+        p.responder_limiting(t);
+        p.idle(t, 4, true);
+        assert_eq!(
+            p.idle(p.wake().unwrap(), 4, true),
+            Step::Round { canaries: vec![9] }
+        );
+        p.canary_answered(Who::Icmp(ROUTER));
+        p.idle(after(t, 1500), 4, true);
+        assert_eq!(p.end_state(), Some(End::Limited));
     }
 }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::later;
+
 /// The longest gap between two launches, whatever the rate: beyond it a
 /// rate means nothing within any run's `--max-time`.
 const LONGEST_GAP: Duration = Duration::from_secs(24 * 3600);
@@ -52,12 +54,6 @@ impl RateLimit {
     pub fn next(&self) -> Option<Instant> {
         self.next
     }
-}
-
-/// `t + d`, or a far future when that overflows.
-fn later(t: Instant, d: Duration) -> Instant {
-    t.checked_add(d)
-        .unwrap_or_else(|| t + Duration::from_secs(86400 * 365 * 30))
 }
 
 #[cfg(test)]

@@ -65,6 +65,9 @@ pub struct Slot {
     /// Attempts that proved nothing because they reached portprobe's own
     /// sockets (a TCP self-connect, a UDP port held by a probe socket).
     pub own_hits: u32,
+    /// Attempts after which the port waited because a far-side responder
+    /// answered busy (no room), or not at all in time.
+    pub waits: u32,
     state: SlotState,
 }
 
@@ -136,6 +139,7 @@ impl Slots {
             addr,
             attempts: 0,
             own_hits: 0,
+            waits: 0,
             state: SlotState::Queued {
                 stage: Stage::Pass,
                 last: None,

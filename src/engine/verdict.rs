@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 
 use super::Job;
-use super::evidence::{Evidence, Finished};
+use super::evidence::{Answer, Evidence, Finished};
 use super::outcome::{Note, PortResult, Reason, State};
+use super::responder::translation;
 use crate::port::Transport;
 
 /// The result of a port that stayed silent through `attempts` attempts: TCP
@@ -46,12 +47,16 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
             r.state = State::Open;
             r.reason = Reason::SynAck;
         }
-        Evidence::Responder { verified } => {
+        Evidence::Responder { answer, sent_from } => {
             r.state = State::Open;
-            r.reason = if verified {
-                Reason::Responder
-            } else {
-                Reason::NotResponder
+            r.reason = match answer {
+                Answer::Proved(seen) => {
+                    let probed = SocketAddr::new(job.address, job.port);
+                    r.note = translation(&seen, sent_from, probed).map(Note::Translated);
+                    Reason::Responder
+                }
+                Answer::Busy => Reason::ResponderBusy,
+                Answer::Nothing | Answer::Not => Reason::NotResponder,
             };
         }
         Evidence::SelfConnect => {
@@ -69,8 +74,9 @@ pub(super) fn judge(job: &Job, attempts: u32, finished: Finished) -> PortResult 
         Evidence::Datagram { reply, from } => {
             r.state = State::Open;
             r.reason = match (reply.is_some(), job.probe.is_responder()) {
-                (true, true) => Reason::Responder,
-                (false, true) => Reason::NotResponder,
+                // A responder's proof is `Evidence::Responder`: anything
+                // else from its port is another program's.
+                (_, true) => Reason::NotResponder,
                 (true, false) => Reason::UdpResponse,
                 (false, false) => Reason::UdpResponseUnrecognised,
             };

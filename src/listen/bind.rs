@@ -19,8 +19,10 @@ const HEADROOM: u64 = 64;
 /// The fewest TCP connections worth serving at once; below this the
 /// open-file limit is too small for the ports asked for.
 const MIN_CONNECTIONS: u64 = 32;
-/// The listen backlog of each TCP port.
-const BACKLOG: i32 = 128;
+/// The listen backlog of each TCP port: room for a client's whole sweep of
+/// connections to wait while the responder takes them (the kernel caps it
+/// at `net.core.somaxconn`, 4 096 by default).
+const BACKLOG: i32 = 4096;
 
 /// Where the responder listens.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@ mod limit;
 mod pktinfo;
 mod serve;
 mod summary;
+mod tcp;
 mod user;
 
 use std::io::Write;
@@ -23,6 +24,8 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
 pub use bind::Addresses;
+pub use limit::{CONNECTIONS_PER_SOURCE, SOURCE_BURST, SOURCE_RATE, TOTAL_BURST, TOTAL_RATE};
+pub use serve::MAX_CONNECTIONS;
 
 use crate::port::Transport;
 use crate::wire::responder::Secret;

@@ -1,9 +1,17 @@
-//! UDP replies from the address the hello was sent to. A socket bound to
+//! What the kernel says of each UDP datagram it hands the responder: where
+//! it was sent, and how many datagrams it dropped before it.
+//!
+//! Replies leave from the address the hello was sent to. A socket bound to
 //! every address would otherwise answer from whichever address the route
 //! back chooses; on a host with several addresses that reply then belongs
 //! to no flow a stateful firewall knows, and is dropped on the way. The
 //! kernel says where each datagram was sent (`IP_PKTINFO`,
 //! `IPV6_PKTINFO`), and the reply names that address as its source.
+//!
+//! A flood faster than the responder reads fills a socket's buffer, and the
+//! kernel drops what arrives meanwhile, a client's hellos among them. It
+//! counts them (`SO_RXQ_OVFL`), so the responder knows it lost hellos it
+//! never saw, and can say so.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -17,8 +25,9 @@ use nix::sys::socket::{
 
 /// Asks the kernel to say where each datagram was sent: `IP_PKTINFO` (an
 /// IPv6 socket that also takes IPv4 reports its IPv4 datagrams this way),
-/// and `IPV6_RECVPKTINFO` on an IPv6 socket.
+/// and `IPV6_RECVPKTINFO` on an IPv6 socket; and how many it dropped.
 pub fn enable<F: std::os::fd::AsFd>(socket: &F, ipv6: bool, dual_stack: bool) -> io::Result<()> {
+    setsockopt(socket, sockopt::RxqOvfl, &1)?;
     if !ipv6 || dual_stack {
         setsockopt(socket, sockopt::Ipv4PacketInfo, &true)?;
     }
@@ -46,6 +55,9 @@ pub struct Received {
     pub from: SocketAddr,
     /// Where it was sent, when the kernel said.
     pub to: Option<Local>,
+    /// Datagrams the kernel dropped on this socket since it was made (a
+    /// full buffer), when it said.
+    pub dropped: Option<u32>,
 }
 
 fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
@@ -59,7 +71,7 @@ fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
 /// Reads one datagram without blocking.
 pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut iov = [io::IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo);
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo, u32);
     let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)?;
     let from = msg
         .address
@@ -67,6 +79,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         .and_then(std_addr)
         .ok_or_else(|| io::Error::other("a datagram without a sender"))?;
     let mut to = None;
+    let mut dropped = None;
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
             match c {
@@ -81,6 +94,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                         info.ipi6_ifindex,
                     ));
                 }
+                ControlMessageOwned::RxqOvfl(n) => dropped = Some(n),
                 _ => {}
             }
         }
@@ -89,6 +103,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         len: msg.bytes,
         from,
         to,
+        dropped,
     })
 }
 

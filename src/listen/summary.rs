@@ -1,6 +1,8 @@
 //! What the responder saw: per port, the hellos answered, the messages
-//! ignored and refused, and the addresses they came from (a bounded list),
-//! and the words printed at start and at shutdown.
+//! ignored and refused, the connections turned away, and the addresses they
+//! came from (a bounded list: TCP peers as proven by their handshake, UDP
+//! sources only as claimed, since anyone can forge them), and the words
+//! printed at start and at shutdown.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use super::bind::{Bindings, Skip, Skipped};
 use super::holder::Holder;
-use super::limit::Refusal;
+use super::limit::{Refusal, TOTAL_RATE};
 use crate::port::Transport;
 use crate::report::clean::clean;
 
@@ -26,6 +28,8 @@ pub enum Event {
     Ignored,
     /// A hello refused by a limit: no reply.
     Refused(Refusal),
+    /// A TCP connection there was no room for: the busy notice, and a close.
+    Busy(Refusal),
 }
 
 /// One port's record.
@@ -37,6 +41,10 @@ pub struct PortTally {
     pub ignored: u64,
     /// Hellos refused by a limit.
     pub refused: u64,
+    /// TCP connections turned away busy.
+    pub busy: u64,
+    /// UDP datagrams the kernel dropped unread (a full socket buffer).
+    pub lost: u64,
     /// The first addresses seen.
     pub sources: Vec<IpAddr>,
     /// Whether more addresses than those were seen.
@@ -47,6 +55,10 @@ pub struct PortTally {
 #[derive(Debug, Default)]
 pub struct Tally {
     ports: BTreeMap<(Transport, u16), PortTally>,
+    /// UDP hellos refused over the total cap, on every port.
+    capped: u64,
+    /// UDP datagrams lost unread, on every port.
+    lost: u64,
 }
 
 impl Tally {
@@ -56,7 +68,13 @@ impl Tally {
         match event {
             Event::Answered => t.answered += 1,
             Event::Ignored => t.ignored += 1,
-            Event::Refused(_) => t.refused += 1,
+            Event::Refused(r) => {
+                t.refused += 1;
+                if r == Refusal::Capped {
+                    self.capped += 1;
+                }
+            }
+            Event::Busy(_) => t.busy += 1,
         }
         if !t.sources.contains(&source) {
             if t.sources.len() < MAX_LISTED {
@@ -65,6 +83,12 @@ impl Tally {
                 t.others = true;
             }
         }
+    }
+
+    /// Records `count` datagrams the kernel dropped on UDP `port`.
+    pub fn lost(&mut self, port: u16, count: u64) {
+        self.ports.entry((Transport::Udp, port)).or_default().lost += count;
+        self.lost += count;
     }
 
     /// The record of one port, if anything arrived on it.
@@ -165,12 +189,18 @@ pub fn started(b: &Bindings, user: Option<(&str, u32)>) -> String {
     s
 }
 
-fn sources_words(t: &PortTally) -> String {
+/// Where a port's messages came from: TCP peers `from` the addresses their
+/// handshakes proved, UDP sources as `claimed`.
+fn sources_words(transport: Transport, t: &PortTally) -> String {
     let mut list: Vec<String> = t.sources.iter().map(ToString::to_string).collect();
     if t.others {
         list.push("others".to_string());
     }
-    list.join(", ")
+    let list = list.join(", ");
+    match transport {
+        Transport::Tcp => format!("from {list}"),
+        Transport::Udp => format!("claimed sources: {list}"),
+    }
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -185,7 +215,8 @@ pub fn stopped(tally: &Tally, ports: &[(Transport, u16)], ran: Duration, signal:
     sorted.sort_unstable();
     sorted.dedup();
     let mut silent = 0usize;
-    let (mut answered, mut ignored, mut refused) = (0u64, 0u64, 0u64);
+    let (mut answered, mut ignored, mut refused, mut busy) = (0u64, 0u64, 0u64, 0u64);
+    let mut any_udp = false;
     let seen = sorted.iter().filter_map(|&(t, p)| match tally.get(t, p) {
         Some(x) => Some((t, p, x.clone())),
         None => {
@@ -199,6 +230,8 @@ pub fn stopped(tally: &Tally, ports: &[(Transport, u16)], ran: Duration, signal:
         answered += t.answered * n;
         ignored += t.ignored * n;
         refused += t.refused * n;
+        busy += t.busy * n;
+        any_udp |= *transport == Transport::Udp;
         let each = if first == last { "" } else { " each" };
         let mut parts = vec![plural(t.answered, "hello answered", "hellos answered")];
         if t.ignored > 0 {
@@ -210,22 +243,68 @@ pub fn stopped(tally: &Tally, ports: &[(Transport, u16)], ran: Duration, signal:
                 plural(t.refused, "hello", "hellos")
             ));
         }
+        if t.busy > 0 {
+            parts.push(format!(
+                "{} turned away busy",
+                plural(t.busy, "connection", "connections")
+            ));
+        }
+        if t.lost > 0 {
+            parts.push(format!(
+                "{} lost unread",
+                plural(t.lost, "datagram", "datagrams")
+            ));
+        }
         let _ = writeln!(
             s,
-            "{}: {}{each}, from {}",
+            "{}: {}{each}, {}",
             ports_label(*transport, *first, *last),
             parts.join(", "),
-            sources_words(t)
+            sources_words(*transport, t)
         );
     }
+    let busy = if busy > 0 {
+        format!(
+            "; {} turned away busy (no room)",
+            plural(busy, "connection", "connections")
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{} answered, {} ignored (not a hello), {} refused (over a limit); {} received nothing",
+        "{} answered, {} ignored (not a hello), {} refused (over a limit){busy}; {} received nothing",
         plural(answered, "hello", "hellos"),
         plural(ignored, "message", "messages"),
         plural(refused, "hello", "hellos"),
         plural(silent as u64, "port", "ports"),
     );
+    let mut flood = Vec::new();
+    if tally.capped > 0 {
+        flood.push(format!(
+            "{} refused over the total cap of {} UDP replies a second",
+            plural(tally.capped, "UDP hello", "UDP hellos"),
+            TOTAL_RATE as u64,
+        ));
+    }
+    if tally.lost > 0 {
+        flood.push(format!(
+            "{} lost unread (a full socket buffer)",
+            plural(tally.lost, "UDP datagram", "UDP datagrams"),
+        ));
+    }
+    if !flood.is_empty() {
+        let _ = writeln!(
+            s,
+            "{}: a flood, maybe with forged source addresses; replies said so meanwhile, so clients re-checked before calling a port blocked",
+            flood.join(", ")
+        );
+    }
+    if any_udp {
+        s.push_str(
+            "(UDP sources are as the datagrams claim: anyone can forge them. TCP sources completed a handshake.)\n",
+        );
+    }
     s
 }
 
@@ -279,8 +358,37 @@ mod tests {
             text,
             "stopped by SIGTERM after 2.5 s\n\
              TCP 5900: 1 hello answered, 1 message ignored, 1 hello over a limit, from 198.18.1.2, 198.18.9.9\n\
-             UDP 6970-9999: 1 hello answered each, from 198.18.1.2\n\
-             3031 hellos answered, 1 message ignored (not a hello), 1 hello refused (over a limit); 1 port received nothing\n"
+             UDP 6970-9999: 1 hello answered each, claimed sources: 198.18.1.2\n\
+             3031 hellos answered, 1 message ignored (not a hello), 1 hello refused (over a limit); 1 port received nothing\n\
+             (UDP sources are as the datagrams claim: anyone can forge them. TCP sources completed a handshake.)\n"
+        );
+    }
+
+    #[test]
+    fn busy_connections_and_a_capped_flood_are_told_apart() {
+        let a: IpAddr = "198.18.0.2".parse().unwrap();
+        let mut tally = Tally::default();
+        tally.record(Transport::Tcp, 80, a, Event::Answered);
+        tally.record(Transport::Tcp, 80, a, Event::Busy(Refusal::Full));
+        tally.record(
+            Transport::Tcp,
+            80,
+            a,
+            Event::Busy(Refusal::TooManyConnections),
+        );
+        tally.record(Transport::Udp, 123, a, Event::Refused(Refusal::Capped));
+        tally.record(Transport::Udp, 123, a, Event::Refused(Refusal::RateLimited));
+        tally.lost(123, 7);
+        let ports = [(Transport::Tcp, 80), (Transport::Udp, 123)];
+        let text = stopped(&tally, &ports, Duration::from_secs(1), "SIGINT");
+        assert_eq!(
+            text,
+            "stopped by SIGINT after 1.0 s\n\
+             TCP 80: 1 hello answered, 2 connections turned away busy, from 198.18.0.2\n\
+             UDP 123: 0 hellos answered, 2 hellos over a limit, 7 datagrams lost unread, claimed sources: 198.18.0.2\n\
+             1 hello answered, 0 messages ignored (not a hello), 2 hellos refused (over a limit); 2 connections turned away busy (no room); 0 ports received nothing\n\
+             1 UDP hello refused over the total cap of 10000 UDP replies a second, 7 UDP datagrams lost unread (a full socket buffer): a flood, maybe with forged source addresses; replies said so meanwhile, so clients re-checked before calling a port blocked\n\
+             (UDP sources are as the datagrams claim: anyone can forge them. TCP sources completed a handshake.)\n"
         );
     }
 

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, Summary, TargetReport};
 use super::{clean, words};
 use crate::catalog::NotProbed;
-use crate::engine::{Located, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
+use crate::engine::{
+    Located, Note, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
+};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -44,7 +46,26 @@ struct Result<'a> {
     reply: Option<Reply<'a>>,
     reply_from: Option<SocketAddr>,
     note: Option<String>,
+    translation: Option<TranslationJson>,
     located: Option<LocatedJson>,
+}
+
+/// What a responder saw of the hello, where it differs from what was sent.
+#[derive(Serialize)]
+struct TranslationJson {
+    seen_from: Option<SocketAddr>,
+    sent_from: Option<SocketAddr>,
+    seen_at: Option<SocketAddr>,
+}
+
+impl From<Translation> for TranslationJson {
+    fn from(t: Translation) -> Self {
+        TranslationJson {
+            seen_from: t.source.map(|(seen, _)| seen),
+            sent_from: t.source.map(|(_, sent)| sent),
+            seen_at: t.destination,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -57,6 +78,17 @@ struct LocatedJson {
     age_s: u64,
 }
 
+/// How a located port stops, as `located.how` (and Prometheus'
+/// `located_how`) names it.
+pub(super) fn located_how(how: Stop) -> &'static str {
+    match how {
+        Stop::Dropped => "dropped",
+        Stop::Rejected(_) => "rejected",
+        Stop::AtHost => "at-host",
+        Stop::Unconfirmed => "unconfirmed",
+    }
+}
+
 impl From<Located> for LocatedJson {
     fn from(l: Located) -> Self {
         LocatedJson {
@@ -64,12 +96,7 @@ impl From<Located> for LocatedJson {
             after: l.after,
             before_hop: l.before_hop,
             before: l.before,
-            how: match l.how {
-                Stop::Dropped => "dropped",
-                Stop::Rejected(_) => "rejected",
-                Stop::AtHost => "at-host",
-                Stop::Unconfirmed => "unconfirmed",
-            },
+            how: located_how(l.how),
             age_s: l.age.as_secs(),
         }
     }
@@ -137,6 +164,7 @@ struct TargetObject<'a> {
     exit_code: u8,
     complete: bool,
     duration_ms: f64,
+    probing_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -149,6 +177,7 @@ struct Many<'a> {
     exit_code: u8,
     complete: bool,
     duration_ms: f64,
+    probing_ms: f64,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -206,6 +235,10 @@ fn result(row: &Row) -> Result<'_> {
         }),
         reply_from: r.reply_from,
         note: r.note.map(words::note),
+        translation: match r.note {
+            Some(Note::Translated(t)) => Some(t.into()),
+            _ => None,
+        },
         located: r.located.map(LocatedJson::from),
     }
 }
@@ -262,6 +295,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
                             Unconfirmed::OutOfTime => "max-time",
                             Unconfirmed::Stopped => "stopped",
                             Unconfirmed::RoundCap { .. } => "round-cap",
+                            Unconfirmed::ResponderLimiting => "responder-limiting",
                         }),
                         seconds: (n.icmp_time.as_secs_f64() * 1000.0).round() / 1000.0,
                     }),
@@ -298,6 +332,7 @@ fn target<'a>(report: &'a Report, t: &'a TargetReport) -> TargetObject<'a> {
         exit_code: status.code(),
         complete: report.target_complete(t),
         duration_ms: ms(report.duration),
+        probing_ms: ms(report.probing),
     }
 }
 
@@ -317,6 +352,7 @@ pub fn render(report: &Report) -> String {
             exit_code: status.code(),
             complete: report.complete(),
             duration_ms: ms(report.duration),
+            probing_ms: ms(report.probing),
         })
     };
     clean::json(text.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode the report: {e}\"}}")))

@@ -1,8 +1,9 @@
-//! Reports: turning catalog listings and probe results into text, JSON and
+//! Reports: turning catalog listings and probe results into text, HTML, JSON and
 //! exit codes. Nothing here touches the network.
 
 pub mod changes;
 pub mod clean;
+pub mod html;
 pub mod json;
 pub mod listing;
 pub mod model;

@@ -1,12 +1,22 @@
-//! The Prometheus text exposition format (version 0.0.4), e.g. for
-//! node_exporter's textfile collector (`--format prometheus --output
-//! /var/lib/node_exporter/portprobe.prom`, written atomically).
+//! The Prometheus text exposition format (version 0.0.4): for node_exporter's
+//! textfile collector (`--format prometheus --output
+//! /var/lib/node_exporter/portprobe.prom`, written atomically), and as the
+//! exporter's answer to a scrape of `/probe`.
+//!
+//! Every series carries `target`. A port's 0/1 gauge carries only the
+//! labels that name the port (target, address, protocol, port, and the
+//! catalog's service and products), so a port whose outcome changes stays
+//! one series; what changes from one probe to the next (the state, the
+//! reason, who sent it, where the port stops) is on the port's
+//! `portprobe_port_info` series, whose value is always 1. A label without a
+//! value is left out, never written empty.
 
 use std::fmt::Write as _;
 
 use super::Status;
 use super::clean;
-use super::model::{Report, Summary};
+use super::json::located_how;
+use super::model::{Report, Row, TargetReport};
 
 fn header(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -16,32 +26,67 @@ fn header(out: &mut String, name: &str, help: &str) {
 /// What an exposition adds to the series every one has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
-    /// `reason` and `reason_from` labels on the per-port series (the
-    /// exporter's answers).
-    pub reasons: bool,
-    /// The unprefixed `probe_success` and `probe_duration_seconds` that
-    /// Prometheus users expect of a probe (blackbox_exporter's names).
+    /// Answer as a multi-target exporter: `probe_success` and
+    /// `probe_duration_seconds`, the names blackbox_exporter's users'
+    /// alerts read, in place of `portprobe_probe_success` and
+    /// `portprobe_probe_duration_seconds`.
     pub probe_metrics: bool,
 }
 
-/// The labels of one port's series.
-fn port_labels(host: &str, row: &super::model::Row, options: Options) -> String {
+/// `target="..."`, the label every series has.
+fn target_label(t: &TargetReport) -> String {
+    format!("target=\"{}\"", clean::prometheus_label(&t.host))
+}
+
+/// The labels that name one port: its target, address, protocol and port,
+/// the catalog's service, and the products that need it (comma-separated;
+/// none for a port no product asked for needs).
+fn port_labels(t: &TargetReport, row: &Row) -> String {
     let r = &row.result;
     let mut labels = format!(
-        "target=\"{}\",address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\"",
-        clean::prometheus_label(host),
+        "{},address=\"{}\",protocol=\"{}\",port=\"{}\",service=\"{}\"",
+        target_label(t),
         r.address,
         r.transport,
         r.port,
         clean::prometheus_label(&row.service),
     );
-    if options.reasons {
+    if !row.products.is_empty() {
         let _ = write!(
             labels,
-            ",reason=\"{}\",reason_from=\"{}\"",
-            r.reason,
-            r.reason_from.map(|a| a.to_string()).unwrap_or_default()
+            ",product=\"{}\"",
+            clean::prometheus_label(&row.products.join(","))
         );
+    }
+    labels
+}
+
+/// What one port's probe found: the state and the reason; who sent the
+/// reason, when something did; and where the port stops, when it was
+/// located: how (`dropped`, `rejected`, `at-host`, `unconfirmed`, as JSON's
+/// `located.how`), the last hop it demonstrably reached (0 is this
+/// computer), the first it is known not to reach, and their addresses,
+/// when known.
+fn outcome_labels(row: &Row) -> String {
+    let r = &row.result;
+    let mut labels = format!("state=\"{}\",reason=\"{}\"", r.state, r.reason);
+    if let Some(from) = r.reason_from {
+        let _ = write!(labels, ",reason_from=\"{from}\"");
+    }
+    if let Some(l) = r.located {
+        let _ = write!(
+            labels,
+            ",located_how=\"{}\",located_after_hop=\"{}\",located_before_hop=\"{}\"",
+            located_how(l.how),
+            l.after_hop,
+            l.before_hop
+        );
+        if let Some(after) = l.after {
+            let _ = write!(labels, ",located_after=\"{after}\"");
+        }
+        if let Some(before) = l.before {
+            let _ = write!(labels, ",located_before=\"{before}\"");
+        }
     }
     labels
 }
@@ -54,46 +99,101 @@ pub fn render(report: &Report) -> String {
 /// The whole exposition, with `options`.
 pub fn render_with(report: &Report, options: Options) -> String {
     let mut out = String::new();
-
+    port_series(&mut out, report);
+    target_series(&mut out, report);
+    let (success, duration) = if options.probe_metrics {
+        ("probe_success", "probe_duration_seconds")
+    } else {
+        (
+            "portprobe_probe_success",
+            "portprobe_probe_duration_seconds",
+        )
+    };
     header(
         &mut out,
-        "portprobe_port_state",
-        "State of a probed port: 1 for the state it is in (open, closed, filtered, open|filtered).",
+        success,
+        "1 when no required port of the target is blocked and the run completed (status OK or WARNING), else 0.",
     );
     for t in &report.targets {
-        for row in &t.rows {
-            let _ = writeln!(
-                out,
-                "portprobe_port_state{{{},state=\"{}\"}} 1",
-                port_labels(&t.host, row, options),
-                row.result.state
-            );
-        }
+        let ok = matches!(report.target_status(t), Status::Ok | Status::Warning);
+        let _ = writeln!(out, "{success}{{{}}} {}", target_label(t), u8::from(ok));
     }
-
     header(
         &mut out,
+        duration,
+        "Seconds from the start of the run until its report was ready.",
+    );
+    for t in &report.targets {
+        let _ = writeln!(
+            out,
+            "{duration}{{{}}} {}",
+            target_label(t),
+            report.duration.as_secs_f64()
+        );
+    }
+    out
+}
+
+/// Two series per port: whether it is blocked, and what was found.
+fn port_series(out: &mut String, report: &Report) {
+    header(
+        out,
         "portprobe_port_blocked",
-        "1 when the port is blocked (filtered), else 0.",
+        "1 when the port is blocked (filtered), else 0. What blocks it, and where, is on portprobe_port_info.",
     );
     for t in &report.targets {
         for row in &t.rows {
             let _ = writeln!(
                 out,
                 "portprobe_port_blocked{{{}}} {}",
-                port_labels(&t.host, row, options),
+                port_labels(t, row),
                 u8::from(row.result.blocked())
             );
         }
     }
-
     header(
-        &mut out,
-        "portprobe_ports",
-        "Number of probed ports per state.",
+        out,
+        "portprobe_port_info",
+        "Always 1: what the probe of the port found: state, reason, reason_from (who sent the reason) and, for a located port, where it stops: located_how, located_after_hop, located_after, located_before_hop, located_before.",
     );
     for t in &report.targets {
-        let s: Summary = t.summary();
+        for row in &t.rows {
+            let _ = writeln!(
+                out,
+                "portprobe_port_info{{{},{}}} 1",
+                port_labels(t, row),
+                outcome_labels(row)
+            );
+        }
+    }
+    header(
+        out,
+        "portprobe_port_located_age_seconds",
+        "For a located port: how long ago where it stops was found (0 in this run; more for an answer the exporter kept from an earlier scrape).",
+    );
+    for t in &report.targets {
+        for row in &t.rows {
+            if let Some(l) = row.result.located {
+                let _ = writeln!(
+                    out,
+                    "portprobe_port_located_age_seconds{{{}}} {}",
+                    port_labels(t, row),
+                    l.age.as_secs()
+                );
+            }
+        }
+    }
+}
+
+/// The series per target: its counts, each product's status, its own.
+fn target_series(out: &mut String, report: &Report) {
+    header(
+        out,
+        "portprobe_ports",
+        "Number of probed ports of the target per state.",
+    );
+    for t in &report.targets {
+        let s = t.summary();
         for (state, n) in [
             ("open", s.open),
             ("closed", s.closed),
@@ -102,40 +202,13 @@ pub fn render_with(report: &Report, options: Options) -> String {
         ] {
             let _ = writeln!(
                 out,
-                "portprobe_ports{{target=\"{}\",state=\"{state}\"}} {n}",
-                clean::prometheus_label(&t.host)
+                "portprobe_ports{{{},state=\"{state}\"}} {n}",
+                target_label(t)
             );
         }
     }
-
     header(
-        &mut out,
-        "portprobe_probe_duration_seconds",
-        "Wall time of the run.",
-    );
-    let _ = writeln!(
         out,
-        "portprobe_probe_duration_seconds {}",
-        report.duration.as_secs_f64()
-    );
-
-    header(
-        &mut out,
-        "portprobe_probe_success",
-        "1 when no required port of the target is blocked and the run completed (status OK or WARNING), else 0.",
-    );
-    for t in &report.targets {
-        let ok = matches!(report.target_status(t), Status::Ok | Status::Warning);
-        let _ = writeln!(
-            out,
-            "portprobe_probe_success{{target=\"{}\"}} {}",
-            clean::prometheus_label(&t.host),
-            u8::from(ok)
-        );
-    }
-
-    header(
-        &mut out,
         "portprobe_product_status",
         "Status of each product checked on the target (a product asked for, or one it includes), over the ports whose products name it: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
     );
@@ -143,39 +216,24 @@ pub fn render_with(report: &Report, options: Options) -> String {
         for g in t.by_product() {
             let _ = writeln!(
                 out,
-                "portprobe_product_status{{target=\"{}\",product=\"{}\"}} {}",
-                clean::prometheus_label(&t.host),
+                "portprobe_product_status{{{},product=\"{}\"}} {}",
+                target_label(t),
                 clean::prometheus_label(g.product),
                 g.status.code()
             );
         }
     }
-
     header(
-        &mut out,
+        out,
         "portprobe_status",
-        "Exit status of the run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        "Status of the target in this run, as the exit code says it: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The run's exit code is the largest.",
     );
-    let _ = writeln!(out, "portprobe_status {}", report.status().code());
-
-    if options.probe_metrics {
-        header(
-            &mut out,
-            "probe_success",
-            "1 when the probe succeeded: no required port blocked, the run complete (status OK or WARNING).",
-        );
-        let ok = matches!(report.status(), Status::Ok | Status::Warning);
-        let _ = writeln!(out, "probe_success {}", u8::from(ok));
-        header(
-            &mut out,
-            "probe_duration_seconds",
-            "How long the probe took, in seconds.",
-        );
+    for t in &report.targets {
         let _ = writeln!(
             out,
-            "probe_duration_seconds {}",
-            report.duration.as_secs_f64()
+            "portprobe_status{{{}}} {}",
+            target_label(t),
+            report.target_status(t).code()
         );
     }
-    out
 }

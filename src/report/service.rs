@@ -182,18 +182,13 @@ pub fn verdict(v: &ProductVerdict<'_>, many_addresses: bool) -> String {
 /// The services of `t` with a blocked port, in the plan's order, when the
 /// run judges more than one service; else none.
 pub fn blocked_services(t: &TargetReport) -> Vec<String> {
-    let groups = t.by_product();
-    if groups.len() < 2 {
+    if t.services.len() < 2 {
         return Vec::new();
     }
-    groups
-        .iter()
-        .filter(|g| g.blocked().next().is_some())
-        .map(|g| g.product.to_string())
-        .collect()
+    t.blocked_products().map(str::to_string).collect()
 }
 
-/// " (Mail, Web Service)" for the services named, up to [`NAMED`] and then
+/// " (Mail, Web Service)" for the services named, up to three and then
 /// "and N more"; empty for none. Callers clean the names for their format.
 pub fn in_parentheses(services: &[String]) -> String {
     if services.is_empty() {
@@ -277,7 +272,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::ServiceGroup;
-    use crate::engine::PortResult;
+    use crate::engine::{PortResult, ResolvedBy};
     use crate::port::Probe;
     use crate::report::Summary;
 
@@ -432,23 +427,27 @@ mod tests {
         let mail = row(A, Transport::Tcp, 25, State::Open, Reason::SynAck);
         let mut mail_b = mail.clone();
         mail_b.result.address = B;
-        let t = TargetReport {
-            host: "server.local".to_string(),
-            addresses: vec![A, B],
-            resolved_by: None,
-            error: None,
-            rows: vec![mail, web, mail_b, web_b],
-            services: ["Mail", "NetBoot", "Web Service", "Xgrid"]
-                .iter()
-                .map(|p| ServiceGroup {
-                    product: p.to_string(),
-                    ports: usize::from(*p != "Xgrid"),
-                    includes_others: false,
-                })
-                .collect(),
-            notes: Vec::new(),
-            unprobed: 0,
+        let services: Vec<ServiceGroup> = ["Mail", "NetBoot", "Web Service", "Xgrid"]
+            .iter()
+            .map(|p| ServiceGroup {
+                product: p.to_string(),
+                ports: usize::from(*p != "Xgrid"),
+                includes_others: false,
+            })
+            .collect();
+        let target = |rows: Vec<Row>| {
+            TargetReport::probed(
+                "server.local".to_string(),
+                vec![A, B],
+                ResolvedBy::Literal,
+                rows,
+                services.clone(),
+                Vec::new(),
+                0,
+            )
         };
+        let mut rows = vec![mail, web, mail_b, web_b];
+        let t = target(rows.clone());
         let groups = t.by_product();
         let seen: Vec<(&str, Status, usize)> = groups
             .iter()
@@ -473,9 +472,8 @@ mod tests {
             " (NetBoot, Web Service)"
         );
         // A port without a result leaves its group's verdict open.
-        let mut partial = t.clone();
-        partial.rows.pop();
-        assert_eq!(partial.by_product()[2].status, Status::Unknown);
+        rows.pop();
+        assert_eq!(target(rows).by_product()[2].status, Status::Unknown);
     }
 
     #[test]

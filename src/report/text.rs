@@ -10,7 +10,9 @@ use super::Status;
 use super::clean::clean;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
 use super::{service, words};
-use crate::engine::{AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Unconfirmed};
+use crate::engine::{
+    AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
+};
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
 
@@ -104,12 +106,30 @@ fn same_run(a: &Row, b: &Row) -> bool {
         && x.state == y.state
         && x.reason == y.reason
         && x.reason_from == y.reason_from
-        && x.note == y.note
+        && same_note(x.note, y.note)
         && x.located == y.located
         && a.service == b.service
         && a.products == b.products
         && x.reply.as_ref().map(|r| &r.detail) == y.reply.as_ref().map(|r| &r.detail)
         && u32::from(y.port) == u32::from(x.port) + 1
+}
+
+/// Notes that read the same for a run of ports: equal, or translations
+/// between the same addresses (each port's own port numbers differ).
+fn same_note(a: Option<Note>, b: Option<Note>) -> bool {
+    match (a, b) {
+        (Some(Note::Translated(x)), Some(Note::Translated(y))) => {
+            let ips = |t: Translation| {
+                (
+                    t.source
+                        .map(|(seen, sent)| (seen.ip(), sent.ip(), seen.port() == sent.port())),
+                    t.destination.map(|at| at.ip()),
+                )
+            };
+            ips(x) == ips(y)
+        }
+        _ => a == b,
+    }
 }
 
 fn runs<'a>(rows: &[&'a Row], collapse: bool) -> Vec<Run<'a>> {
@@ -203,6 +223,9 @@ fn explain(run: &Run<'_>) -> String {
         (State::Open, Reason::NotResponder) => format!(
             "{many}something answered, but not the responder: another program holds the port (the path is open)"
         ),
+        (State::Open, Reason::ResponderBusy) => format!(
+            "{many}the connection was accepted, but the responder had no room for it each time it was tried (other clients, or idle connections, held its slots): open as far as a handshake shows, not proven"
+        ),
         (State::Open, _) => format!(
             "{many}replied, but not as {} would (unrecognised reply)",
             r.probe.udp().unwrap_or(UdpProtocol::Generic).name()
@@ -251,6 +274,11 @@ fn explain(run: &Run<'_>) -> String {
             ),
             None => format!("{many}{}", words::reason(reason)),
         },
+        (State::OpenFiltered, _) if r.probe.is_responder() => {
+            format!(
+                "{many}no reply after {attempts}, but the responder may have been silent on its own"
+            )
+        }
         (State::OpenFiltered, _) => {
             let protocol = r.probe.udp().unwrap_or(UdpProtocol::Generic);
             let mut text = format!(
@@ -272,8 +300,14 @@ fn explain(run: &Run<'_>) -> String {
     {
         let _ = write!(s, " (answered from {from})");
     }
-    if let Some(note) = r.note.filter(|n| !matches!(n, Note::LocalError { .. })) {
-        let _ = write!(s, " ({})", words::note(note));
+    match r.note {
+        Some(Note::Translated(t)) => {
+            let _ = write!(s, " ({})", words::translation(t, run.count > 1));
+        }
+        Some(Note::LocalError { .. }) | None => {}
+        Some(note) => {
+            let _ = write!(s, " ({})", words::note(note));
+        }
     }
     s
 }
@@ -287,6 +321,8 @@ fn port_label(run: &Run<'_>) -> String {
     }
 }
 
+/// One address's section: its verdict in one line when it answers nothing
+/// (unless `-v`), else its ports by group; then its path and notes.
 fn address_lines(
     out: &mut String,
     t: &TargetReport,
@@ -301,38 +337,72 @@ fn address_lines(
         .filter(|r| r.result.address == address)
         .collect();
     let _ = writeln!(out, "\n{}", paint.bold(&address.to_string()));
+    if !opts.verbose && host_line(out, t, address, rows.len(), paint) {
+        return;
+    }
+    port_lines(out, &rows, opts, paint, show_products);
+    if let Some(note) = t.notes.iter().find(|n| n.address == address) {
+        if let Some(route) = &note.route {
+            path_line(out, route, address, paint);
+        }
+        let responder = rows.iter().any(|r| r.result.probe.is_responder());
+        if responder && note.icmp_senders.is_empty() {
+            responder_note(out, note, paint);
+        } else {
+            rate_limit_note(out, note, paint);
+        }
+    }
+}
+
+/// The line that stands for all `ports` of an address that answers
+/// nothing; false (and nothing written) when it answers.
+fn host_line(
+    out: &mut String,
+    t: &TargetReport,
+    address: IpAddr,
+    ports: usize,
+    paint: Paint,
+) -> bool {
     match t.verdict(address) {
-        HostVerdict::Silent if !opts.verbose => {
+        HostVerdict::Silent => {
             let _ = writeln!(
                 out,
-                "  {} not one of {} ports answered: the host is down, unreachable, or entirely filtered (-v lists them)",
+                "  {} not one of {ports} ports answered: the host is down, unreachable, or entirely filtered (-v lists them)",
                 paint.red("HOST UNREACHABLE OR ENTIRELY FILTERED:"),
-                rows.len()
             );
-            return;
+            true
         }
-        HostVerdict::Unreachable { reason, from } if !opts.verbose => {
+        HostVerdict::Unreachable { reason, from } => {
             let by = from.map(|f| format!(" by {f}")).unwrap_or_default();
             let why = host_reason(t, address, reason);
             let _ = if from.is_some() {
                 writeln!(
                     out,
-                    "  {} reported{by} ({why}) for all {} ports (-v lists them)",
+                    "  {} reported{by} ({why}) for all {ports} ports (-v lists them)",
                     paint.red("HOST UNREACHABLE:"),
-                    rows.len()
                 )
             } else {
                 writeln!(
                     out,
-                    "  {} {why}, for all {} ports (-v lists them)",
+                    "  {} {why}, for all {ports} ports (-v lists them)",
                     paint.red("HOST UNREACHABLE:"),
-                    rows.len()
                 )
             };
-            return;
+            true
         }
-        _ => {}
+        HostVerdict::Answering => false,
     }
+}
+
+/// One address's ports, group by group (blocked first), in columns; runs
+/// of alike consecutive ports on one line unless `-v`.
+fn port_lines(
+    out: &mut String,
+    rows: &[&Row],
+    opts: TextOptions,
+    paint: Paint,
+    show_products: bool,
+) {
     let label_w = 4 + 1 + 11;
     let service = |row: &Row| shortened(clean(&row.service).into_owned(), 32);
     let service_w = rows
@@ -395,12 +465,38 @@ fn address_lines(
             );
         }
     }
-    if let Some(note) = t.notes.iter().find(|n| n.address == address) {
-        if let Some(route) = &note.route {
-            path_line(out, route, address, paint);
-        }
-        rate_limit_note(out, note, paint);
+}
+
+/// Against a responder that sent no ICMP errors, what the re-check of its
+/// silent UDP ports showed.
+fn responder_note(out: &mut String, n: &AddressNote, paint: Paint) {
+    let plural = |k: usize| if k == 1 { "" } else { "s" };
+    let revealed = n.icmp_revealed as usize;
+    let mut parts = Vec::new();
+    if revealed > 0 {
+        parts.push(format!(
+            "{revealed} UDP port{} silent at first answered when probed again",
+            plural(revealed)
+        ));
     }
+    if n.icmp_unconfirmed > 0 {
+        let why = match n.icmp_unconfirmed_why {
+            Some(Unconfirmed::ResponderLimiting) => "the responder was limiting its replies (a port it had answered went silent too, or its replies said so: a flood, maybe with forged source addresses); run again once it is over".to_string(),
+            Some(Unconfirmed::Stopped) => "probing stopped first".to_string(),
+            Some(Unconfirmed::OutOfTime) | None => "--max-time ran out first".to_string(),
+            Some(Unconfirmed::RoundCap { .. }) => "the re-check found nothing to compare with (--retries N sets the rounds)".to_string(),
+        };
+        parts.push(format!(
+            "{} silent UDP port{} could not be confirmed: {why}",
+            n.icmp_unconfirmed,
+            plural(n.icmp_unconfirmed)
+        ));
+    }
+    if parts.is_empty() {
+        return;
+    }
+    let s = format!("  note: {}", parts.join("; "));
+    let _ = writeln!(out, "{}", paint.dim(&s));
 }
 
 /// The path the control port's probes showed: `path: 1 198.18.20.2, 2
@@ -459,6 +555,9 @@ fn rate_limit_note(out: &mut String, n: &AddressNote, paint: Paint) {
             ),
             Some(Unconfirmed::Stopped) => "before probing stopped".to_string(),
             Some(Unconfirmed::OutOfTime) | None => "in time (raise --max-time)".to_string(),
+            Some(Unconfirmed::ResponderLimiting) => {
+                "while the responder was limiting its replies too".to_string()
+            }
         };
         let _ = write!(
             s,
@@ -497,13 +596,12 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
         .copied()
         .filter(|r| r.result.blocked())
         .collect();
-    let verdicts: Vec<HostVerdict> = t.addresses.iter().map(|&a| t.verdict(a)).collect();
-    let host_level = !verdicts.is_empty() && verdicts.iter().all(|v| *v != HostVerdict::Answering);
-    let mut text = match status {
-        Status::Critical if host_level => match &verdicts[0] {
+    let first = t.verdicts().next();
+    let mut text = match (status, first) {
+        (Status::Critical, Some((address, verdict))) if t.host_level() => match verdict {
             HostVerdict::Unreachable { reason, from } => format!(
                 "host unreachable: {}{} for all {total} required ports",
-                host_reason(t, t.addresses[0], *reason),
+                host_reason(t, address, *reason),
                 from.map(|f| format!(" reported by {f}"))
                     .unwrap_or_default()
             ),
@@ -511,13 +609,13 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
                 "host unreachable or entirely filtered: not one of {total} required ports answered"
             ),
         },
-        Status::Critical => format!(
+        (Status::Critical, _) => format!(
             "{} of {total} required ports are blocked{}: {}",
             blocked.len(),
             clean(&service::in_parentheses(&service::blocked_services(t))),
             list_ports(&blocked, 5)
         ),
-        Status::Warning => {
+        (Status::Warning, _) => {
             let mut parts = Vec::new();
             if s.closed > 0 {
                 parts.push(format!("{} reachable with no service", s.closed));
@@ -530,8 +628,8 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
                 parts.join(" and ")
             )
         }
-        Status::Ok => format!("all {total} required ports are reachable"),
-        Status::Unknown => {
+        (Status::Ok, _) => format!("all {total} required ports are reachable"),
+        (Status::Unknown, _) => {
             let probed = s.total();
             format!("incomplete: {probed} of {total} ports probed before the run stopped")
         }
@@ -551,15 +649,12 @@ fn verdict_sentence(t: &TargetReport, status: Status) -> String {
 /// The SERVICES section: one line per service group with its verdict,
 /// blocked services first, when the run judges more than one service.
 fn services_lines(out: &mut String, t: &TargetReport, paint: Paint) {
-    let mut groups = t.by_product();
     // A host that answers nothing is said once, not once per service.
-    let host_level = t
-        .addresses
-        .iter()
-        .all(|&a| t.verdict(a) != HostVerdict::Answering);
-    if groups.len() < 2 || host_level {
+    let host_level = t.verdicts().all(|(_, v)| *v != HostVerdict::Answering);
+    if t.services.len() < 2 || host_level {
         return;
     }
+    let mut groups = t.by_product();
     let rank = |s: Status| match s {
         Status::Critical => 0,
         Status::Unknown => 1,
@@ -595,63 +690,80 @@ fn services_lines(out: &mut String, t: &TargetReport, paint: Paint) {
     }
 }
 
-/// What to do next, where the evidence makes it clear.
+/// What to do next, where the evidence makes it clear: for each address
+/// that answers nothing, then, unless none answers, for the first blocked
+/// ports of those that do, and the `portprobe rules` that allows them.
 fn advice(t: &TargetReport) -> Vec<String> {
-    let mut out = Vec::new();
-    let verdicts: Vec<(IpAddr, HostVerdict)> =
-        t.addresses.iter().map(|&a| (a, t.verdict(a))).collect();
-    for (address, verdict) in &verdicts {
-        match verdict {
-            HostVerdict::Silent => out.push(format!(
-                "nothing answers from {address}: check that it is up and that this is its address; a firewall may drop everything on the way"
-            )),
-            HostVerdict::Unreachable { from: Some(from), .. } => out.push(format!(
-                "{from} cannot deliver to {address}: the host may be down, or a route or firewall on {from} stops it"
-            )),
-            HostVerdict::Unreachable { from: None, .. } => {
-                out.push(format!("{address} cannot be reached from this computer: check its route"));
-            }
-            HostVerdict::Answering => {}
-        }
-    }
-    if !verdicts.is_empty() && verdicts.iter().all(|(_, v)| *v != HostVerdict::Answering) {
+    let mut out: Vec<String> = t
+        .verdicts()
+        .filter_map(|(address, verdict)| host_advice(address, verdict))
+        .collect();
+    if t.host_level() {
         return out;
     }
+    let answering: Vec<IpAddr> = t
+        .verdicts()
+        .filter(|(_, v)| **v == HostVerdict::Answering)
+        .map(|(a, _)| a)
+        .collect();
     let rows: Vec<&Row> = t
         .rows
         .iter()
-        .filter(|r| r.result.blocked() && t.verdict(r.result.address) == HostVerdict::Answering)
+        .filter(|r| r.result.blocked() && answering.contains(&r.result.address))
         .collect();
-    for run in runs(&rows, true).iter().take(5) {
-        let r = &run.first.result;
-        let what = format!("{} ({})", port_label(run), clean(&run.first.service));
-        let line = match (r.reason, r.reason_from) {
-            _ if r.located.is_some_and(|l| l.how != Stop::Unconfirmed) => {
-                let l = r.located.expect("located");
-                format!("{what} {}: {}", words::located(l), words::located_advice(l))
-            }
-            (Reason::NoResponse, _) => format!("{what} {}", words::timed_out()),
-            (Reason::LocalFirewall, _) => {
-                format!("{what} is refused by this computer's own firewall")
-            }
-            (Reason::NoRoute, _) => format!("this computer has no route to {}", r.address),
-            (Reason::LocalError, _) => format!(
-                "{what} could not be probed: {}",
-                r.note
-                    .map_or_else(|| words::reason(Reason::LocalError), words::note)
-            ),
-            (reason, Some(from)) if from != r.address => format!(
-                "{what} is rejected by {from} ({}): ask whoever runs that router or firewall to allow it",
-                words::reason(reason)
-            ),
-            (reason, _) => format!(
-                "{what} is rejected by the host ({}): check its own firewall",
-                words::reason(reason)
-            ),
-        };
-        out.push(line);
-    }
+    out.extend(runs(&rows, true).iter().take(5).map(port_advice));
+    out.extend(crate::rules::hint::line(t));
     out
+}
+
+/// What to do about an address that answers nothing; `None` when it
+/// answers.
+fn host_advice(address: IpAddr, verdict: &HostVerdict) -> Option<String> {
+    match verdict {
+        HostVerdict::Silent => Some(format!(
+            "nothing answers from {address}: check that it is up and that this is its address; a firewall may drop everything on the way"
+        )),
+        HostVerdict::Unreachable {
+            from: Some(from), ..
+        } => Some(format!(
+            "{from} cannot deliver to {address}: the host may be down, or a route or firewall on {from} stops it"
+        )),
+        HostVerdict::Unreachable { from: None, .. } => Some(format!(
+            "{address} cannot be reached from this computer: check its route"
+        )),
+        HostVerdict::Answering => None,
+    }
+}
+
+/// What to do about one run of blocked ports, from where it stops or what
+/// answered it.
+fn port_advice(run: &Run<'_>) -> String {
+    let r = &run.first.result;
+    let what = format!("{} ({})", port_label(run), clean(&run.first.service));
+    match (r.reason, r.reason_from) {
+        _ if r.located.is_some_and(|l| l.how != Stop::Unconfirmed) => {
+            let l = r.located.expect("located");
+            format!("{what} {}: {}", words::located(l), words::located_advice(l))
+        }
+        (Reason::NoResponse, _) => format!("{what} {}", words::timed_out()),
+        (Reason::LocalFirewall, _) => {
+            format!("{what} is refused by this computer's own firewall")
+        }
+        (Reason::NoRoute, _) => format!("this computer has no route to {}", r.address),
+        (Reason::LocalError, _) => format!(
+            "{what} could not be probed: {}",
+            r.note
+                .map_or_else(|| words::reason(Reason::LocalError), words::note)
+        ),
+        (reason, Some(from)) if from != r.address => format!(
+            "{what} is rejected by {from} ({}): ask whoever runs that router or firewall to allow it",
+            words::reason(reason)
+        ),
+        (reason, _) => format!(
+            "{what} is rejected by the host ({}): check its own firewall",
+            words::reason(reason)
+        ),
+    }
 }
 
 /// Renders the whole report.
@@ -664,63 +776,11 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
         }
         return out;
     }
-    let (tcp, udp) = report.planned;
-    let what = if report.products.is_empty() {
-        "ports given with --ports".to_string()
-    } else {
-        clean(&report.products.join(", ")).into_owned()
-    };
     for (i, t) in report.targets.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let addrs: Vec<String> = t.addresses.iter().map(ToString::to_string).collect();
-        let _ = writeln!(
-            out,
-            "{} {}{}",
-            paint.bold("portprobe"),
-            paint.bold(&clean(&t.host)),
-            if addrs.is_empty() || (addrs.len() == 1 && addrs[0] == t.host) {
-                String::new()
-            } else {
-                format!(" ({})", addrs.join(", "))
-            }
-        );
-        if let Some(ResolvedBy::Mdns { interfaces }) = &t.resolved_by {
-            let _ = writeln!(
-                out,
-                "{}",
-                paint.dim(&format!(
-                    "resolved by multicast DNS on {}",
-                    clean(&interfaces.join(", "))
-                ))
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{}",
-            paint.dim(&format!(
-                "{what}: {tcp} TCP and {udp} UDP ports per address"
-            ))
-        );
-        if let Some(line) = service::not_probed_line(&report.not_probed) {
-            let _ = writeln!(out, "{}", clean(&line));
-        }
-        if report.interrupted || t.unprobed > 0 {
-            let why = if report.interrupted {
-                "interrupted"
-            } else {
-                "out of time (--max-time)"
-            };
-            let _ = writeln!(
-                out,
-                "{}",
-                paint.red(&format!(
-                    "INCOMPLETE: {why}; {} ports were never probed",
-                    t.unprobed
-                ))
-            );
-        }
+        target_header(&mut out, report, t, paint);
         let several = report.products.len() > 1 || t.services.len() > 1;
         for &address in &t.addresses {
             address_lines(&mut out, t, address, opts, paint, several);
@@ -754,7 +814,105 @@ pub fn render(report: &Report, opts: TextOptions) -> String {
     let _ = writeln!(
         out,
         "{}",
-        paint.dim(&format!("probed in {:.2} s", report.duration.as_secs_f64()))
+        paint.dim(&format!(
+            "probed in {:.2} s, report ready after {:.2} s",
+            report.probing.as_secs_f64(),
+            report.duration.as_secs_f64()
+        ))
     );
     out
+}
+
+/// A target's first lines: the host and its addresses, how they were
+/// found, what was probed and what was left out, and whether the run is
+/// incomplete.
+fn target_header(out: &mut String, report: &Report, t: &TargetReport, paint: Paint) {
+    let addrs: Vec<String> = t.addresses.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "{} {}{}",
+        paint.bold("portprobe"),
+        paint.bold(&clean(&t.host)),
+        if addrs.is_empty() || (addrs.len() == 1 && addrs[0] == t.host) {
+            String::new()
+        } else {
+            format!(" ({})", addrs.join(", "))
+        }
+    );
+    if let Some(ResolvedBy::Mdns { interfaces }) = &t.resolved_by {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint.dim(&format!(
+                "resolved by multicast DNS on {}",
+                clean(&interfaces.join(", "))
+            ))
+        );
+    }
+    let (tcp, udp) = report.planned;
+    let what = if report.products.is_empty() {
+        "ports given with --ports".to_string()
+    } else {
+        clean(&report.products.join(", ")).into_owned()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.dim(&format!(
+            "{what}: {tcp} TCP and {udp} UDP ports per address"
+        ))
+    );
+    if let Some(line) = service::not_probed_line(&report.not_probed) {
+        let _ = writeln!(out, "{}", clean(&line));
+    }
+    if report.interrupted || t.unprobed > 0 {
+        let why = if report.interrupted {
+            "interrupted"
+        } else {
+            "out of time (--max-time)"
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            paint.red(&format!(
+                "INCOMPLETE: {why}; {} ports were never probed",
+                t.unprobed
+            ))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translations_between_the_same_addresses_read_as_one_run() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let nat = |seen: &str, sent: &str| {
+            Some(Note::Translated(Translation {
+                source: Some((at(seen), at(sent))),
+                destination: None,
+            }))
+        };
+        // Each port's hello left from a port of its own: still one run.
+        assert!(same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.5:51234", "198.18.0.2:51234")
+        ));
+        assert!(!same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.6:40001", "198.18.0.2:40001")
+        ));
+        // Ports kept, or ports rewritten, read differently.
+        assert!(!same_note(
+            nat("203.0.113.5:40001", "198.18.0.2:40001"),
+            nat("203.0.113.5:61000", "198.18.0.2:40002")
+        ));
+        assert!(!same_note(nat("203.0.113.5:1", "198.18.0.2:1"), None));
+        assert!(same_note(
+            Some(Note::SelfConnectOnly),
+            Some(Note::SelfConnectOnly)
+        ));
+    }
 }

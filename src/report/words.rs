@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::net::IpAddr;
 
-use crate::engine::{Located, Note, Reason, Stop, Unconfirmed};
+use crate::engine::{Located, Note, Reason, Stop, Translation, Unconfirmed};
 use crate::wire::{Silence, UdpProtocol};
 
 /// What a reason means, in words a person reads ("administratively
@@ -15,6 +15,7 @@ pub fn reason(r: Reason) -> String {
         Reason::ConnRefused => "connection refused",
         Reason::Responder => "the responder answered and proved the secret",
         Reason::NotResponder => "something answered, but not the responder",
+        Reason::ResponderBusy => "the responder had no room for the connection",
         Reason::NoResponse => "no response",
         Reason::UdpResponse => "service replied",
         Reason::UdpResponseUnrecognised => "unrecognised reply",
@@ -65,13 +66,58 @@ pub fn note(n: Note) -> String {
                     "{rounds} slow re-probing round{} (the cap; --retries sets it) did not settle it",
                     if rounds == 1 { "" } else { "s" }
                 ),
+                Unconfirmed::ResponderLimiting => {
+                    return "not confirmed: the responder was limiting its replies (a flood, maybe with forged source addresses): a port it had answered went silent too when probed again, or its replies said so; an open port may hide behind the silence".to_string();
+                }
             };
             format!(
                 "not confirmed: the host limits ICMP errors and {cause}; a closed port may hide behind the silence"
             )
         }
+        Note::Translated(t) => translation(t, false),
         Note::LocalError { errno } => format!("this computer could not send: {}", os_error(errno)),
     }
+}
+
+/// What a responder's proof showed that differs from what this computer
+/// sent, for one port, or (`many`) for a run of ports whose port numbers
+/// differ: "the responder answered from behind a translation: it saw the
+/// hello come from 203.0.113.5:40122, not from this computer's
+/// 198.18.0.2:40122 (a NAT between, or a relay)".
+pub fn translation(t: Translation, many: bool) -> String {
+    let hello = if many { "the hellos" } else { "the hello" };
+    let mut saw = Vec::new();
+    let mut causes = Vec::new();
+    if let Some((seen, sent)) = t.source {
+        saw.push(match (many, seen.ip() == sent.ip()) {
+            (false, _) => format!("come from {seen}, not from this computer's {sent}"),
+            (true, true) => format!("come from {} but from other ports than sent", seen.ip()),
+            (true, false) => format!(
+                "come from {}, not from this computer's {}",
+                seen.ip(),
+                sent.ip()
+            ),
+        });
+        causes.push("a NAT between");
+    }
+    if let Some(at) = t.destination {
+        saw.push(match (many, at.ip().is_unspecified()) {
+            (false, true) => format!("arrive on port {}, not the probed one", at.port()),
+            (false, false) => format!("arrive at {at}, not at the address and port probed"),
+            (true, true) => "arrive on other ports than probed".to_string(),
+            (true, false) => format!(
+                "arrive at {}, not at the addresses and ports probed",
+                at.ip()
+            ),
+        });
+        causes.push("port forwarding");
+    }
+    causes.push("or a relay");
+    format!(
+        "the responder answered from behind a translation: it saw {hello} {} ({})",
+        saw.join(" and "),
+        causes.join(", ")
+    )
 }
 
 /// How likely silence from `protocol` is a drop, in a few words.
@@ -486,6 +532,50 @@ mod tests {
         );
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert!(locating(1, Some(v6)).contains("ten over IPv6"));
+    }
+
+    #[test]
+    fn a_translation_names_what_the_responder_saw() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        let nat = Translation {
+            source: Some((at("203.0.113.5:40122"), at("198.18.0.2:40122"))),
+            destination: None,
+        };
+        assert_eq!(
+            note(Note::Translated(nat)),
+            "the responder answered from behind a translation: it saw the hello come from 203.0.113.5:40122, not from this computer's 198.18.0.2:40122 (a NAT between, or a relay)"
+        );
+        assert_eq!(
+            translation(nat, true),
+            "the responder answered from behind a translation: it saw the hellos come from 203.0.113.5, not from this computer's 198.18.0.2 (a NAT between, or a relay)"
+        );
+        let both = Translation {
+            source: Some((at("198.18.0.2:50001"), at("198.18.0.2:40122"))),
+            destination: Some(at("10.0.0.5:7001")),
+        };
+        assert_eq!(
+            translation(both, true),
+            "the responder answered from behind a translation: it saw the hellos come from 198.18.0.2 but from other ports than sent and arrive at 10.0.0.5, not at the addresses and ports probed (a NAT between, port forwarding, or a relay)"
+        );
+        let unknown = Translation {
+            source: None,
+            destination: Some(at("0.0.0.0:7001")),
+        };
+        assert_eq!(
+            translation(unknown, false),
+            "the responder answered from behind a translation: it saw the hello arrive on port 7001, not the probed one (port forwarding, or a relay)"
+        );
+    }
+
+    #[test]
+    fn a_limiting_responder_leaves_silence_unconfirmed_in_words() {
+        let words = note(Note::Unconfirmed(Unconfirmed::ResponderLimiting));
+        assert!(words.starts_with("not confirmed: the responder was limiting its replies"));
+        assert!(words.ends_with("an open port may hide behind the silence"));
+        assert_eq!(
+            reason(Reason::ResponderBusy),
+            "the responder had no room for the connection"
+        );
     }
 
     #[derive(Debug)]

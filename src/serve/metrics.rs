@@ -1,5 +1,6 @@
 //! The exporter's own metrics (`/metrics`): probes served by outcome, in
-//! flight, their durations, and the shared concurrency limit.
+//! flight, their durations, the shared concurrency limit, and the HTTP
+//! connections: open, their caps, and those the exporter closed itself.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -29,6 +30,109 @@ const OUTCOMES: [(Outcome, &str); 5] = [
     (Outcome::BadRequest, "bad_request"),
     (Outcome::Busy, "busy"),
 ];
+
+/// Why the exporter closed a connection itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// Refused at once: its source already held its share of connections.
+    PerSource,
+    /// Refused at once: every connection had a request in progress (or
+    /// was still closing to make room).
+    AllBusy,
+    /// Closed, waiting, to make room for new connections.
+    Reused,
+    /// Its request head was not complete within the header-read timeout.
+    HeaderTimeout,
+    /// Idle between requests past the idle timeout.
+    IdleTimeout,
+    /// Its client did not take a response within the send timeout.
+    SendTimeout,
+}
+
+const CLOSED: [(Closed, &str); 6] = [
+    (Closed::PerSource, "per_source_limit"),
+    (Closed::AllBusy, "all_busy"),
+    (Closed::Reused, "reused"),
+    (Closed::HeaderTimeout, "header_timeout"),
+    (Closed::IdleTimeout, "idle_timeout"),
+    (Closed::SendTimeout, "send_timeout"),
+];
+
+/// The HTTP connections: open now, the caps, and those closed by each cap
+/// or timeout.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicU64,
+    closed: [AtomicU64; CLOSED.len()],
+    limit: AtomicU64,
+    per_source: AtomicU64,
+}
+
+impl Connections {
+    /// Connections with the caps `all` and `per_source`.
+    pub fn with_limits(all: usize, per_source: usize) -> Self {
+        let c = Connections::default();
+        c.limit.store(all as u64, Ordering::Relaxed);
+        c.per_source.store(per_source as u64, Ordering::Relaxed);
+        c
+    }
+
+    /// One more connection open.
+    pub fn opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One connection fewer open.
+    pub fn ended(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closed by the exporter, and why.
+    pub fn closed(&self, why: Closed) {
+        if let Some(i) = CLOSED.iter().position(|(c, _)| *c == why) {
+            self.closed[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed for `why` so far.
+    #[cfg(test)]
+    pub fn closed_count(&self, why: Closed) -> u64 {
+        CLOSED
+            .iter()
+            .position(|(c, _)| *c == why)
+            .map_or(0, |i| self.closed[i].load(Ordering::Relaxed))
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_connections HTTP connections open now.\n# TYPE portprobe_exporter_connections gauge\nportprobe_exporter_connections {}",
+            self.open()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_connections_limit Most HTTP connections open at once, in all and from one source address.\n# TYPE portprobe_exporter_connections_limit gauge\nportprobe_exporter_connections_limit{{scope=\"all\"}} {}\nportprobe_exporter_connections_limit{{scope=\"per_source\"}} {}",
+            self.limit.load(Ordering::Relaxed),
+            self.per_source.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP portprobe_exporter_connections_closed_total HTTP connections the exporter closed itself, by cap or timeout.\n# TYPE portprobe_exporter_connections_closed_total counter"
+        );
+        for (i, (_, name)) in CLOSED.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "portprobe_exporter_connections_closed_total{{reason=\"{name}\"}} {}",
+                self.closed[i].load(Ordering::Relaxed)
+            );
+        }
+    }
+}
 
 /// Upper bounds of the duration histogram's buckets, in seconds.
 const BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -87,8 +191,9 @@ impl Metrics {
         }
     }
 
-    /// The exposition, with the limit and the sockets in use now.
-    pub fn render(&self, limit: usize, in_use: usize) -> String {
+    /// The exposition, with the limit, the sockets in use now and the
+    /// connections.
+    pub fn render(&self, limit: usize, in_use: usize, connections: &Connections) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -133,6 +238,8 @@ impl Metrics {
             "portprobe_exporter_probe_duration_seconds_bucket{{le=\"+Inf\"}} {}\nportprobe_exporter_probe_duration_seconds_sum {}\nportprobe_exporter_probe_duration_seconds_count {}",
             h.count, h.sum, h.count
         );
+        drop(h);
+        connections.render(&mut out);
         out
     }
 }
@@ -144,17 +251,18 @@ mod tests {
     #[test]
     fn counts_and_buckets() {
         let m = Metrics::default();
+        let c = Connections::with_limits(4096, 512);
         {
             let _a = m.start();
             let _b = m.start();
             assert!(
-                m.render(8, 3)
+                m.render(8, 3, &c)
                     .contains("portprobe_exporter_probes_in_flight 2\n")
             );
         }
         m.record(Outcome::Success, Some(Duration::from_millis(300)));
         m.record(Outcome::Forbidden, None);
-        let text = m.render(8, 0);
+        let text = m.render(8, 0, &c);
         assert!(text.contains("portprobe_exporter_probes_in_flight 0\n"));
         assert!(text.contains("portprobe_exporter_probes_total{result=\"success\"} 1\n"));
         assert!(text.contains("portprobe_exporter_probes_total{result=\"forbidden\"} 1\n"));
@@ -162,5 +270,30 @@ mod tests {
         assert!(text.contains("portprobe_exporter_probe_duration_seconds_bucket{le=\"0.5\"} 1\n"));
         assert!(text.contains("portprobe_exporter_probe_duration_seconds_count 1\n"));
         assert!(text.contains("portprobe_exporter_concurrency_limit 8\n"));
+    }
+
+    #[test]
+    fn connections_and_why_they_were_closed() {
+        let c = Connections::with_limits(4096, 512);
+        c.opened();
+        c.opened();
+        c.ended();
+        c.closed(Closed::Reused);
+        c.closed(Closed::Reused);
+        c.closed(Closed::HeaderTimeout);
+        let text = Metrics::default().render(8, 0, &c);
+        for line in [
+            "portprobe_exporter_connections 1",
+            "portprobe_exporter_connections_limit{scope=\"all\"} 4096",
+            "portprobe_exporter_connections_limit{scope=\"per_source\"} 512",
+            "portprobe_exporter_connections_closed_total{reason=\"reused\"} 2",
+            "portprobe_exporter_connections_closed_total{reason=\"header_timeout\"} 1",
+            "portprobe_exporter_connections_closed_total{reason=\"idle_timeout\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}: {text}");
+        }
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let parsed = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).unwrap();
+        assert!(parsed.samples.len() > 10);
     }
 }

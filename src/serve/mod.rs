@@ -1,15 +1,21 @@
 //! `portprobe serve`: a Prometheus exporter in the multi-target pattern
 //! (`/probe?target=HOST&product=NAME`), its own metrics at `/metrics`, and a
 //! page for people at `/`. A front end over the engine, like the command
-//! line: every probe goes through [`probe::Prober`], which refuses targets
+//! line: every probe goes through `probe::Prober`, which refuses targets
 //! outside the allow-list before a packet is sent and shares one
-//! concurrency limit among all requests.
+//! concurrency limit among all requests. The HTTP server beneath the routes
+//! (`http`) holds connections within caps and timeouts, and shuts down
+//! within a grace period.
 
 pub mod allow;
+mod caps;
+mod http;
 mod metrics;
 mod page;
+mod phase;
 mod probe;
 pub mod query;
+mod registry;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,19 +26,20 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
 pub use allow::AllowList;
 
 use crate::catalog::Catalog;
 use crate::report::clean::clean;
-use crate::report::{Report, Status, TextOptions, prometheus, text};
-use metrics::{Metrics, Outcome};
-use page::{Form, History, Recent, Shown};
+use crate::report::{Report, Status, prometheus};
+use caps::Caps;
+use metrics::{Connections, Metrics, Outcome};
+use page::{History, Recent};
+use phase::Timeouts;
 use probe::{NotRun, Prober};
 
 /// The time taken off Prometheus' scrape timeout, so that the answer is
@@ -40,9 +47,11 @@ use probe::{NotRun, Prober};
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 /// The shortest probe deadline.
 pub const MIN_BUDGET: Duration = Duration::from_millis(500);
-/// Requests one source address may have in progress at once: enough for a
-/// Prometheus that scrapes hundreds of targets in the same second.
-const PER_SOURCE: u32 = 256;
+/// How long a client may take to receive a response once it is ready.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a shutdown allows beyond the longest probe deadline, for the
+/// answers to be written.
+const GRACE_MARGIN: Duration = Duration::from_secs(5);
 /// The Prometheus text format's content type.
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -58,6 +67,19 @@ pub struct Config {
     /// The deadline of a probe without Prometheus' timeout header, and the
     /// most any probe may take.
     pub max_time: Duration,
+    /// How long a connection may take to send a request head, from its
+    /// opening or from the first byte of a later request.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait between requests.
+    pub idle_timeout: Duration,
+}
+
+impl Config {
+    /// How long a shutdown may wait for the requests being answered: the
+    /// longest probe deadline and a margin.
+    pub fn grace(&self) -> Duration {
+        self.max_time.max(MIN_BUDGET).saturating_add(GRACE_MARGIN)
+    }
 }
 
 /// What the handlers share.
@@ -66,7 +88,10 @@ struct Shared {
     prober: Prober,
     metrics: Metrics,
     history: Mutex<History>,
-    sources: Mutex<HashMap<IpAddr, u32>>,
+    sources: Mutex<HashMap<IpAddr, usize>>,
+    /// Requests one source address may have in progress at once.
+    per_source: usize,
+    connections: Arc<Connections>,
     max_time: Duration,
 }
 
@@ -97,7 +122,7 @@ impl Shared {
         let source = source.to_canonical();
         let mut sources = lock(&self.sources);
         let n = sources.entry(source).or_insert(0);
-        if *n >= PER_SOURCE {
+        if *n >= self.per_source {
             return None;
         }
         *n += 1;
@@ -140,52 +165,59 @@ pub fn run(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> 
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, catalog, out))
+    let result = runtime.block_on(serve(config, catalog, out));
+    // A name being resolved on a blocking thread does not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = http::listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local = listener.local_addr()?;
-    let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
+    let signals = http::Signals::catch()?;
+    let caps = Caps::derive(crate::engine::raise_nofile_limit(), config.concurrency);
+    let connections = Arc::new(Connections::with_limits(caps.connections, caps.per_source));
+    let registry = Arc::new(registry::Registry::new(
+        caps.connections,
+        caps.per_source,
+        Arc::clone(&connections),
+    ));
+    let limits = http::Limits {
+        timeouts: Timeouts {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+            send: SEND_TIMEOUT,
+        },
+        grace: config.grace(),
+    };
     let shared = Arc::new(Shared {
         prober: Prober {
             catalog: Arc::new(catalog),
             allow: config.allow,
-            permits: Arc::new(Semaphore::new(config.concurrency)),
-            limit: config.concurrency,
+            permits: Arc::new(Semaphore::new(caps.probes)),
+            limit: caps.probes,
             locator: Arc::default(),
         },
         metrics: Metrics::default(),
         history: Mutex::new(History::default()),
         sources: Mutex::new(HashMap::new()),
+        per_source: caps.requests_per_source,
+        connections: Arc::clone(&connections),
         max_time: config.max_time,
     });
     let app = Router::new()
         .route("/probe", get(probe_handler))
         .route("/metrics", get(metrics_handler))
-        .route("/", get(page_handler))
+        .route("/", get(page::handler))
         .fallback(not_found)
-        .with_state(shared);
+        .with_state(Arc::clone(&shared));
     writeln!(
         out,
         "serving on http://{local}: /probe?target=HOST&product=NAME for Prometheus, /metrics, and a page at /"
     )
     .and_then(|()| out.flush())?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-    .await
-    .context("the HTTP server failed")
+    http::serve(listener, app, registry, connections, limits, signals).await
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
@@ -211,10 +243,10 @@ fn exposition(body: String) -> Response {
         .into_response()
 }
 
-fn too_many() -> Response {
+fn too_many(limit: usize) -> Response {
     plain(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("more than {PER_SOURCE} requests from this address at once\n"),
+        format!("more than {limit} requests from this address at once\n"),
     )
 }
 
@@ -242,7 +274,7 @@ async fn probe_handler(
 ) -> Response {
     let Some(_slot) = shared.slot(peer.ip()) else {
         shared.metrics.record(Outcome::Busy, None);
-        return too_many();
+        return too_many(shared.per_source);
     };
     let q = match query::parse(raw.as_deref().unwrap_or("")) {
         Ok(q) => q,
@@ -251,12 +283,11 @@ async fn probe_handler(
             return plain(StatusCode::BAD_REQUEST, format!("{why}\n"));
         }
     };
-    let report = match run_probe(&shared, &q, shared.budget(&headers), false).await {
+    let report = match run_probe(&shared, &q, shared.budget(&headers), q.locate).await {
         Ok(report) => report,
         Err((status, why)) => return plain(status, format!("{why}\n")),
     };
     let options = prometheus::Options {
-        reasons: true,
         probe_metrics: true,
     };
     match probe::blocking(move || prometheus::render_with(&report, options)).await {
@@ -268,37 +299,88 @@ async fn probe_handler(
     }
 }
 
-/// Probes `q` as one request: counted in flight, timed, and recorded in
-/// the metrics however it ends, and in the page's list when it probed an
-/// allowed target (what others asked for, refused or unresolved, is not
-/// shown to every visitor); a probe not run comes back as its HTTP status
-/// and the reason.
+/// Probes `q` as one request: [`prepare_probe`], then [`Pending::finish`].
 async fn run_probe(
     shared: &Shared,
     q: &query::ProbeQuery,
     budget: Duration,
     locate: bool,
 ) -> Result<Report, (StatusCode, String)> {
-    let _in_flight = shared.metrics.start();
+    prepare_probe(shared, q, budget, locate)
+        .await?
+        .finish()
+        .await
+}
+
+/// A probe request checked and planned, counted in flight until it ends.
+struct Pending<'a> {
+    shared: &'a Shared,
+    q: &'a query::ProbeQuery,
+    _in_flight: metrics::InFlight<'a>,
+    started: std::time::Instant,
+    prepared: probe::Prepared,
+}
+
+/// Checks and plans `q` as one request, counted in flight from here; a
+/// probe that may not run comes back as its HTTP status and the reason,
+/// counted.
+async fn prepare_probe<'a>(
+    shared: &'a Shared,
+    q: &'a query::ProbeQuery,
+    budget: Duration,
+    locate: bool,
+) -> Result<Pending<'a>, (StatusCode, String)> {
+    let in_flight = shared.metrics.start();
     let started = std::time::Instant::now();
-    let result = shared.prober.probe(q, budget, locate).await;
-    let took = started.elapsed();
-    match result {
-        Ok(probed) => {
-            let report = probed.report;
-            let status = report.status();
-            let outcome = if matches!(status, Status::Ok | Status::Warning) {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            };
-            shared.metrics.record(outcome, Some(took));
-            if probed.allowed {
-                shared.remember(&q.target, what(&report, q), status.word().to_string(), took);
-            }
-            Ok(report)
-        }
+    match shared.prober.prepare(q, budget, locate).await {
+        Ok(prepared) => Ok(Pending {
+            shared,
+            q,
+            _in_flight: in_flight,
+            started,
+            prepared,
+        }),
         Err(not_run) => Err(refusal(shared, not_run)),
+    }
+}
+
+impl Pending<'_> {
+    /// What is about to be probed.
+    fn prepared(&self) -> &probe::Prepared {
+        &self.prepared
+    }
+
+    /// Runs the probe: timed and recorded in the metrics however it ends,
+    /// and in the page's list when it probed an allowed target (what
+    /// others asked for, refused or unresolved, is not shown to every
+    /// visitor).
+    async fn finish(self) -> Result<Report, (StatusCode, String)> {
+        let Pending {
+            shared,
+            q,
+            _in_flight,
+            started,
+            prepared,
+        } = self;
+        let result = shared.prober.run(prepared).await;
+        let took = started.elapsed();
+        match result {
+            Ok(probed) => {
+                let report = probed.report;
+                let status = report.status();
+                let outcome = if matches!(status, Status::Ok | Status::Warning) {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
+                shared.metrics.record(outcome, Some(took));
+                if probed.allowed {
+                    shared.remember(&q.target, what(&report, q), status.word().to_string(), took);
+                }
+                Ok(report)
+            }
+            Err(not_run) => Err(refusal(shared, not_run)),
+        }
     }
 }
 
@@ -320,82 +402,7 @@ fn refusal(shared: &Shared, not_run: NotRun) -> (StatusCode, String) {
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.prober.limit;
     let in_use = limit - shared.prober.permits.available_permits();
-    exposition(shared.metrics.render(limit, in_use))
-}
-
-async fn page_handler(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(raw): RawQuery,
-) -> Response {
-    let products: Vec<String> = shared
-        .prober
-        .catalog
-        .products()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    let raw = raw.unwrap_or_default();
-    let mut form = Form::default();
-    for (k, v) in form_urlencoded::parse(raw.as_bytes()).take(8) {
-        let v: String = v.chars().take(253).collect();
-        match &*k {
-            "target" => form.target = v,
-            "product" => form.product = v,
-            "ports" => form.ports = v,
-            _ => {}
-        }
-    }
-    let (status, shown) = if form.target.is_empty() {
-        (StatusCode::OK, Shown::Nothing)
-    } else {
-        let Some(_slot) = shared.slot(peer.ip()) else {
-            shared.metrics.record(Outcome::Busy, None);
-            return too_many();
-        };
-        match query::parse(&raw) {
-            Err(why) => {
-                shared.metrics.record(Outcome::BadRequest, None);
-                (StatusCode::BAD_REQUEST, Shown::Refused(why))
-            }
-            Ok(q) => match run_probe(&shared, &q, shared.max_time, true).await {
-                Ok(report) => {
-                    let options = TextOptions {
-                        color: false,
-                        verbose: false,
-                        quiet: false,
-                    };
-                    match probe::blocking(move || text::render(&report, options)).await {
-                        Ok(text) => (StatusCode::OK, Shown::Report(text)),
-                        Err(_) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Shown::Refused("shutting down".to_string()),
-                        ),
-                    }
-                }
-                Err((code, why)) => (code, Shown::Refused(why)),
-            },
-        }
-    };
-    let history = lock(&shared.history).list();
-    let body = page::render(&products, &form, &shown, &history);
-    let mut response = (status, body).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-        ),
-    );
-    response
+    exposition(shared.metrics.render(limit, in_use, &shared.connections))
 }
 
 async fn not_found() -> Response {

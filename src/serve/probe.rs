@@ -61,20 +61,77 @@ pub struct Prober {
     pub locator: Arc<engine::Locator>,
 }
 
+/// A probe checked and planned, not yet sent.
+#[derive(Debug)]
+pub struct Prepared {
+    target: String,
+    started: Instant,
+    deadline: Instant,
+    locate: bool,
+    plan: Plan,
+    names: Vec<String>,
+    resolved: Result<engine::Resolved, String>,
+}
+
+impl Prepared {
+    /// The products asked for, by the catalog's names.
+    pub fn products(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Ports planned per address.
+    pub fn ports(&self) -> usize {
+        self.plan.ports.len()
+    }
+
+    /// The addresses to be probed (none when the target did not resolve).
+    pub fn addresses(&self) -> usize {
+        self.resolved.as_ref().map_or(0, |r| r.targets.len())
+    }
+}
+
 impl Prober {
-    /// Probes `q` within `budget`, locating blocked ports when `locate`.
-    /// The target is checked first, then what is asked is looked up and
-    /// planned, off the async workers; only then is anything sent.
-    pub async fn probe(
+    /// Checks `q` before anything is sent: the target first (resolved
+    /// and checked against the allow-list), then what is asked, looked up
+    /// and planned off the async workers, and its size. `budget` counts
+    /// from here.
+    pub async fn prepare(
         &self,
         q: &ProbeQuery,
         budget: Duration,
         locate: bool,
-    ) -> Result<Probed, NotRun> {
+    ) -> Result<Prepared, NotRun> {
         let started = Instant::now();
-        let deadline = started + budget;
+        let deadline = engine::later(started, budget);
         let resolved = self.check_target(&q.target, deadline).await?;
         let (plan, names) = self.plan(q).await?;
+        if let Ok(r) = &resolved {
+            within_size(plan.ports.len(), r.targets.len())?;
+        }
+        Ok(Prepared {
+            target: q.target.clone(),
+            started,
+            deadline,
+            locate,
+            plan,
+            names,
+            resolved,
+        })
+    }
+
+    /// Runs a prepared probe into its report, under the shared limit,
+    /// within what is left of its budget, locating blocked ports when it
+    /// was prepared to.
+    pub async fn run(&self, p: Prepared) -> Result<Probed, NotRun> {
+        let Prepared {
+            target,
+            started,
+            deadline,
+            locate,
+            plan,
+            names,
+            resolved,
+        } = p;
         let resolved = match resolved {
             Ok(r) => r,
             Err(why) => {
@@ -86,14 +143,13 @@ impl Prober {
                     addresses: Vec::new(),
                     duration: started.elapsed(),
                 };
-                let report = report(vec![(q.target.clone(), Err(why))], names, plan, outcome);
+                let report = report(vec![(target, Err(why))], names, plan, outcome, started);
                 return Ok(Probed {
                     report: report.await?,
                     allowed: false,
                 });
             }
         };
-        within_size(plan.ports.len(), resolved.targets.len())?;
         let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
         let cfg = Config {
             concurrency: Some(self.limit),
@@ -115,7 +171,7 @@ impl Prober {
             return Err(NotRun::Busy);
         }
         outcome.duration = started.elapsed();
-        let report = report(vec![(q.target.clone(), Ok(resolved))], names, plan, outcome);
+        let report = report(vec![(target, Ok(resolved))], names, plan, outcome, started);
         Ok(Probed {
             report: report.await?,
             allowed: true,
@@ -210,14 +266,21 @@ fn within_size(ports: usize, addresses: usize) -> Result<(), NotRun> {
     Ok(())
 }
 
-/// The report of a run, put together on a blocking thread.
+/// The report of a run that began at `started`, put together on a
+/// blocking thread.
 async fn report(
     targets: Vec<(String, Result<engine::Resolved, String>)>,
     names: Vec<String>,
     plan: Plan,
     outcome: engine::RunOutcome,
+    started: Instant,
 ) -> Result<Report, NotRun> {
-    blocking(move || Report::new(targets, names, &plan, outcome)).await
+    blocking(move || {
+        let mut report = Report::new(targets, names, &plan, outcome);
+        report.ready_after(started.elapsed());
+        report
+    })
+    .await
 }
 
 /// Runs `f` off the async workers (`Busy` only when the runtime is

@@ -1,5 +1,6 @@
 //! The parameters of a probe request (`/probe?target=HOST&product=NAME&...`
-//! for Prometheus, the same from the page's form): read from the query
+//! for Prometheus, the same from the page's form; `locate=0` or `locate=1`
+//! says whether blocked ports are located): read from the query
 //! string with every value checked and bounded, so nothing unbounded or
 //! unchecked reaches the engine or a response. The size of what is asked
 //! is measured here, before anything is expanded: port ranges are merged
@@ -26,6 +27,27 @@ pub struct ProbeQuery {
     pub products: Vec<String>,
     /// `ports=SPEC` items, merged: sorted, each port once.
     pub ports: Vec<PortItem>,
+    /// Locate blocked ports within the deadline (`locate=1`, the default;
+    /// `locate=0` turns it off).
+    pub locate: bool,
+}
+
+impl ProbeQuery {
+    /// The query string that asks for this probe again
+    /// (`target=HOST&product=NAME&ports=548/tcp,53/udp`), percent-encoded:
+    /// [`parse`] reads it back to the same request.
+    pub fn encode(&self) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("target", &self.target);
+        for p in &self.products {
+            s.append_pair("product", p);
+        }
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(ToString::to_string).collect();
+            s.append_pair("ports", &ports.join(","));
+        }
+        s.finish()
+    }
 }
 
 /// Reads a query string; the error says what is wrong, in one line that
@@ -41,6 +63,7 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     let mut products = Vec::new();
     let mut ports = Vec::new();
     let mut port_lists = 0;
+    let mut locate = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let value = value.trim();
         match &*key {
@@ -77,6 +100,16 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
                 );
                 ports = merge(&ports);
             }
+            "locate" if locate.is_some() => {
+                return Err("give locate= once (0 or 1)".to_string());
+            }
+            "locate" => {
+                locate = Some(match value {
+                    "1" => true,
+                    "0" => false,
+                    _ => return Err("locate= must be 0 or 1 (e.g. locate=0)".to_string()),
+                });
+            }
             // Prometheus adds nothing else, but a page or a proxy may: other
             // parameters change nothing.
             _ => {}
@@ -94,6 +127,7 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
         target,
         products,
         ports,
+        locate: locate.unwrap_or(true),
     })
 }
 
@@ -113,6 +147,34 @@ mod tests {
         let q = parse("target=a&ports=5900-5910,548&ports=5905-5920,549").unwrap();
         let shown: Vec<String> = q.ports.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["548-549/tcp", "5900-5920/tcp"]);
+    }
+
+    #[test]
+    fn an_encoded_query_reads_back_the_same() {
+        let q = parse(
+            "target=server.example&product=Apple+Remote+Desktop&product=A%26B%3Dc&ports=548,53/udp,5900-5902",
+        )
+        .unwrap();
+        let encoded = q.encode();
+        assert_eq!(
+            encoded,
+            "target=server.example&product=Apple+Remote+Desktop&product=A%26B%3Dc&ports=548%2Ftcp%2C5900-5902%2Ftcp%2C53%2Fudp"
+        );
+        assert_eq!(parse(&encoded).unwrap(), q);
+    }
+
+    #[test]
+    fn blocked_ports_are_located_unless_locate_is_0() {
+        assert!(parse("target=a&product=ARD").unwrap().locate);
+        assert!(parse("target=a&product=ARD&locate=1").unwrap().locate);
+        assert!(!parse("target=a&product=ARD&locate=0").unwrap().locate);
+        for query in [
+            "target=a&product=ARD&locate=yes",
+            "target=a&locate=1&locate=0&product=ARD",
+        ] {
+            let e = parse(query).unwrap_err();
+            assert!(e.contains("locate="), "{query}: {e}");
+        }
     }
 
     #[test]

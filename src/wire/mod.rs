@@ -118,6 +118,11 @@ pub enum Match {
     /// Recognised by its layout alone (Net Assistant, serialnumberd, an mDNS
     /// answer with ID 0). It counts only from the probed address and port.
     ShapeFromPort,
+    /// A far-side responder's reply with a valid tag, and what it saw of
+    /// the hello. The proof is about the probed port, so it counts only from
+    /// the probed address and port: a relay that asked the responder by
+    /// another path cannot pass its answer off from elsewhere.
+    Responder(responder::Seen),
 }
 
 impl Match {
@@ -130,7 +135,7 @@ impl Match {
         match self {
             Match::Ours => true,
             Match::ShapeFromHost => same_host,
-            Match::ShapeFromPort => same_host && probed.port() == from.port(),
+            Match::ShapeFromPort | Match::Responder(_) => same_host && probed.port() == from.port(),
         }
     }
 }
@@ -196,6 +201,15 @@ pub trait UdpRequest: Send + Sync + fmt::Debug {
     /// [`Match::ShapeFromPort`]), which the engine must then check against
     /// the sender with [`Reply::accepts`]. Must not panic on any input.
     fn recognise(&self, reply: &[u8]) -> Option<Reply>;
+
+    /// Whether `reply`, which [`UdpRequest::recognise`] refused, is this
+    /// protocol's answer to another request (a far-side responder answering
+    /// a hello forged with our address): neither an answer to us nor a sign
+    /// of another program on the port, so it is ignored. Must not panic on
+    /// any input.
+    fn answers_another(&self, _reply: &[u8]) -> bool {
+        false
+    }
 }
 
 /// What silence from a UDP port most likely means for a protocol.

@@ -6,6 +6,7 @@
 //! different part of it.
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod chain;
 pub mod http;
 pub mod lab;
@@ -13,6 +14,7 @@ pub mod netns;
 pub mod nfqueue;
 pub mod peers;
 pub mod proc;
+pub mod responder;
 
 use std::process::{Command, Stdio};
 
@@ -162,6 +164,50 @@ pub fn have_program(program: &str) -> bool {
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(Into::into))
         .any(|dir| runnable(&dir.join(program)))
+}
+
+/// Raises this process's open-file limit to at least `want` descriptors
+/// (the hard limit too, when root may) and returns the soft limit now.
+/// Children started afterwards inherit it.
+pub fn raise_open_files(want: u64) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    if soft >= want {
+        return soft;
+    }
+    if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        return want;
+    }
+    let soft = want.min(hard);
+    match setrlimit(Resource::RLIMIT_NOFILE, soft, hard) {
+        Ok(()) => soft,
+        Err(_) => getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(s, _)| s),
+    }
+}
+
+/// Compares `actual` with the reviewed snapshot `tests/snapshots/NAME`, or,
+/// with `UPDATE_SNAPSHOTS=1`, rewrites it (then review the diff).
+pub fn snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_SNAPSHOTS=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from its snapshot.\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
 }
 
 /// Runs a command to completion and returns its stdout, or an error carrying

@@ -3,13 +3,14 @@
 //! addresses checked before any packet is sent.
 
 mod parse;
-mod source;
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+
+use super::source::{self, Source};
 
 use crate::engine::{self, interfaces};
 
@@ -47,14 +48,30 @@ fn identity(host: &str) -> String {
     }
 }
 
+/// The largest `--targets` file read: a million bytes is some fifty
+/// thousand host names.
+pub const MAX_TARGETS_FILE: u64 = 1 << 20;
+
 /// One host per line; `#` starts a comment.
 fn read_targets(path: &Path, begun: Instant, max_time: Duration) -> Result<Vec<String>> {
-    let bytes = source::read(path, begun, max_time)?;
     let name = if path == Path::new("-") {
         "standard input (--targets -)".to_string()
     } else {
         format!("targets file {}", path.display())
     };
+    let bytes = source::read(
+        path,
+        &Source {
+            name: name.clone(),
+            max_bytes: MAX_TARGETS_FILE,
+            give: "a file with one host per line, or `--targets -` to read them from standard input",
+            too_large: "split it into several runs",
+            begun,
+            max_time,
+            time_bound: "--max-time",
+            too_slow: "close it once the hosts are written, or give a regular file",
+        },
+    )?;
     match parse::hosts(&bytes) {
         Ok(hosts) => Ok(hosts),
         Err(parse::NotText::NotUtf8) => {
@@ -175,7 +192,7 @@ mod tests {
     fn a_targets_file_is_bounded_and_must_be_text() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
-        std::fs::write(&big, vec![b'a'; (source::MAX_TARGETS_FILE + 1) as usize]).unwrap();
+        std::fs::write(&big, vec![b'a'; (MAX_TARGETS_FILE + 1) as usize]).unwrap();
         let e = hosts(&[], Some(&big)).unwrap_err();
         assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
         let nul = dir.path().join("nul");

@@ -14,7 +14,10 @@ use crate::port::Transport;
 pub(super) fn control(results: &[&PortResult]) -> Option<(Probe, u16)> {
     let rank = |r: &PortResult| match (r.transport, r.reason) {
         (Transport::Tcp, Reason::ConnRefused) => Some(0),
-        (Transport::Tcp, Reason::SynAck | Reason::Responder | Reason::NotResponder) => Some(1),
+        (
+            Transport::Tcp,
+            Reason::SynAck | Reason::Responder | Reason::NotResponder | Reason::ResponderBusy,
+        ) => Some(1),
         (Transport::Udp, Reason::PortUnreachable) if r.state == State::Closed => Some(2),
         (Transport::Udp, Reason::UdpResponse | Reason::Responder) if r.reply_from.is_none() => {
             Some(3)

@@ -27,7 +27,7 @@ use super::attempt::{AttemptSpec, Exhausted, Prober, Started};
 use super::evidence::{Deadline, Evidence, Finished};
 use super::locate;
 use super::outcome::{Note, PortResult, State, Unconfirmed};
-use super::pacing::{End, Step};
+use super::pacing::{End, Step, Who};
 use super::path::Path;
 use super::rate::RateLimit;
 use super::share::{Share, Ticket};
@@ -385,8 +385,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                 s.own_hits += 1;
                 s.attempts -= 1;
                 self.slots.set(slot, SlotState::Queued { stage, last });
-                self.deferred
-                    .push_back((Instant::now() + OWN_PORT_DELAY, slot));
+                self.defer(Instant::now() + OWN_PORT_DELAY, slot);
             }
             _ => self.answer(slot, stage, last, finished),
         }
@@ -416,7 +415,8 @@ impl<'a, P: Prober> Scheduler<'a, P> {
     fn answer(&mut self, slot: usize, stage: Stage, last: Option<PortResult>, finished: Finished) {
         let now = Instant::now();
         let s = self.slots.get(slot);
-        let (job, addr, attempts) = (s.job, s.addr, s.attempts);
+        let (job, addr, attempts, waits) = (s.job, s.addr, s.attempts, s.waits);
+        self.responder_news(addr, slot, stage, &finished.evidence, now);
         let path = &mut self.paths[addr];
         // ICMP errors from a router time a shorter path than the target's,
         // and local errors time nothing: only answers from the target itself
@@ -429,10 +429,12 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         if times_path {
             path.sample(finished.rtt);
         }
-        // A rate-limited ICMP error answering a retry is no sign of loss.
+        // A rate-limited ICMP error answering a retry is no sign of loss,
+        // nor an answer after a responder's busy one or none.
         if network
             && !matches!(finished.evidence, Evidence::Icmp(_))
             && attempts > 1
+            && waits == 0
             && stage == Stage::Pass
         {
             path.loss_seen = true;
@@ -442,9 +444,13 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         {
             path.pacing.icmp_error(e.from, slot, now);
             if stage == Stage::Canary {
-                path.pacing.canary_answered(e.from);
+                path.pacing.canary_answered(Who::Icmp(e.from));
             }
         }
+        let responder_answer = match finished.evidence {
+            Evidence::Responder { answer, .. } => Some(answer),
+            _ => None,
+        };
         let result = verdict::judge(&job, attempts, finished);
         if matches!(result.state, State::Open | State::Closed) {
             path.answered = true;
@@ -461,7 +467,9 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             }
             _ => result,
         };
-        self.slots.set(slot, SlotState::Settled(settled));
+        if let Some(settled) = self.retry_unanswered(slot, responder_answer, settled) {
+            self.slots.set(slot, SlotState::Settled(settled));
+        }
     }
 
     /// Moves every idle address forward: more attempts for silent ports once
@@ -629,6 +637,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         let now = Instant::now();
         let why = |end: Option<End>, rounds: u32| match end {
             Some(End::Capped) => Unconfirmed::RoundCap { rounds },
+            Some(End::Limited) => Unconfirmed::ResponderLimiting,
             _ if interrupted => Unconfirmed::Stopped,
             _ => Unconfirmed::OutOfTime,
         };
@@ -660,6 +669,10 @@ impl<'a, P: Prober> Scheduler<'a, P> {
                 && result.transport == Transport::Udp
             {
                 result.note = Some(Note::Unconfirmed(why));
+                // Silence a limiting responder may have caused blocks nothing.
+                if why == Unconfirmed::ResponderLimiting {
+                    result.state = State::OpenFiltered;
+                }
                 unconfirmed_count[slot.addr] += 1;
             }
             results.push(result);
@@ -694,5 +707,6 @@ impl<'a, P: Prober> Scheduler<'a, P> {
     }
 }
 
+mod responder;
 #[cfg(test)]
 mod tests;

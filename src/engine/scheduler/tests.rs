@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::responder::BUSY_TRIES;
 use super::*;
 use crate::engine::Target;
+use crate::engine::evidence::Answer;
 use crate::engine::icmp::IcmpError;
 use crate::engine::icmp_allowance::Allowance;
 use crate::engine::outcome::{IcmpCode, Reason};
@@ -621,4 +623,233 @@ async fn a_small_run_finishes_while_a_large_one_holds_the_bound() {
     assert!(flight.most.load(Ordering::SeqCst) <= 16);
     // The large run got on meanwhile, with its share of the bound.
     assert!(large.launches.len() > 16 * 10, "{}", large.launches.len());
+}
+
+fn responder_cfg() -> Config {
+    Config {
+        responder: crate::wire::responder::Secret::new(b"a scripted responder's secret".to_vec()),
+        ..Config::default()
+    }
+}
+
+fn responder(transport: Transport, ports: impl IntoIterator<Item = u16>) -> Vec<(Probe, u16)> {
+    ports
+        .into_iter()
+        .map(|p| (Probe::responder(transport), p))
+        .collect()
+}
+
+fn proof(transport: Transport, port: u16, limiting: bool) -> Evidence {
+    Evidence::Responder {
+        answer: Answer::Proved(crate::wire::responder::Seen {
+            transport,
+            from: "198.18.0.2:40000".parse().unwrap(),
+            to: std::net::SocketAddr::new(HOST, port),
+            limiting,
+        }),
+        sent_from: Some("198.18.0.2:40000".parse().unwrap()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_responder_whose_proven_port_goes_silent_leaves_the_silent_ones_unconfirmed() {
+    // Ports 1-7 proven at first, 8-10 never answered; when probed again
+    // (the round's canary among them), nothing answers: the responder is
+    // refusing everyone now.
+    let r = run(
+        &responder(Transport::Udp, 1..=10),
+        &responder_cfg(),
+        |port, nth, _| match (port, nth) {
+            (1..=7, 1) => Act::After(ms(1), proof(Transport::Udp, port, false)),
+            _ => Act::Silent,
+        },
+    )
+    .await;
+    for port in 1..=7 {
+        assert_eq!(r.result(port).reason, Reason::Responder, "port {port}");
+    }
+    let canaries = (1..=7).filter(|&p| r.datagrams(p) == 2).count();
+    assert_eq!(
+        canaries, 1,
+        "one proven port probed again, after the silent ones"
+    );
+    for port in 8..=10 {
+        let res = r.result(port);
+        assert_eq!(
+            (res.state, res.note),
+            (
+                State::OpenFiltered,
+                Some(Note::Unconfirmed(Unconfirmed::ResponderLimiting))
+            ),
+            "port {port}"
+        );
+        assert!(!res.blocked());
+    }
+    let note = &r.outcome.addresses[0];
+    assert_eq!(
+        (note.icmp_unconfirmed, note.icmp_unconfirmed_why),
+        (3, Some(Unconfirmed::ResponderLimiting))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_responder_that_answers_its_canary_confirms_the_drops() {
+    let r = run(
+        &responder(Transport::Udp, 1..=10),
+        &responder_cfg(),
+        |port, _, _| match port {
+            1..=7 => Act::After(ms(1), proof(Transport::Udp, port, false)),
+            _ => Act::Silent,
+        },
+    )
+    .await;
+    for port in 8..=10 {
+        let res = r.result(port);
+        assert_eq!(
+            (res.state, res.note),
+            (State::Filtered, None),
+            "port {port}"
+        );
+        // Two attempts, then one round.
+        assert_eq!(r.datagrams(port), 3, "port {port}");
+    }
+    // The canary went after the silent ports of the round.
+    let last_silent = r
+        .launches
+        .iter()
+        .filter(|(p, _)| *p >= 8)
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap();
+    let canary = r
+        .launches
+        .iter()
+        .filter(|(p, _)| *p <= 7)
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap();
+    assert!(canary >= last_silent);
+    assert_eq!(r.outcome.addresses[0].icmp_unconfirmed, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_responder_saying_it_limits_leaves_silent_udp_ports_unconfirmed() {
+    // Nothing UDP gets through, and the TCP proof says the responder was
+    // refusing UDP hellos over its cap: no canary can tell a drop from that.
+    let mut ports = responder(Transport::Tcp, [1]);
+    ports.extend(responder(Transport::Udp, 2..=4));
+    let r = run(&ports, &responder_cfg(), |port, _, _| match port {
+        1 => Act::After(ms(1), proof(Transport::Tcp, 1, true)),
+        _ => Act::Silent,
+    })
+    .await;
+    assert_eq!(r.result(1).reason, Reason::Responder);
+    for port in 2..=4 {
+        assert_eq!(
+            (r.result(port).state, r.result(port).note),
+            (
+                State::OpenFiltered,
+                Some(Note::Unconfirmed(Unconfirmed::ResponderLimiting))
+            ),
+            "port {port}"
+        );
+    }
+    // Without that news, the same silence is a drop.
+    let r = run(&ports, &responder_cfg(), |port, _, _| match port {
+        1 => Act::After(ms(1), proof(Transport::Tcp, 1, false)),
+        _ => Act::Silent,
+    })
+    .await;
+    for port in 2..=4 {
+        assert_eq!(r.result(port).state, State::Filtered, "port {port}");
+    }
+}
+
+fn busy() -> Evidence {
+    Evidence::Responder {
+        answer: Answer::Busy,
+        sent_from: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_responder_is_asked_again_after_pauses_and_reported_busy_not_blocked() {
+    let r = run(
+        &responder(Transport::Tcp, 1..=2),
+        &responder_cfg(),
+        |port, nth, _| match (port, nth) {
+            (2, 3..) => Act::After(ms(1), proof(Transport::Tcp, 2, false)),
+            _ => Act::After(ms(1), busy()),
+        },
+    )
+    .await;
+    let always = r.result(1);
+    assert_eq!(
+        (always.state, always.reason, always.attempts),
+        (State::Open, Reason::ResponderBusy, BUSY_TRIES)
+    );
+    let times: Vec<Instant> = r
+        .launches
+        .iter()
+        .filter(|(p, _)| *p == 1)
+        .map(|(_, t)| *t)
+        .collect();
+    let pauses: Vec<u128> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(
+        pauses,
+        [251, 501, 1001, 2001, 2001],
+        "pauses after each busy answer"
+    );
+    let later = r.result(2);
+    assert_eq!((later.reason, later.attempts), (Reason::Responder, 3));
+    assert!(!r.outcome.addresses[0].loss_seen, "busy is no loss");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_ends_while_the_responder_is_busy_reports_it_busy() {
+    let cfg = Config {
+        max_time: Some(ms(600)),
+        ..responder_cfg()
+    };
+    let r = run(&responder(Transport::Tcp, [1]), &cfg, |_, _, _| {
+        Act::After(ms(1), busy())
+    })
+    .await;
+    assert!(r.outcome.out_of_time);
+    assert_eq!(
+        (r.result(1).state, r.result(1).reason),
+        (State::Open, Reason::ResponderBusy)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_brings_nothing_back_is_tried_again_before_it_counts() {
+    let nothing = || Evidence::Responder {
+        answer: Answer::Nothing,
+        sent_from: None,
+    };
+    let r = run(
+        &responder(Transport::Tcp, 1..=2),
+        &responder_cfg(),
+        move |port, nth, _| match (port, nth) {
+            // A responder slow to take its connections, then in time.
+            (1, 1) => Act::After(ms(900), nothing()),
+            (1, _) => Act::After(ms(1), proof(Transport::Tcp, 1, false)),
+            // A program that holds the connection and says nothing.
+            _ => Act::After(ms(900), nothing()),
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.result(1).reason, r.result(1).attempts),
+        (Reason::Responder, 2)
+    );
+    assert_eq!(
+        (r.result(2).state, r.result(2).reason, r.result(2).attempts),
+        (State::Open, Reason::NotResponder, 2)
+    );
+    assert!(!r.outcome.addresses[0].loss_seen);
 }

@@ -1,9 +1,9 @@
-//! Reading a `--targets` source with bounds on size and time: a regular
-//! file is read at once; standard input (`--targets -`) and anything that
-//! is a stream rather than a file (a FIFO, `<(command)`, a terminal, a
-//! device) is read on a thread of its own and given up on at the run's
-//! deadline (`--max-time`), so that a writer that never comes, or never
-//! ends, cannot hang the run.
+//! Reading a file given on the command line (`--targets FILE`, `rules
+//! --from FILE`, or `-`) with bounds on size and time: a regular file is
+//! read at once; standard input and anything that is a stream rather than
+//! a file (a FIFO, `<(command)`, a terminal, a device) is read on a thread
+//! of its own and given up on at a deadline, so that a writer that never
+//! comes, or never ends, cannot hang the run.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -15,41 +15,52 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use nix::fcntl::OFlag;
 
-/// The largest `--targets` file read: a million bytes is some fifty
-/// thousand host names.
-pub const MAX_TARGETS_FILE: u64 = 1 << 20;
+/// What is read, its bounds, and the words its refusals use.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The source as errors name it: `targets file hosts.txt`, `standard
+    /// input (--targets -)`.
+    pub name: String,
+    /// The most bytes read; a larger source is refused.
+    pub max_bytes: u64,
+    /// What to give instead of a directory, a socket or a block device.
+    pub give: &'static str,
+    /// What to do about a source larger than `max_bytes`.
+    pub too_large: &'static str,
+    /// When reading began, and how long a stream may take to end.
+    pub begun: Instant,
+    /// How long a stream may take to end, from `begun`.
+    pub max_time: Duration,
+    /// The bound on time as errors name it, before its value: `--max-time`.
+    pub time_bound: &'static str,
+    /// What to do about a stream that did not end in time.
+    pub too_slow: &'static str,
+}
 
 /// The bytes of `path` (`-` for standard input), at most
-/// [`MAX_TARGETS_FILE`], read within `max_time` of `begun`.
-pub fn read(path: &Path, begun: Instant, max_time: Duration) -> Result<Vec<u8>> {
-    let limit = Limit { begun, max_time };
+/// `source.max_bytes`, read within `source.max_time` of `source.begun`.
+pub fn read(path: &Path, source: &Source) -> Result<Vec<u8>> {
     let stdin = path == Path::new("-");
-    let name = if stdin {
-        "standard input (--targets -)".to_string()
-    } else {
-        format!("targets file {}", path.display())
-    };
+    let name = &source.name;
+    let limit = source.max_bytes;
     let read = if stdin {
-        within(limit, &name, || bounded(io::stdin().lock()))?
+        within(source, move || bounded(io::stdin().lock(), limit))?
     } else {
         let meta = std::fs::metadata(path).map_err(|e| anyhow!("cannot read {name}: {e}"))?;
         let kind = meta.file_type();
         if kind.is_file() {
-            bounded(open_file(path, &name)?)
+            bounded(open_file(path, name)?, limit)
         } else if kind.is_fifo() || kind.is_char_device() {
             // Opening a FIFO waits for its writer: on the thread too.
             let owned = path.to_path_buf();
-            within(limit, &name, move || bounded(File::open(owned)?))?
+            within(source, move || bounded(File::open(owned)?, limit))?
         } else {
-            bail!(
-                "{name} is {}: give a file with one host per line, or `--targets -` to read them from standard input",
-                what(&meta)
-            );
+            bail!("{name} is {}: give {}", what(&meta), source.give);
         }
     };
     let bytes = read.map_err(|e| anyhow!("cannot read {name}: {e}"))?;
-    if bytes.len() as u64 > MAX_TARGETS_FILE {
-        bail!("{name} is larger than {MAX_TARGETS_FILE} bytes: split it into several runs");
+    if bytes.len() as u64 > limit {
+        bail!("{name} is larger than {limit} bytes: {}", source.too_large);
     }
     Ok(bytes)
 }
@@ -69,46 +80,42 @@ fn open_file(path: &Path, name: &str) -> Result<File> {
     }
 }
 
-/// Up to one byte more than [`MAX_TARGETS_FILE`] from `r`, so that a
-/// larger source is seen to be one.
-fn bounded(r: impl Read) -> io::Result<Vec<u8>> {
+/// Up to one byte more than `limit` from `r`, so that a larger source is
+/// seen to be one.
+fn bounded(r: impl Read, limit: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    r.take(MAX_TARGETS_FILE + 1).read_to_end(&mut bytes)?;
+    r.take(limit + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
-/// `read` run on a thread of its own, given up on once `limit` has passed. A thread
-/// given up on stays blocked until the process exits.
+/// `read` run on a thread of its own, given up on once the source's time
+/// has passed. A thread given up on stays blocked until the process exits.
 fn within(
-    limit: Limit,
-    name: &str,
+    source: &Source,
     read: impl FnOnce() -> io::Result<Vec<u8>> + Send + 'static,
 ) -> Result<io::Result<Vec<u8>>> {
+    let name = &source.name;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
-        .name("targets".into())
+        .name("source".into())
         .spawn(move || {
             let _ = tx.send(read());
         })
         .map_err(|e| anyhow!("cannot start reading {name}: {e}"))?;
-    let left = limit.max_time.saturating_sub(limit.begun.elapsed());
+    let left = source.max_time.saturating_sub(source.begun.elapsed());
     match rx.recv_timeout(left) {
         Ok(result) => Ok(result),
         Err(_) => bail!(
-            "{name} did not end within --max-time ({:?}): close it once the hosts are written, or give a regular file",
-            limit.max_time
+            "{name} did not end within {} ({:?}): {}",
+            source.time_bound,
+            source.max_time,
+            source.too_slow
         ),
     }
 }
 
-/// The run's bound on time: it began at `begun` and may last `max_time`.
-#[derive(Clone, Copy)]
-struct Limit {
-    begun: Instant,
-    max_time: Duration,
-}
-
-/// What a file that is no list of hosts is, as a noun phrase.
+/// What a path that is neither a file, a FIFO nor a character device is,
+/// as a noun phrase.
 fn what(meta: &std::fs::Metadata) -> &'static str {
     let t = meta.file_type();
     if t.is_dir() {
@@ -125,6 +132,24 @@ fn what(meta: &std::fs::Metadata) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `--targets` file, as `targets` reads one.
+    fn targets(path: &Path, begun: Instant, max_time: Duration) -> Source {
+        Source {
+            name: format!("targets file {}", path.display()),
+            max_bytes: 1 << 20,
+            give: "a file with one host per line, or `--targets -` to read them from standard input",
+            too_large: "split it into several runs",
+            begun,
+            max_time,
+            time_bound: "--max-time",
+            too_slow: "close it once the hosts are written, or give a regular file",
+        }
+    }
+
+    fn read(path: &Path, begun: Instant, max_time: Duration) -> Result<Vec<u8>> {
+        super::read(path, &targets(path, begun, max_time))
+    }
 
     fn mkfifo(path: &Path) {
         nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
