@@ -229,7 +229,7 @@ fn locating_on_probe_can_be_turned_off() {
     let located = info_5900(&body);
     assert!(
         located.contains(
-            "located_how=\"at-host\",located_after_hop=\"1\",located_after=\"198.18.0.1\""
+            "located_how=\"at-host\",located_after_hop=\"1\",located_before_hop=\"2\",located_after=\"198.18.0.1\""
         ),
         "{located}"
     );
