@@ -22,6 +22,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::bytes::be32;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// The magic cookie that starts the options field (RFC 2131 section 3).
@@ -238,7 +239,7 @@ fn address(bytes: &[u8], offset: usize) -> Option<Ipv4Addr> {
 /// end option; a message without one is cut short and is `None`.
 pub fn recognise(bytes: &[u8]) -> Option<Packet> {
     let op = Op::from(*bytes.first()?);
-    let xid = u32::from_be_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let xid = be32(bytes, 4)?;
     let yiaddr = address(bytes, 16)?;
     let (_, rest) = bytes.split_at_checked(FIXED_LEN)?;
     let (cookie, mut options) = rest.split_at_checked(MAGIC_COOKIE.len())?;

@@ -25,6 +25,7 @@
 //! the exchange, the first payload and, when that payload is a notify, its
 //! type.
 
+use super::bytes::{be16, be32, be64};
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// The non-ESP marker that precedes IKE messages on port 4500.
@@ -489,18 +490,6 @@ fn payload_name(major: u8, code: u8) -> String {
     name.to_string()
 }
 
-/// The big-endian u16 at `at`.
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    let chunk = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes(chunk.try_into().ok()?))
-}
-
-/// The big-endian u64 at `at`.
-fn be64(bytes: &[u8], at: usize) -> Option<u64> {
-    let chunk = bytes.get(at..at.checked_add(8)?)?;
-    Some(u64::from_be_bytes(chunk.try_into().ok()?))
-}
-
 /// Parses an IKE message (no non-ESP marker). `None` unless the header is
 /// complete, the version is 1.x or 2.x, and the header's length field fits
 /// the datagram.
@@ -512,7 +501,7 @@ pub fn recognise(bytes: &[u8]) -> Option<Parsed> {
     let major = header.get(17)? >> 4;
     let exchange_code = *header.get(18)?;
     let flags = *header.get(19)?;
-    let length = usize::try_from(u32::from_be_bytes(header.get(24..28)?.try_into().ok()?)).ok()?;
+    let length = usize::try_from(be32(header, 24)?).ok()?;
     if !(major == 1 || major == 2) || length < HEADER_LEN || length > bytes.len() {
         return None;
     }

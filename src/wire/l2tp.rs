@@ -15,6 +15,7 @@
 //! report names the message type and the peer's Host Name AVP when it is
 //! present and not hidden.
 
+use super::bytes::be16;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// Header flags and version of a control message: T, L and S set, version 2.
@@ -197,12 +198,6 @@ impl Parsed {
             None => format!("L2TP {kind}"),
         }
     }
-}
-
-/// The big-endian u16 at `at`.
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    let chunk = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes(chunk.try_into().ok()?))
 }
 
 /// Parses an L2TPv2 control message. `None` for data messages, other

@@ -23,6 +23,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+mod ber;
+mod bytes;
 pub mod dhcp;
 pub mod dns;
 pub mod echo;

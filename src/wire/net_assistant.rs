@@ -25,6 +25,7 @@
 //! together these are far too specific to match another protocol's reply or
 //! noise by chance, while the two unexplained version bytes are left free.
 
+use super::bytes::be16;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// The ARD status query.
@@ -92,7 +93,7 @@ pub fn recognise(bytes: &[u8]) -> Option<Parsed> {
     if !fixed {
         return None;
     }
-    let variant = u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]);
+    let variant = be16(bytes, 2)?;
     let name_len = usize::from(*bytes.get(NAME_AT)?);
     let name = bytes.get(NAME_AT + 1..NAME_AT + 1 + name_len)?;
     let terminator = *bytes.get(NAME_AT + 1 + name_len)?;

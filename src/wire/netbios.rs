@@ -12,6 +12,7 @@
 //! RCODE) still proves a name server answered. Every section the header
 //! announces up to the first answer must be present and well-formed.
 
+use super::bytes::{Reader, be16};
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// Question and resource record type NBSTAT.
@@ -185,66 +186,43 @@ pub struct Response {
     pub names: Vec<NodeName>,
 }
 
-/// A cursor over a packet, every read checked.
-struct Cursor<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = self.rest.split_at_checked(n)?;
-        self.rest = tail;
-        Some(head)
+/// Reads an RR_NAME that starts with an encoded NetBIOS name (one 32-byte
+/// label of the letters `A` to `P`), followed by scope labels or a
+/// compression pointer, and returns that first label.
+fn netbios_name<'a>(reader: &mut Reader<'a>) -> Option<&'a [u8]> {
+    if reader.u8()? != ENCODED_NAME_LEN {
+        return None;
     }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
+    let encoded = reader.take(usize::from(ENCODED_NAME_LEN))?;
+    if !encoded.iter().all(|b| (b'A'..=b'P').contains(b)) {
+        return None;
     }
-
-    fn u16(&mut self) -> Option<u16> {
-        let bytes: [u8; 2] = self.take(2)?.try_into().ok()?;
-        Some(u16::from_be_bytes(bytes))
-    }
-
-    /// Reads an RR_NAME that starts with an encoded NetBIOS name (one
-    /// 32-byte label of the letters `A` to `P`), followed by scope labels
-    /// or a compression pointer, and returns that first label.
-    fn netbios_name(&mut self) -> Option<&'a [u8]> {
-        if self.u8()? != ENCODED_NAME_LEN {
-            return None;
-        }
-        let encoded = self.take(usize::from(ENCODED_NAME_LEN))?;
-        if !encoded.iter().all(|b| (b'A'..=b'P').contains(b)) {
-            return None;
-        }
-        loop {
-            match self.u8()? {
-                0 => return Some(encoded),
-                0xc0.. => return self.take(1).map(|_| encoded),
-                len @ 1..64 => {
-                    self.take(usize::from(len))?;
-                }
-                _ => return None,
+    loop {
+        match reader.u8()? {
+            0 => return Some(encoded),
+            0xc0.. => return reader.take(1).map(|_| encoded),
+            len @ 1..64 => {
+                reader.take(usize::from(len))?;
             }
+            _ => return None,
         }
     }
 }
 
 /// Parses the node status names in an NBSTAT RDATA.
 fn node_names(rdata: &[u8]) -> Option<Vec<NodeName>> {
-    let mut cursor = Cursor { rest: rdata };
+    let mut cursor = Reader::new(rdata);
     let count = cursor.u8()?;
     let mut names = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
         let entry = cursor.take(NODE_NAME_LEN)?;
-        let (name, rest) = entry.split_at_checked(15)?;
-        let (&suffix, flags) = rest.split_first()?;
-        let flags: [u8; 2] = flags.try_into().ok()?;
-        let trimmed = name.trim_ascii_end();
+        let name = entry.get(..15)?;
+        let suffix = *entry.get(15)?;
+        let flags = be16(entry, 16)?;
         names.push(NodeName {
-            name: trimmed.to_vec(),
+            name: name.trim_ascii_end().to_vec(),
             suffix,
-            flags: u16::from_be_bytes(flags),
+            flags,
         });
     }
     Some(names)
@@ -258,11 +236,11 @@ fn node_names(rdata: &[u8]) -> Option<Vec<NodeName>> {
 /// header is the same), and an NBSTAT answer's name array must fit its
 /// RDATA.
 pub fn recognise(bytes: &[u8]) -> Option<Response> {
-    let mut cursor = Cursor { rest: bytes };
-    let id = cursor.u16()?;
-    let flags = cursor.u16()?;
-    let questions = cursor.u16()?;
-    let answers = cursor.u16()?;
+    let mut cursor = Reader::new(bytes);
+    let id = cursor.be16()?;
+    let flags = cursor.be16()?;
+    let questions = cursor.be16()?;
+    let answers = cursor.be16()?;
     cursor.take(4)?;
     let is_response = flags & 0x8000 != 0;
     let opcode = (flags >> 11) & 0x0f;
@@ -271,13 +249,13 @@ pub fn recognise(bytes: &[u8]) -> Option<Response> {
     }
     let rcode = Rcode::from(flags.to_be_bytes()[1] & 0x0f);
     for _ in 0..questions {
-        cursor.netbios_name()?;
+        netbios_name(&mut cursor)?;
         cursor.take(4)?;
     }
-    cursor.netbios_name()?;
-    let answer_type = cursor.u16()?;
+    netbios_name(&mut cursor)?;
+    let answer_type = cursor.be16()?;
     cursor.take(6)?;
-    let rdlength = cursor.u16()?;
+    let rdlength = cursor.be16()?;
     let rdata = cursor.take(usize::from(rdlength))?;
     let names = if answer_type == TYPE_NBSTAT {
         node_names(rdata)?

@@ -15,6 +15,7 @@
 //! before its first synchronisation; chrony without a source sends stratum 0
 //! with a zero reference ID. All of these are NTP servers answering.
 
+use super::bytes::be64;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// Length of the NTP header without extension fields or MAC.
@@ -170,8 +171,7 @@ impl Packet {
 
 /// Reads eight bytes at `offset` as a big-endian timestamp.
 fn timestamp(bytes: &[u8], offset: usize) -> Option<u64> {
-    let field: [u8; 8] = bytes.get(offset..offset.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_be_bytes(field))
+    be64(bytes, offset)
 }
 
 /// Parses the 48-byte NTP header at the start of `bytes` (extension fields

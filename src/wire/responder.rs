@@ -55,6 +55,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::bytes::be16;
 use super::{Match, Nonce, ProbeContext, Reply, UdpRequest};
 use crate::port::Transport;
 
@@ -153,7 +154,7 @@ impl Hello {
         nonce.copy_from_slice(&bytes[8..24]);
         Some(Hello {
             transport: transport_of(bytes[5])?,
-            port: u16::from_be_bytes([bytes[6], bytes[7]]),
+            port: be16(bytes, 6)?,
             nonce,
         })
     }

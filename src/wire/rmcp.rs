@@ -14,6 +14,7 @@
 //! from the probed address and port ([`super::Match::ShapeFromPort`]). The report says whether the pong's
 //! supported-entities byte announces IPMI, and the ASF version it gives.
 
+use super::bytes::be32;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// RMCP version 6: ASF 2.0 / IPMI LAN.
@@ -100,12 +101,6 @@ impl Parsed {
         }
         line
     }
-}
-
-/// The big-endian u32 at `at`.
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
-    let chunk = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes(chunk.try_into().ok()?))
 }
 
 /// Parses an RMCP ASF Presence Pong; `None` for anything else, including

@@ -17,6 +17,7 @@
 //! GARBAGE_ARGS, SYSTEM_ERR or an unknown status) or denied (RPC_MISMATCH or
 //! AUTH_ERROR).
 
+use super::bytes::be32;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// The portmapper (rpcbind) program number.
@@ -249,9 +250,7 @@ impl ReplyStatus {
 
 /// The big-endian 32-bit word at word index `index` of `bytes`.
 fn word(bytes: &[u8], index: usize) -> Option<u32> {
-    let start = index.checked_mul(4)?;
-    let chunk = bytes.get(start..start.checked_add(4)?)?;
-    Some(u32::from_be_bytes(chunk.try_into().ok()?))
+    be32(bytes, index.checked_mul(4)?)
 }
 
 /// Parses an RPC REPLY; `None` for calls, truncated replies and anything else.

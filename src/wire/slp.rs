@@ -13,6 +13,7 @@
 //! header fits the datagram and whose XID is one of ours. The report names
 //! the reply type with its error code, or the advertised URL.
 
+use super::bytes::{be16, be24};
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// The SLP version this module speaks.
@@ -270,12 +271,6 @@ impl Parsed {
     }
 }
 
-/// The big-endian u16 at `at`.
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    let chunk = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes(chunk.try_into().ok()?))
-}
-
 /// The SLP string (two-byte length, then bytes) at `at`, as printable text.
 fn slp_string(bytes: &[u8], at: usize) -> Option<String> {
     let len = usize::from(be16(bytes, at)?);
@@ -313,8 +308,7 @@ pub fn recognise(bytes: &[u8]) -> Option<Parsed> {
         return None;
     }
     let function = Function::from_code(*bytes.get(1)?);
-    let [high, middle, low] = <[u8; 3]>::try_from(bytes.get(2..5)?).ok()?;
-    let length = usize::try_from(u32::from_be_bytes([0, high, middle, low])).ok()?;
+    let length = usize::try_from(be24(bytes, 2)?).ok()?;
     let message = bytes.get(..length)?;
     let xid = be16(message, 10)?;
     let language_len = usize::from(be16(message, 12)?);

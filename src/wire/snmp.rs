@@ -17,13 +17,15 @@
 //! (any error-status still proves SNMP), or a v3 message with our msgID and a
 //! `Report` or `Response` PDU in clear.
 //!
-//! The BER subset SNMP uses (definite lengths, short and long form, one-byte
-//! tags, INTEGER, OCTET STRING, NULL, OBJECT IDENTIFIER, SEQUENCE, the SMI
-//! application types and the context-tagged PDUs) is encoded and decoded
-//! here with every length checked against the bytes that are there.
+//! The BER subset SNMP uses is in [`super::ber`]; the SMI application types
+//! and the context-tagged PDUs are read here, with every length checked
+//! against the bytes that are there.
 
 use std::fmt;
 
+use super::ber::{
+    Reader, constructed, decode_oid, dotted, integer, octets, oid, signed, tlv, unsigned,
+};
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// `sysDescr.0`, the object the v2c request asks for.
@@ -50,11 +52,7 @@ const DESCR_CHARS: usize = 80;
 
 /// BER universal and SNMP tags.
 mod tag {
-    pub const INTEGER: u8 = 0x02;
-    pub const OCTET_STRING: u8 = 0x04;
-    pub const NULL: u8 = 0x05;
-    pub const OID: u8 = 0x06;
-    pub const SEQUENCE: u8 = 0x30;
+    pub use crate::wire::ber::tag::*;
     pub const IP_ADDRESS: u8 = 0x40;
     pub const COUNTER32: u8 = 0x41;
     pub const GAUGE32: u8 = 0x42;
@@ -90,88 +88,6 @@ impl Request {
 
 // ---------------------------------------------------------------------------
 // Encoding
-
-/// Appends a BER definite length (short form below 128, else long form
-/// with the fewest length bytes).
-fn push_length(out: &mut Vec<u8>, len: usize) {
-    let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count();
-    match bytes.get(skip..).unwrap_or_default() {
-        [] => out.push(0),
-        [short] if *short < 0x80 => out.push(*short),
-        long => {
-            out.push(0x80 | long.len() as u8);
-            out.extend_from_slice(long);
-        }
-    }
-}
-
-/// One TLV with the given tag and content.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    push_length(&mut out, content.len());
-    out.extend_from_slice(content);
-    out
-}
-
-/// An INTEGER in minimal two's complement.
-fn integer(value: i64) -> Vec<u8> {
-    let bytes = value.to_be_bytes();
-    let mut start = 0;
-    while start + 1 < bytes.len() {
-        let (first, next) = (bytes[start], bytes[start + 1]);
-        let redundant = (first == 0x00 && next & 0x80 == 0) || (first == 0xff && next & 0x80 != 0);
-        if !redundant {
-            break;
-        }
-        start += 1;
-    }
-    tlv(tag::INTEGER, bytes.get(start..).unwrap_or_default())
-}
-
-/// An OCTET STRING.
-fn octets(value: &[u8]) -> Vec<u8> {
-    tlv(tag::OCTET_STRING, value)
-}
-
-/// A SEQUENCE (or context-tagged PDU) of already encoded parts.
-fn constructed(tag: u8, parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(tag, &parts.concat())
-}
-
-/// An OBJECT IDENTIFIER of at least two arcs (first arc 0-2, second below
-/// 40 unless the first is 2). Callers pass constants.
-fn oid(arcs: &[u32]) -> Vec<u8> {
-    let mut content = Vec::new();
-    if let [first, second, rest @ ..] = arcs {
-        push_base128(
-            &mut content,
-            first.saturating_mul(40).saturating_add(*second),
-        );
-        for arc in rest {
-            push_base128(&mut content, *arc);
-        }
-    }
-    tlv(tag::OID, &content)
-}
-
-/// Appends one OID sub-identifier in base 128, high bit marking continuation.
-fn push_base128(out: &mut Vec<u8>, value: u32) {
-    let mut groups = [0u8; 5];
-    let mut count = 0;
-    let mut rest = value;
-    loop {
-        groups[count] = (rest & 0x7f) as u8;
-        count += 1;
-        rest >>= 7;
-        if rest == 0 {
-            break;
-        }
-    }
-    for (i, group) in groups.iter().take(count).enumerate().rev() {
-        out.push(if i == 0 { *group } else { group | 0x80 });
-    }
-}
 
 /// A PDU with the given tag, request-id and varbind names (values NULL).
 fn pdu(pdu_tag: u8, request_id: i64, names: &[&[u32]]) -> Vec<u8> {
@@ -243,125 +159,6 @@ pub fn discovery_request(msg_id: i64) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------
 // Decoding
-
-/// A cursor over BER TLVs in a byte slice.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Reader { rest: bytes }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-
-    /// The next TLV's tag and content. Only one-byte tags and definite
-    /// lengths of up to four length bytes are accepted, as SNMP needs.
-    fn any(&mut self) -> Option<(u8, &'a [u8])> {
-        let (&tag, rest) = self.rest.split_first()?;
-        if tag & 0x1f == 0x1f {
-            return None;
-        }
-        let (&first, mut rest) = rest.split_first()?;
-        let len = if first < 0x80 {
-            usize::from(first)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 {
-                return None;
-            }
-            let (digits, after) = rest.split_at_checked(count)?;
-            rest = after;
-            digits.iter().try_fold(0usize, |acc, d| {
-                acc.checked_mul(256)?.checked_add(usize::from(*d))
-            })?
-        };
-        let (content, after) = rest.split_at_checked(len)?;
-        self.rest = after;
-        Some((tag, content))
-    }
-
-    /// The next TLV's content, which must carry `expected` as its tag.
-    fn expect(&mut self, expected: u8) -> Option<&'a [u8]> {
-        let (tag, content) = self.any()?;
-        (tag == expected).then_some(content)
-    }
-
-    /// The next TLV as an INTEGER that fits an `i64`.
-    fn integer(&mut self) -> Option<i64> {
-        signed(self.expect(tag::INTEGER)?)
-    }
-}
-
-/// A two's-complement integer of 1 to 8 bytes.
-fn signed(content: &[u8]) -> Option<i64> {
-    let (&first, _) = content.split_first()?;
-    if content.len() > 8 {
-        return None;
-    }
-    let fill = if first & 0x80 != 0 { 0xff } else { 0x00 };
-    let mut bytes = [fill; 8];
-    let start = 8usize.checked_sub(content.len())?;
-    bytes.get_mut(start..)?.copy_from_slice(content);
-    Some(i64::from_be_bytes(bytes))
-}
-
-/// A non-negative integer of 1 to 9 bytes (the ninth only as a leading zero
-/// that keeps a 64-bit value positive).
-fn unsigned(content: &[u8]) -> Option<u64> {
-    let (&first, _) = content.split_first()?;
-    if first & 0x80 != 0 {
-        return None;
-    }
-    let digits = match content.len() {
-        9 if first == 0 => content.get(1..)?,
-        9.. => return None,
-        _ => content,
-    };
-    digits.iter().try_fold(0u64, |acc, d| {
-        acc.checked_mul(256)?.checked_add(u64::from(*d))
-    })
-}
-
-/// An OBJECT IDENTIFIER's arcs; every sub-identifier must fit 32 bits.
-fn decode_oid(content: &[u8]) -> Option<Vec<u32>> {
-    let mut subids = Vec::new();
-    let mut current: u32 = 0;
-    let mut in_progress = false;
-    for &byte in content {
-        current = current
-            .checked_mul(128)?
-            .checked_add(u32::from(byte & 0x7f))?;
-        in_progress = byte & 0x80 != 0;
-        if !in_progress {
-            subids.push(current);
-            current = 0;
-        }
-    }
-    if in_progress {
-        return None;
-    }
-    let (&first, rest) = subids.split_first()?;
-    let (a, b) = match first {
-        0..40 => (0, first),
-        40..80 => (1, first - 40),
-        _ => (2, first - 80),
-    };
-    let mut arcs = vec![a, b];
-    arcs.extend_from_slice(rest);
-    Some(arcs)
-}
-
-/// Dotted form of an OID, `1.3.6.1.2.1.1.1.0`.
-fn dotted(arcs: &[u32]) -> String {
-    arcs.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
 
 /// The SNMP message version field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

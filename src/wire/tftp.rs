@@ -14,6 +14,7 @@
 //! [`Match::ShapeFromHost`](super::Match::ShapeFromHost): it counts only from
 //! the probed address, from any port.
 
+use super::bytes::Reader;
 use super::{Nonce, ProbeContext, Reply, UdpRequest};
 
 /// Opcode of a read request.
@@ -150,10 +151,10 @@ fn message_byte(byte: u8) -> bool {
 /// Parses an ERROR (code, then a message whose only NUL is the last byte)
 /// or a DATA packet of at most 512 data bytes. Anything else is `None`.
 pub fn recognise(bytes: &[u8]) -> Option<Packet> {
-    let (opcode, rest) = bytes.split_at_checked(2)?;
-    let opcode = u16::from_be_bytes(opcode.try_into().ok()?);
-    let (number, rest) = rest.split_at_checked(2)?;
-    let number = u16::from_be_bytes(number.try_into().ok()?);
+    let mut reader = Reader::new(bytes);
+    let opcode = reader.be16()?;
+    let number = reader.be16()?;
+    let rest = reader.rest();
     match opcode {
         OPCODE_ERROR => {
             let (&last, text) = rest.split_last()?;
