@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use portprobe::catalog::{Catalog, Plan};
 use portprobe::engine::{PortResult, Reason, Resolved, ResolvedBy, RunOutcome, State, Target};
-use portprobe::port::{Probe, Transport, parse_port_list};
+use portprobe::port::{Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
 use support::lab::{Lab, Ns};
 
@@ -42,7 +42,7 @@ fn outcome(transport: Transport, port: u16) -> PortResult {
         address: SERVER,
         transport,
         port,
-        probe: Probe::for_port(transport, port),
+        probe: portprobe::catalog::probe_for(transport, port),
         state: State::Closed,
         reason: Reason::ConnRefused,
         reason_from: None,

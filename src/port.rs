@@ -9,8 +9,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::UdpProtocol;
-
 /// The transport protocol a port belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,61 +34,6 @@ impl Transport {
             Transport::Tcp => "TCP",
             Transport::Udp => "UDP",
         }
-    }
-}
-
-/// How one port is probed: a TCP connect, or a UDP request of a protocol.
-/// Chosen once, when the plan is made, and carried to the results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Probe {
-    /// A TCP connect.
-    Tcp,
-    /// A TCP connect, then the hello of a far-side `portprobe listen`.
-    TcpResponder,
-    /// A UDP request of this protocol.
-    Udp(UdpProtocol),
-}
-
-impl Probe {
-    /// The probe for `port` on `transport`: for UDP, the protocol portprobe
-    /// speaks to that port.
-    pub fn for_port(transport: Transport, port: u16) -> Probe {
-        match transport {
-            Transport::Tcp => Probe::Tcp,
-            Transport::Udp => Probe::Udp(UdpProtocol::for_port(port)),
-        }
-    }
-
-    /// The probe of a far-side `portprobe listen` on `transport`.
-    pub fn responder(transport: Transport) -> Probe {
-        match transport {
-            Transport::Tcp => Probe::TcpResponder,
-            Transport::Udp => Probe::Udp(UdpProtocol::Responder),
-        }
-    }
-
-    /// The transport.
-    pub fn transport(self) -> Transport {
-        match self {
-            Probe::Tcp | Probe::TcpResponder => Transport::Tcp,
-            Probe::Udp(_) => Transport::Udp,
-        }
-    }
-
-    /// The UDP protocol, for a UDP probe.
-    pub fn udp(self) -> Option<UdpProtocol> {
-        match self {
-            Probe::Tcp | Probe::TcpResponder => None,
-            Probe::Udp(p) => Some(p),
-        }
-    }
-
-    /// Whether the probe speaks to a far-side `portprobe listen`.
-    pub fn is_responder(self) -> bool {
-        matches!(
-            self,
-            Probe::TcpResponder | Probe::Udp(UdpProtocol::Responder)
-        )
     }
 }
 

@@ -448,17 +448,6 @@ fn a_router_that_sends_no_time_exceeded_keeps_both_sides_over_ipv6() {
     );
 }
 
-/// The BLOCKED section of a text report, without round-trip times.
-fn blocked_lines(text: &str) -> Vec<String> {
-    steady(text)
-        .lines()
-        .skip_while(|l| !l.contains("BLOCKED"))
-        .skip(1)
-        .take_while(|l| l.starts_with("    "))
-        .map(str::to_string)
-        .collect()
-}
-
 /// The page's list of blocked ports, one line per paragraph.
 fn page_blocked(html: &str) -> Vec<String> {
     let Some(start) = html.find("<ol class=\"blocked\">") else {

@@ -13,11 +13,12 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use portprobe::catalog::Catalog;
+use portprobe::engine::Probe;
 use portprobe::engine::{
     AddressNote, IcmpCode, Located, Note, PortResult, Reason, Resolved, ResolvedBy, Route,
     RunOutcome, State, Stop, Target, Unconfirmed,
 };
-use portprobe::port::{Probe, Transport, parse_port_list};
+use portprobe::port::{Transport, parse_port_list};
 use portprobe::report::{self, Report, TextOptions};
 use portprobe::wire::Reply;
 use support::snapshot;
@@ -30,7 +31,7 @@ fn result(transport: Transport, port: u16, state: State, reason: Reason) -> Port
         address: SERVER,
         transport,
         port,
-        probe: Probe::for_port(transport, port),
+        probe: portprobe::catalog::probe_for(transport, port),
         state,
         reason,
         reason_from: None,

@@ -43,6 +43,7 @@
 mod load;
 mod lookup;
 mod plan;
+mod protocols;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
@@ -54,6 +55,7 @@ use crate::port::{PortRange, Transport};
 pub use load::CatalogError;
 pub use lookup::LookupError;
 pub use plan::{NotProbed, Plan, PlannedPort, ServiceGroup};
+pub use protocols::{probe_for, udp_protocol};
 
 /// The catalog text compiled into the binary.
 pub const BUILTIN: &str = include_str!("../../data/apple-ports.toml");

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 use super::{Catalog, Entry, Product, Requirement};
-use crate::port::{PortItem, PortRange, Probe, Transport};
+use crate::engine::Probe;
+use crate::port::{PortItem, PortRange, Transport};
 
 /// One port to probe and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,7 +273,7 @@ impl Catalog {
                     .or_insert_with(|| PlannedPort {
                         transport: req.protocol,
                         port,
-                        probe: Probe::for_port(req.protocol, port),
+                        probe: crate::catalog::probe_for(req.protocol, port),
                         service: String::new(),
                         products: Vec::new(),
                     });
@@ -306,7 +307,7 @@ impl Catalog {
                     .or_insert_with(|| PlannedPort {
                         transport: item.transport,
                         port,
-                        probe: Probe::for_port(item.transport, port),
+                        probe: crate::catalog::probe_for(item.transport, port),
                         service: self.service_name(item.transport, port),
                         products: Vec::new(),
                     });

@@ -37,6 +37,7 @@ mod outcome;
 mod own_ports;
 mod pacing;
 mod path;
+mod probe;
 mod rate;
 mod resolve;
 mod responder;
@@ -61,8 +62,8 @@ pub use resolve::{
 };
 pub use rtt::TCP_FLOOR;
 
-pub use crate::port::Probe;
 use crate::wire::ProbeContext;
+pub use probe::Probe;
 
 /// An address to probe, with its IPv6 scope (the interface of a link-local
 /// address; 0 for none).

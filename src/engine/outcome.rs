@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use super::locate::Located;
-use crate::port::Probe;
+use crate::engine::Probe;
 use crate::port::Transport;
 use crate::wire::Reply;
 

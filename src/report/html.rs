@@ -782,7 +782,7 @@ mod tests {
     use super::*;
     use crate::catalog::{NotProbed, ServiceGroup};
     use crate::engine::{AddressNote, Located, PortResult, Route};
-    use crate::port::{Probe, Transport};
+    use crate::port::Transport;
     use crate::wire::Reply;
 
     const HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
@@ -795,7 +795,7 @@ mod tests {
                 address: HOST,
                 transport,
                 port,
-                probe: Probe::for_port(transport, port),
+                probe: crate::catalog::probe_for(transport, port),
                 state,
                 reason,
                 reason_from: None,

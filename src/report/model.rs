@@ -517,7 +517,6 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::port::Probe;
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 3));
@@ -529,7 +528,7 @@ mod tests {
                 address,
                 transport,
                 port,
-                probe: Probe::for_port(transport, port),
+                probe: crate::catalog::probe_for(transport, port),
                 state,
                 reason,
                 reason_from: None,

@@ -273,7 +273,6 @@ mod tests {
     use super::*;
     use crate::catalog::ServiceGroup;
     use crate::engine::{PortResult, ResolvedBy};
-    use crate::port::Probe;
     use crate::report::Summary;
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
@@ -286,7 +285,7 @@ mod tests {
                 address,
                 transport,
                 port,
-                probe: Probe::for_port(transport, port),
+                probe: crate::catalog::probe_for(transport, port),
                 state,
                 reason,
                 reason_from: None,

@@ -400,7 +400,7 @@ mod tests {
     #[test]
     fn every_protocol_explains_its_silence() {
         for port in [7, 53, 68, 138, 161, 514, 626, 700, 3283, 5353, 6970] {
-            let p = UdpProtocol::for_port(port);
+            let p = crate::catalog::udp_protocol(port);
             assert!(!silence_explanation(p).is_empty());
             assert!(!silence_likelihood(p).is_empty());
         }

@@ -281,36 +281,6 @@ pub enum UdpProtocol {
 }
 
 impl UdpProtocol {
-    /// The protocol portprobe speaks to UDP `port`.
-    pub fn for_port(port: u16) -> UdpProtocol {
-        match port {
-            7 => UdpProtocol::Echo,
-            53 => UdpProtocol::Dns,
-            67 => UdpProtocol::Dhcp,
-            68 => UdpProtocol::DhcpClient,
-            69 => UdpProtocol::Tftp,
-            111 => UdpProtocol::Portmapper,
-            123 => UdpProtocol::Ntp,
-            137 => UdpProtocol::NetbiosNs,
-            138 => UdpProtocol::NetbiosDgm,
-            161 => UdpProtocol::Snmp,
-            427 => UdpProtocol::Slp,
-            500 => UdpProtocol::Ike,
-            514 => UdpProtocol::Syslog,
-            623 => UdpProtocol::Rmcp,
-            626 => UdpProtocol::SerialNumberd,
-            1701 => UdpProtocol::L2tp,
-            2049 => UdpProtocol::Nfs,
-            3283 => UdpProtocol::NetAssistant,
-            4500 => UdpProtocol::IkeNatT,
-            5060 => UdpProtocol::Sip,
-            5353 => UdpProtocol::Mdns,
-            749 => UdpProtocol::Generic,
-            600..=1023 => UdpProtocol::Rpc,
-            _ => UdpProtocol::Generic,
-        }
-    }
-
     /// Short name for reports and JSON (`"dns"`, `"generic"`).
     pub fn name(self) -> &'static str {
         match self {
@@ -497,7 +467,7 @@ mod tests {
         let probe_replies = REPLIES.iter().filter(|(of, _, _)| *of != "mdns_name");
         for (_, file, text) in probe_replies {
             let (port, ctx, nonce, kind) = pinned(file);
-            let request = UdpProtocol::for_port(port).request(&ctx, &nonce, port);
+            let request = crate::catalog::udp_protocol(port).request(&ctx, &nonce, port);
             let reply = request.recognise(&hex(text));
             assert_eq!(reply.map(|reply| reply.matched), Some(kind), "{file}");
         }
@@ -541,8 +511,13 @@ mod tests {
     #[test]
     fn protocols_without_replies_recognise_no_fixture() {
         let ctx = ProbeContext::default();
-        for port in [68, 138, 514, 6970] {
-            let request = UdpProtocol::for_port(port).request(&ctx, &NONCE_3A7C, port);
+        for (protocol, port) in [
+            (UdpProtocol::DhcpClient, 68),
+            (UdpProtocol::NetbiosDgm, 138),
+            (UdpProtocol::Syslog, 514),
+            (UdpProtocol::Generic, 6970),
+        ] {
+            let request = protocol.request(&ctx, &NONCE_3A7C, port);
             for (_, file, text) in REPLIES {
                 assert_eq!(request.recognise(&hex(text)), None, "{port} {file}");
             }
@@ -553,15 +528,6 @@ mod tests {
     }
 
     #[test]
-    fn specific_ports_win_over_the_rpc_range() {
-        assert_eq!(UdpProtocol::for_port(623), UdpProtocol::Rmcp);
-        assert_eq!(UdpProtocol::for_port(626), UdpProtocol::SerialNumberd);
-        assert_eq!(UdpProtocol::for_port(749), UdpProtocol::Generic);
-        assert_eq!(UdpProtocol::for_port(700), UdpProtocol::Rpc);
-        assert_eq!(UdpProtocol::for_port(6970), UdpProtocol::Generic);
-    }
-
-    #[test]
     fn every_protocol_builds_a_request_that_does_not_recognise_noise() {
         let ctx = ProbeContext::default();
         let nonce = Nonce([7; 16]);
@@ -569,7 +535,7 @@ mod tests {
             7, 53, 67, 68, 69, 111, 123, 137, 138, 161, 427, 500, 514, 623, 626, 700, 1701, 2049,
             3283, 4500, 5060, 5353, 6970,
         ] {
-            let proto = UdpProtocol::for_port(port);
+            let proto = crate::catalog::udp_protocol(port);
             let request = proto.request(&ctx, &nonce, port);
             assert!(!request.datagrams().is_empty(), "{port}");
             assert_eq!(request.recognise(b"\xde\xad\xbe\xef noise"), None, "{port}");

@@ -244,8 +244,8 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::engine::Probe;
     use crate::engine::Stop;
-    use crate::port::Probe;
 
     const SOURCE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
     const HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2));
