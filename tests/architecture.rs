@@ -104,8 +104,8 @@ fn layer(path: &Path) -> String {
     first.trim_end_matches(".rs").to_owned()
 }
 
-/// The crate's top-level modules a text names as `crate::name` or in a
-/// group, `crate::{name::Item, other}`.
+/// The crate's top-level modules a text names as `crate::name` (or, from
+/// the binary, `portprobe::name`) or in a group, `crate::{name::Item, other}`.
 fn named_layers(code: &str) -> Vec<String> {
     let ident = |s: &str| -> String {
         s.trim_start()
@@ -114,7 +114,10 @@ fn named_layers(code: &str) -> Vec<String> {
             .collect()
     };
     let mut named = Vec::new();
-    for (i, m) in code.match_indices("crate::") {
+    let paths = code
+        .match_indices("crate::")
+        .chain(code.match_indices("portprobe::"));
+    for (i, m) in paths {
         let rest = &code[i + m.len()..];
         match rest.strip_prefix('{') {
             Some(group) => {
@@ -217,7 +220,7 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
         ],
     ),
     ("lib", &[]),
-    ("main", &[]),
+    ("main", &["cli"]),
 ];
 
 #[test]
@@ -269,5 +272,9 @@ fn test_blocks_are_left_out_and_nothing_else() {
     assert_eq!(
         named_layers("use crate::{engine::{X, Y}, report};\n crate::wire::y; crate::engine"),
         ["engine", "report", "wire"]
+    );
+    assert_eq!(
+        named_layers("fn main() { portprobe::cli::main() }"),
+        ["cli"]
     );
 }
