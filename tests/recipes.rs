@@ -613,16 +613,17 @@ illegal_macro_output_chars=`~$&|'\"<>
     );
 }
 
-/// The README's "Scheduled runs" shows the recipes as they are: every line
-/// of its code blocks (but `[...]`, for a cut) is a line of a recipe, or of
-/// a recipe's comments, where the commands that install it are.
+/// docs/monitoring.md's "Scheduled runs" shows the recipes as they are:
+/// every line of its code blocks (but `[...]`, for a cut) is a line of a
+/// recipe, or of a recipe's comments, where the commands that install it
+/// are.
 #[test]
-fn readme_shows_the_recipes_as_they_are() {
-    let readme = include_str!("../README.md");
-    let start = readme
+fn the_docs_show_the_recipes_as_they_are() {
+    let doc = include_str!("../docs/monitoring.md");
+    let start = doc
         .find("\n## Scheduled runs\n")
-        .expect("README has a section Scheduled runs");
-    let section = &readme[start + 1..];
+        .expect("docs/monitoring.md has a section Scheduled runs");
+    let section = &doc[start + 1..];
     let section = &section[..section.find("\n## ").unwrap_or(section.len())];
     let recipes: Vec<String> = [
         UNIT,
@@ -647,7 +648,7 @@ fn readme_shows_the_recipes_as_they_are() {
         } else if in_block && !line.trim().is_empty() && line.trim() != "[...]" {
             assert!(
                 recipes.iter().any(|r| r == line.trim()),
-                "README's Scheduled runs shows a line no recipe has: {line}"
+                "docs/monitoring.md's Scheduled runs shows a line no recipe has: {line}"
             );
         }
     }

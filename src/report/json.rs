@@ -1,4 +1,4 @@
-//! The JSON report. The schema is documented field by field in the README
+//! The JSON report. The schema is documented field by field in docs/json.md
 //! and kept stable: fields may be added, never renamed or removed.
 
 use std::net::{IpAddr, SocketAddr};
