@@ -11,7 +11,7 @@ use super::clean::clean;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
 use super::{service, words};
 use crate::engine::{
-    AddressNote, Note, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
+    AddressNote, Note, PortResult, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
 };
 use crate::port::Transport;
 use crate::wire::UdpProtocol;
@@ -195,103 +195,126 @@ fn shortened(s: String, max: usize) -> String {
 /// The sentence that explains one run's outcome.
 fn explain(run: &Run<'_>) -> String {
     let r = &run.first.result;
-    let attempts = if r.attempts == 1 {
-        "1 attempt".to_string()
-    } else {
-        format!("{} attempts", r.attempts)
-    };
     let many = if run.count > 1 {
         format!("{} ports, ", run.count)
     } else {
         String::new()
     };
-    let mut s = match (r.state, r.reason) {
-        (State::Open, Reason::SynAck) => match r.rtt {
+    let mut s = match r.state {
+        State::Open => format!("{many}{}", open_words(run)),
+        State::Closed => format!("{many}{}", closed_words(r)),
+        State::Filtered => format!("{many}{}", filtered_words(r)),
+        State::OpenFiltered => format!("{many}{}", silent_words(r)),
+    };
+    s.push_str(&qualifiers(run));
+    s
+}
+
+/// "2 attempts", as a result's line counts them.
+fn attempts(r: &PortResult) -> String {
+    if r.attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{} attempts", r.attempts)
+    }
+}
+
+/// What answered an open port.
+fn open_words(run: &Run<'_>) -> String {
+    let r = &run.first.result;
+    match r.reason {
+        Reason::SynAck => match r.rtt {
             Some(rtt) if run.count == 1 => format!("connected in {}", ms(rtt)),
-            _ => format!("{many}connection accepted"),
+            _ => "connection accepted".to_string(),
         },
-        (State::Open, Reason::UdpResponse) => {
+        Reason::UdpResponse => {
             let detail = r
                 .reply
                 .as_ref()
                 .map_or("service replied", |p| p.detail.as_str());
-            format!("{many}{}", clean(detail))
+            clean(detail).into_owned()
         }
-        (State::Open, Reason::Responder) => {
-            format!("{many}the responder answered and proved the secret")
-        }
-        (State::Open, Reason::NotResponder) => format!(
-            "{many}something answered, but not the responder: another program holds the port (the path is open)"
-        ),
-        (State::Open, Reason::ResponderBusy) => format!(
-            "{many}the connection was accepted, but the responder had no room for it each time it was tried (other clients, or idle connections, held its slots): open as far as a handshake shows, not proven"
-        ),
-        (State::Open, _) => format!(
-            "{many}replied, but not as {} would (unrecognised reply)",
+        Reason::Responder => "the responder answered and proved the secret".to_string(),
+        Reason::NotResponder => "something answered, but not the responder: another program holds the port (the path is open)".to_string(),
+        Reason::ResponderBusy => "the connection was accepted, but the responder had no room for it each time it was tried (other clients, or idle connections, held its slots): open as far as a handshake shows, not proven".to_string(),
+        _ => format!(
+            "replied, but not as {} would (unrecognised reply)",
             r.probe.udp().unwrap_or(UdpProtocol::Generic).name()
         ),
-        (State::Closed, _) if r.probe.is_responder() => format!(
-            "{many}{}: something else answered, nothing of ours listens there (the responder skipped it, or a firewall answers for the host)",
+    }
+}
+
+/// What said a port is closed.
+fn closed_words(r: &PortResult) -> String {
+    match r.reason {
+        _ if r.probe.is_responder() => format!(
+            "{}: something else answered, nothing of ours listens there (the responder skipped it, or a firewall answers for the host)",
             words::reason(r.reason)
         ),
-        (State::Closed, Reason::ConnRefused) => {
-            format!("{many}connection refused: nothing listens (or a firewall forges resets)")
+        Reason::ConnRefused => {
+            "connection refused: nothing listens (or a firewall forges resets)".to_string()
         }
-        (State::Closed, _) => format!("{many}port unreachable: nothing listens"),
-        (State::Filtered, Reason::LocalError) => match r.note {
+        _ => "port unreachable: nothing listens".to_string(),
+    }
+}
+
+/// Why a port is blocked, and where it stops when it was located.
+fn filtered_words(r: &PortResult) -> String {
+    let attempts = attempts(r);
+    match r.reason {
+        Reason::LocalError => match r.note {
             Some(Note::LocalError { errno }) => format!(
-                "{many}this computer could not send the probe: {}",
+                "this computer could not send the probe: {}",
                 words::os_error(errno)
             ),
-            _ => format!("{many}{}", words::reason(Reason::LocalError)),
+            _ => words::reason(Reason::LocalError),
         },
-        (State::Filtered, Reason::NoResponse)
-            if r.probe.is_responder() && r.transport == Transport::Udp =>
-        {
+        Reason::NoResponse if r.probe.is_responder() && r.transport == Transport::Udp => {
             let located = r
                 .located
                 .map_or_else(|| "dropped on the way".to_string(), words::located);
-            format!("{many}no reply after {attempts}, and the responder always answers: {located}")
+            format!("no reply after {attempts}, and the responder always answers: {located}")
         }
-        (State::Filtered, Reason::NoResponse) => match r.located {
-            Some(l) => format!("{many}no response after {attempts}: {}", words::located(l)),
-            None => format!("{many}no response after {attempts}: dropped on the way"),
+        Reason::NoResponse => match r.located {
+            Some(l) => format!("no response after {attempts}: {}", words::located(l)),
+            None => format!("no response after {attempts}: dropped on the way"),
         },
-        (State::Filtered, reason)
-            if r.located
-                .is_some_and(|l| matches!(l.how, Stop::Rejected(_))) =>
-        {
-            let l = r.located.expect("located");
-            format!("{many}{}", words::rejected(l, reason))
-        }
-        (State::Filtered, reason) => match r.reason_from {
-            Some(from) if from != r.address => {
-                format!("{many}rejected by {from}: {}", words::reason(reason))
+        reason => match (r.located, r.reason_from) {
+            (Some(l), _) if matches!(l.how, Stop::Rejected(_)) => words::rejected(l, reason),
+            (_, Some(from)) if from != r.address => {
+                format!("rejected by {from}: {}", words::reason(reason))
             }
-            Some(_) => format!(
-                "{many}rejected by the host itself: {}",
-                words::reason(reason)
-            ),
-            None => format!("{many}{}", words::reason(reason)),
+            (_, Some(_)) => format!("rejected by the host itself: {}", words::reason(reason)),
+            (_, None) => words::reason(reason),
         },
-        (State::OpenFiltered, _) if r.probe.is_responder() => {
-            format!(
-                "{many}no reply after {attempts}, but the responder may have been silent on its own"
-            )
-        }
-        (State::OpenFiltered, _) => {
-            let protocol = r.probe.udp().unwrap_or(UdpProtocol::Generic);
-            let mut text = format!(
-                "{many}no reply after {attempts}; {}: {}",
-                words::silence_likelihood(protocol),
-                words::silence_explanation(protocol)
-            );
-            if let Some(l) = r.located {
-                let _ = write!(text, " ({})", words::located_silence(l));
-            }
-            text
-        }
-    };
+    }
+}
+
+/// What a UDP port's silence likely means.
+fn silent_words(r: &PortResult) -> String {
+    let attempts = attempts(r);
+    if r.probe.is_responder() {
+        return format!(
+            "no reply after {attempts}, but the responder may have been silent on its own"
+        );
+    }
+    let protocol = r.probe.udp().unwrap_or(UdpProtocol::Generic);
+    let mut text = format!(
+        "no reply after {attempts}; {}: {}",
+        words::silence_likelihood(protocol),
+        words::silence_explanation(protocol)
+    );
+    if let Some(l) = r.located {
+        let _ = write!(text, " ({})", words::located_silence(l));
+    }
+    text
+}
+
+/// What follows a result's words: its round trip, where a reply came
+/// from, and the note that qualifies it.
+fn qualifiers(run: &Run<'_>) -> String {
+    let r = &run.first.result;
+    let mut s = String::new();
     if let (Some(rtt), 1, false) = (r.rtt, run.count, r.reason == Reason::SynAck) {
         let _ = write!(s, " ({})", ms(rtt));
     }
