@@ -6,19 +6,14 @@
 
 mod support;
 
+use support::portprobe;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::proc::KillOnDrop;
-
-fn portprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portprobe"))
-        .args(args)
-        .output()
-        .expect("run portprobe")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

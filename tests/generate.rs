@@ -6,16 +6,11 @@
 
 mod support;
 
+use support::portprobe;
+
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn portprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portprobe"))
-        .args(args)
-        .output()
-        .expect("run portprobe")
-}
+use std::process::Command;
 
 /// What `portprobe --generate WHAT` prints, which it must print with exit 0
 /// and nothing on stderr.

@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::json;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -40,16 +42,6 @@ fn at(
         "before": before.map(|a| a.to_string()),
         "how": how,
         "age_s": 0,
-    })
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
     })
 }
 
@@ -90,8 +82,8 @@ fn steady(text: &str) -> String {
 /// Runs `probe` twice back to back, in JSON and then as text, and checks
 /// that each second answer is the first one; returns the JSON and the text.
 fn twice(probe: impl Fn(&[&str]) -> Output) -> (Value, String) {
-    let first = json_of(&probe(&["--json"]));
-    let second = json_of(&probe(&["--json"]));
+    let first = json(&probe(&["--json"]));
+    let second = json(&probe(&["--json"]));
     assert_eq!(
         answers(&second),
         answers(&first),

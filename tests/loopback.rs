@@ -6,29 +6,14 @@
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread;
 
 use serde_json::Value;
 
 mod support;
 
-fn portprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portprobe"))
-        .args(args)
-        .output()
-        .expect("run portprobe")
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
+use support::{json, portprobe};
 
 fn result<'a>(doc: &'a Value, protocol: &str, port: u16) -> &'a Value {
     doc["results"]
@@ -51,15 +36,6 @@ fn tcp_listener() -> u16 {
     port
 }
 
-/// A port with nothing listening: bound, then released.
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn free_udp_port() -> u16 {
     UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
@@ -71,7 +47,7 @@ fn free_udp_port() -> u16 {
 #[test]
 fn tcp_open_and_closed_on_loopback() {
     let open = tcp_listener();
-    let closed = free_tcp_port();
+    let (closed, _held) = support::closed_tcp_port();
     let spec = format!("{open},{closed}");
     let o = portprobe(&["127.0.0.1", "--ports", &spec, "--json"]);
     let doc = json(&o);
@@ -255,7 +231,7 @@ fn ipv6_loopback() {
 #[test]
 fn human_report_names_states_and_verdict() {
     let open = tcp_listener();
-    let closed = free_tcp_port();
+    let (closed, _held) = support::closed_tcp_port();
     let o = portprobe(&["127.0.0.1", "--ports", &format!("{open},{closed}")]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("REACHABLE, NO SERVICE"), "{text}");

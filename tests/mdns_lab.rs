@@ -10,6 +10,8 @@
 
 mod support;
 
+use support::json;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Output;
@@ -64,16 +66,6 @@ fn probe(lab: &Lab, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run portprobe")
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
 }
 
 /// Whether the system resolver of the router namespace knows `name`.

@@ -14,6 +14,8 @@ use portprobe::port::Transport;
 use portprobe::wire::responder::{BUSY_NOTICE, HELLO_LEN, Hello, Secret, Seen, reply};
 use serde_json::Value;
 
+mod support;
+
 const SECRET: &str = "the lab's shared secret, 32 bytes";
 
 fn secret() -> Secret {
@@ -134,14 +136,6 @@ fn udp_silent() -> (u16, UdpSocket) {
     (s.local_addr().unwrap().port(), s)
 }
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn run(spec: &str, secret: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
@@ -175,12 +169,8 @@ fn pair(state: &str, reason: &str) -> (String, String) {
 
 #[test]
 fn every_outcome_against_a_responder() {
-    let (tcp, udp, other, closed) = (
-        tcp_responder(),
-        udp_responder(),
-        tcp_other(),
-        free_tcp_port(),
-    );
+    let (tcp, udp, other) = (tcp_responder(), udp_responder(), tcp_other());
+    let (closed, _closed) = support::closed_tcp_port();
     let (silent, _held) = udp_silent();
     let spec = format!("{tcp},{other},{closed},{udp}/udp,{silent}/udp");
     let o = run(

@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::json;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::Output;
@@ -20,16 +22,6 @@ fn probe(lab: &Lab, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run portprobe")
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
 }
 
 /// (state, reason, reason_from) per TCP port.

@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::json;
+
 use std::collections::BTreeMap;
 use std::process::Output;
 
@@ -19,16 +21,6 @@ fn probe(lab: &Lab, ns: Ns, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run portprobe")
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
 }
 
 fn by_port<'a>(doc: &'a Value, protocol: &str) -> BTreeMap<u16, &'a Value> {

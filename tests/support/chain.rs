@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::lab::{Listeners, nft_in, reachable_by_nobody, sweep_stale, teardown};
+use super::lab::{AS_NOBODY, Listeners, nft_in, reachable_by_nobody, sweep_stale, teardown};
 use super::{netns, run};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -279,15 +279,7 @@ impl Chain {
         let program = reachable_by_nobody(&self.scratch, &self.prefix, program.as_ref())?;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.nodes[0], "setpriv"])
-            .args([
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                "--inh-caps=-all",
-                "--bounding-set=-all",
-                "--no-new-privs",
-                "--",
-            ])
+            .args(AS_NOBODY)
             .arg(program);
         Ok(cmd)
     }

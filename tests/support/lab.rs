@@ -25,6 +25,19 @@ use super::nfqueue::Delayer;
 use super::proc::{NsId, kill_all, pids_in};
 use super::run;
 
+/// `setpriv`'s arguments that run a program as `nobody` with no
+/// capabilities and no way to gain any: an ordinary user, as portprobe's
+/// users run it.
+pub const AS_NOBODY: &[&str] = &[
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+    "--",
+];
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The lab's namespaces.
@@ -427,16 +440,7 @@ impl Lab {
     pub fn cmd_as_nobody(&self, which: Ns, program: impl AsRef<Path>) -> io::Result<Command> {
         let program = self.reachable_by_nobody(program.as_ref())?;
         let mut cmd = self.cmd(which, "setpriv");
-        cmd.args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--no-new-privs",
-            "--",
-        ])
-        .arg(program);
+        cmd.args(AS_NOBODY).arg(program);
         Ok(cmd)
     }
 

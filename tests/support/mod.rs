@@ -16,9 +16,54 @@ pub mod peers;
 pub mod proc;
 pub mod responder;
 
-use std::process::{Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Output, Stdio};
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
 
 use lab::Lab;
+
+/// Runs portprobe with `args` on this machine and waits for it.
+pub fn portprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portprobe"))
+        .args(args)
+        .output()
+        .expect("run portprobe")
+}
+
+/// A run's standard output as JSON; a panic that shows both streams when
+/// it is not.
+pub fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// A TCP port on 127.0.0.1 that is closed for as long as the socket is
+/// held: bound but never listening, so a connect to it is refused and no
+/// other socket can take the port meanwhile (a port bound and released
+/// may be anyone's by the time it is probed).
+pub fn closed_tcp_port() -> (u16, OwnedFd) {
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("a TCP socket");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+    )
+    .expect("bind 127.0.0.1:0");
+    let at: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).expect("its address");
+    (at.port(), fd)
+}
 
 /// Debian packages the lab itself needs (namespaces, firewall, delay queue,
 /// privilege drop).
