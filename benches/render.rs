@@ -39,19 +39,14 @@ const REJECTED: [u16; 2] = [311, 625];
 /// What the lab's router makes of one port.
 fn outcome(transport: Transport, port: u16) -> PortResult {
     let base = PortResult {
-        address: SERVER,
-        transport,
-        port,
-        probe: portprobe::catalog::probe_for(transport, port),
-        state: State::Closed,
-        reason: Reason::ConnRefused,
-        reason_from: None,
         rtt: Some(Duration::from_micros(80)),
-        attempts: 1,
-        reply: None,
-        reply_from: None,
-        note: None,
-        located: None,
+        ..PortResult::new(
+            SERVER,
+            portprobe::catalog::probe_for(transport, port),
+            port,
+            State::Closed,
+            Reason::ConnRefused,
+        )
     };
     match (transport, port) {
         (Transport::Tcp, p) if p == 5900 || p >= 49152 => PortResult {

@@ -28,19 +28,14 @@ const ROUTER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 
 fn result(transport: Transport, port: u16, state: State, reason: Reason) -> PortResult {
     PortResult {
-        address: SERVER,
-        transport,
-        port,
-        probe: portprobe::catalog::probe_for(transport, port),
-        state,
-        reason,
-        reason_from: None,
         rtt: Some(Duration::from_micros(420)),
-        attempts: 1,
-        reply: None,
-        reply_from: None,
-        note: None,
-        located: None,
+        ..PortResult::new(
+            SERVER,
+            portprobe::catalog::probe_for(transport, port),
+            port,
+            state,
+            reason,
+        )
     }
 }
 

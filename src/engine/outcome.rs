@@ -348,6 +348,27 @@ pub struct PortResult {
 }
 
 impl PortResult {
+    /// A result of one attempt with nothing beyond its state and reason: no
+    /// sender, round trip, reply, note or place on the path. The fields are
+    /// public; set the others where the evidence gives them.
+    pub fn new(address: IpAddr, probe: Probe, port: u16, state: State, reason: Reason) -> Self {
+        PortResult {
+            address,
+            transport: probe.transport(),
+            port,
+            probe,
+            state,
+            reason,
+            reason_from: None,
+            rtt: None,
+            attempts: 1,
+            reply: None,
+            reply_from: None,
+            note: None,
+            located: None,
+        }
+    }
+
     /// Whether the port counts as blocked.
     pub fn blocked(&self) -> bool {
         self.state.is_blocked()

@@ -227,21 +227,13 @@ mod tests {
     use crate::engine::outcome::{Reason, State};
 
     fn result(state: State) -> PortResult {
-        PortResult {
-            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            transport: crate::port::Transport::Tcp,
-            port: 1,
-            probe: Probe::Tcp,
+        PortResult::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Probe::Tcp,
+            1,
             state,
-            reason: Reason::NoResponse,
-            reason_from: None,
-            rtt: None,
-            attempts: 1,
-            reply: None,
-            reply_from: None,
-            note: None,
-            located: None,
-        }
+            Reason::NoResponse,
+        )
     }
 
     #[test]

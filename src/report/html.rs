@@ -792,19 +792,14 @@ mod tests {
     fn row(transport: Transport, port: u16, state: State, reason: Reason) -> Row {
         Row {
             result: PortResult {
-                address: HOST,
-                transport,
-                port,
-                probe: crate::catalog::probe_for(transport, port),
-                state,
-                reason,
-                reason_from: None,
-                rtt: None,
                 attempts: 2,
-                reply: None,
-                reply_from: None,
-                note: None,
-                located: None,
+                ..PortResult::new(
+                    HOST,
+                    crate::catalog::probe_for(transport, port),
+                    port,
+                    state,
+                    reason,
+                )
             },
             service: "svc".to_string(),
             products: vec!["Mail".to_string()],

@@ -524,21 +524,13 @@ mod tests {
 
     fn row(address: IpAddr, transport: Transport, port: u16, state: State, reason: Reason) -> Row {
         Row {
-            result: PortResult {
+            result: PortResult::new(
                 address,
-                transport,
+                crate::catalog::probe_for(transport, port),
                 port,
-                probe: crate::catalog::probe_for(transport, port),
                 state,
                 reason,
-                reason_from: None,
-                rtt: None,
-                attempts: 1,
-                reply: None,
-                reply_from: None,
-                note: None,
-                located: None,
-            },
+            ),
             service: "svc".to_string(),
             products: vec!["Mail".to_string()],
         }

@@ -284,19 +284,8 @@ mod tests {
 
     fn port(port: u16, state: State, reason: Reason) -> PortResult {
         PortResult {
-            address: HOST,
-            transport: Transport::Tcp,
-            port,
-            probe: Probe::Tcp,
-            state,
-            reason,
-            reason_from: None,
-            rtt: None,
             attempts: 2,
-            reply: None,
-            reply_from: None,
-            note: None,
-            located: None,
+            ..PortResult::new(HOST, Probe::Tcp, port, state, reason)
         }
     }
 

@@ -201,19 +201,9 @@ impl Prober for Topology {
 
 fn result(port: u16, state: State, reason: Reason, from: Option<IpAddr>) -> PortResult {
     PortResult {
-        address: HOST,
-        transport: Transport::Tcp,
-        port,
-        probe: Probe::Tcp,
-        state,
-        reason,
         reason_from: from,
-        rtt: None,
         attempts: 2,
-        reply: None,
-        reply_from: None,
-        note: None,
-        located: None,
+        ..PortResult::new(HOST, Probe::Tcp, port, state, reason)
     }
 }
 
