@@ -13,7 +13,6 @@ mod support;
 use support::json;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,33 +23,6 @@ use serde_json::Value;
 use support::lab::{Lab, Ns};
 use support::peers::{MDNS_HOST, Peer, Peers};
 use support::{http, netns};
-
-/// `/etc/netns/<ns>/`: files `ip netns exec` mounts over those in `/etc`
-/// for the namespace's commands; removed on drop.
-struct NetnsEtc(PathBuf);
-
-impl NetnsEtc {
-    /// The router's resolver configuration: the hosts file, then DNS on
-    /// 127.0.0.1, where nothing listens; never multicast DNS.
-    fn without_mdns(lab: &Lab) -> NetnsEtc {
-        let dir = PathBuf::from("/etc/netns").join(lab.router_ns());
-        std::fs::create_dir_all(&dir).expect("create /etc/netns/NS");
-        let guard = NetnsEtc(dir.clone());
-        std::fs::write(dir.join("nsswitch.conf"), "hosts: files dns\n").expect("nsswitch.conf");
-        std::fs::write(
-            dir.join("resolv.conf"),
-            "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n",
-        )
-        .expect("resolv.conf");
-        guard
-    }
-}
-
-impl Drop for NetnsEtc {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Programs these tests run besides the lab's own.
 const PROGRAMS: &[&str] = &["avahi-daemon", "unshare", "mount", "getent", "setpriv"];
@@ -86,7 +58,7 @@ fn a_local_name_the_system_does_not_know_is_resolved_by_multicast_dns() {
     };
     let peers = Peers::start(lab.server_ns(), lab.server_v4(), &[Peer::Mdns])
         .unwrap_or_else(|e| panic!("{e}"));
-    let _etc = NetnsEtc::without_mdns(&lab);
+    let _etc = netns::EtcWithoutMdns::new(lab.router_ns());
     let host = format!("{MDNS_HOST}.local");
     assert!(
         !system_resolves(&lab, &host),
@@ -173,7 +145,7 @@ fn a_local_name_nobody_answers_for_is_one_line_suggesting_the_address() {
     };
     let _peers = Peers::start(lab.server_ns(), lab.server_v4(), &[Peer::Mdns])
         .unwrap_or_else(|e| panic!("{e}"));
-    let _etc = NetnsEtc::without_mdns(&lab);
+    let _etc = netns::EtcWithoutMdns::new(lab.router_ns());
     let started = Instant::now();
     // With a deadline far beyond the query's own timeouts: a query that
     // never gave up would end in "did not answer in time" instead.
@@ -317,7 +289,7 @@ fn the_query_goes_only_to_the_mdns_groups_with_ttl_255_and_one_retry() {
     let Some(lab) = lab_or_skip(name) else {
         return;
     };
-    let _etc = NetnsEtc::without_mdns(&lab);
+    let _etc = netns::EtcWithoutMdns::new(lab.router_ns());
     // Count every UDP datagram the router sends out of its veths: to the
     // mDNS groups, and anywhere else.
     let nft = |args: &str| {
@@ -455,7 +427,7 @@ fn a_forged_answer_pointing_a_local_name_at_loopback_is_refused() {
     let Some(lab) = lab_or_skip(name) else {
         return;
     };
-    let _etc = NetnsEtc::without_mdns(&lab);
+    let _etc = netns::EtcWithoutMdns::new(lab.router_ns());
     let addr = support::run(lab.cmd(Ns::Server, "ip").args([
         "-6",
         "-o",

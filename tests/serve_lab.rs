@@ -140,6 +140,8 @@ fn prometheus_scrapes_the_exporter_and_finds_where_ports_stop() {
     // TCP 5900 passes the router at hop 1 and goes no further: the router's
     // forward rule, or the host, drops it.
     assert_eq!(dropped.len(), 1, "{dropped:?}");
+    // docs/monitoring.md shows this answer and the alert's description.
+    eprintln!("the query API answers: {}", dropped[0]);
     let m = &dropped[0]["metric"];
     assert_eq!(m["instance"], "198.18.1.2");
     assert_eq!(

@@ -13,6 +13,35 @@ use std::thread::{self, JoinHandle};
 
 use nix::sched::{CloneFlags, setns, unshare};
 
+/// `/etc/netns/<ns>/`, the files `ip netns exec` mounts over those in
+/// `/etc` for the namespace's commands, holding a resolver configuration
+/// that never asks multicast DNS: the hosts file, then DNS on 127.0.0.1,
+/// where nothing listens. Removed on drop.
+#[derive(Debug)]
+pub struct EtcWithoutMdns(PathBuf);
+
+impl EtcWithoutMdns {
+    /// Writes `nsswitch.conf` and `resolv.conf` for namespace `ns`.
+    pub fn new(ns: &str) -> EtcWithoutMdns {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/NS");
+        let guard = EtcWithoutMdns(dir.clone());
+        std::fs::write(dir.join("nsswitch.conf"), "hosts: files dns\n").expect("nsswitch.conf");
+        std::fs::write(
+            dir.join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n",
+        )
+        .expect("resolv.conf");
+        guard
+    }
+}
+
+impl Drop for EtcWithoutMdns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Path of the bind mount that names namespace `ns`.
 pub fn ns_path(ns: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(ns)
