@@ -89,6 +89,7 @@ fn report(plan: &Plan, products: Vec<String>) -> Report {
         out_of_time: false,
         addresses: Vec::new(),
         duration: Duration::from_millis(1090),
+        ignored: (Vec::new(), 0),
     };
     Report::new(
         vec![(

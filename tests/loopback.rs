@@ -630,3 +630,46 @@ fn whole_server_answers_per_service() {
         "{text}"
     );
 }
+
+/// A datagram that does not count is dropped, and `-v` says which and why:
+/// here a reply of no protocol that comes from another port than the one
+/// probed, which leaves the port `open|filtered`.
+#[test]
+fn verbose_says_which_datagrams_it_did_not_count() {
+    let probed = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let other = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let (port, other_port) = (
+        probed.local_addr().unwrap().port(),
+        other.local_addr().unwrap().port(),
+    );
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = probed.recv_from(&mut buf) {
+            let _ = other.send_to(b"not from the probed port", from);
+        }
+    });
+    let spec = format!("{port}/udp");
+    let args = [
+        "127.0.0.1",
+        "--ports",
+        &spec,
+        "--json",
+        "--no-locate",
+        "--timeout",
+        "200ms",
+    ];
+    let quiet = portprobe(&args);
+    assert_eq!(result(&json(&quiet), "udp", port)["state"], "open|filtered");
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!stderr.contains("ignored"), "{stderr}");
+    let verbose = portprobe(&[&args[..], &["-v"]].concat());
+    assert_eq!(
+        result(&json(&verbose), "udp", port)["state"],
+        "open|filtered"
+    );
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    let said = format!(
+        "ignored a 24-byte datagram from 127.0.0.1:{other_port} to the probe of 127.0.0.1:{port}: it is no reply of the protocol, and did not come from the probed address and port"
+    );
+    assert!(stderr.lines().any(|l| l == said), "{stderr}");
+}

@@ -171,6 +171,7 @@ fn report(interrupted: bool) -> Report {
             }),
         }],
         duration: Duration::from_millis(4321),
+        ignored: (Vec::new(), 0),
     };
     Report::new(
         vec![(
@@ -239,6 +240,7 @@ fn server_report() -> Report {
         out_of_time: false,
         addresses: Vec::new(),
         duration: Duration::from_millis(1234),
+        ignored: (Vec::new(), 0),
     };
     Report::new(
         vec![("server.local".to_string(), Ok(literal(SERVER)))],
@@ -714,6 +716,7 @@ fn hostile_report() -> Report {
         out_of_time: false,
         addresses: Vec::new(),
         duration: Duration::from_millis(10),
+        ignored: (Vec::new(), 0),
     };
     Report::new(
         vec![
@@ -849,6 +852,7 @@ fn whole_range_report() -> Report {
         out_of_time: false,
         addresses: Vec::new(),
         duration: Duration::from_millis(1090),
+        ignored: (Vec::new(), 0),
     };
     Report::new(
         vec![(SERVER.to_string(), Ok(literal(SERVER)))],

@@ -181,7 +181,7 @@ pub struct ProbeArgs {
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// List every port, not only runs and problems.
+    /// List every port, not only runs and problems; and say on stderr which datagrams were heard and not counted, and why.
     #[arg(short, long)]
     pub verbose: bool,
 

@@ -268,6 +268,15 @@ impl Run<'_> {
         )
         .await;
         bar.finish();
+        if self.args.verbose {
+            let (ignored, more) = &outcome.ignored;
+            for i in ignored {
+                eprintln!("{}", words::ignored(i));
+            }
+            if *more > 0 {
+                eprintln!("{}", words::ignored_more(*more));
+            }
+        }
         outcome.duration = started.elapsed();
         let mut report = Report::new(targets, self.products.clone(), &self.plan, outcome);
         report.ready_after(started.elapsed());

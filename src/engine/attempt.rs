@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use super::Probe;
 use super::evidence::{Answer, Deadline, Evidence, Finished};
 use super::icmp;
+use super::ignored::{self, Why};
 use super::outcome::Reason;
 use super::own_ports::OwnPorts;
 use super::responder::Exchange;
@@ -72,6 +73,17 @@ pub trait Prober {
 #[derive(Debug, Default)]
 pub struct Sockets {
     own: Arc<OwnPorts>,
+    ignored: Arc<ignored::Log>,
+}
+
+impl Sockets {
+    /// Sockets that record the datagrams they do not count in `ignored`.
+    pub fn new(ignored: Arc<ignored::Log>) -> Self {
+        Sockets {
+            own: Arc::default(),
+            ignored,
+        }
+    }
 }
 
 impl Prober for Sockets {
@@ -86,7 +98,7 @@ impl Prober for Sockets {
             Probe::Udp(protocol) => {
                 let request =
                     protocol.request(spec.context, &Nonce(rand::random()), spec.target.port());
-                udp(spec, request, deadline, &self.own)
+                udp(spec, request, deadline, &self.own, &self.ignored)
             }
         }
     }
@@ -338,6 +350,7 @@ fn udp(
     request: Box<dyn UdpRequest>,
     deadline: Deadline,
     own: &Arc<OwnPorts>,
+    ignored: &Arc<ignored::Log>,
 ) -> Result<Started, Exhausted> {
     let start = deadline.start();
     let addr = spec.target;
@@ -375,6 +388,7 @@ fn udp(
         sent_from,
         local: spec.local,
         own: Arc::clone(own),
+        ignored: Arc::clone(ignored),
         request,
     };
     Ok(Started::Waiting(Box::pin(async move {
@@ -407,6 +421,7 @@ struct Receive {
     sent_from: Option<SocketAddr>,
     local: bool,
     own: Arc<OwnPorts>,
+    ignored: Arc<ignored::Log>,
     request: Box<dyn UdpRequest>,
 }
 
@@ -465,29 +480,43 @@ impl Receive {
     /// never the protocol's answer to another request; anything else only
     /// from the probed address and port.
     fn judge_datagram(&self, bytes: &[u8], from: SocketAddr) -> Option<Evidence> {
+        let probed = SocketAddr::new(self.target.ip(), self.target.port());
+        let judged = self.judge(bytes, from, probed);
+        if let Err(why) = judged {
+            self.ignored.push(ignored::Ignored {
+                target: probed,
+                from,
+                len: bytes.len(),
+                why,
+            });
+        }
+        judged.ok()
+    }
+
+    /// The evidence a datagram gives, or why it gives none.
+    fn judge(&self, bytes: &[u8], from: SocketAddr, probed: SocketAddr) -> Result<Evidence, Why> {
         if self.local
             && (from.ip().is_loopback() || from.ip() == self.target.ip())
             && self.own.holds(from.is_ipv6(), from.port())
         {
-            return None;
+            return Err(Why::OwnSocket);
         }
-        let probed = SocketAddr::new(self.target.ip(), self.target.port());
-        let counts = match self.request.recognise(bytes) {
+        let reply = match self.request.recognise(bytes) {
             Some(reply) if reply.matched.accepts(probed, from) => {
                 if let Match::Responder(seen) = reply.matched {
-                    return Some(Evidence::Responder {
+                    return Ok(Evidence::Responder {
                         answer: Answer::Proved(seen),
                         sent_from: self.sent_from,
                     });
                 }
-                Some(Some(reply))
+                Some(reply)
             }
-            Some(_) => None,
-            None if self.request.answers_another(bytes) => None,
-            None if same_endpoint(probed, from) => Some(None),
-            None => None,
+            Some(_) => return Err(Why::NotOurs),
+            None if self.request.answers_another(bytes) => return Err(Why::AnotherRequest),
+            None if same_endpoint(probed, from) => None,
+            None => return Err(Why::Stranger),
         };
-        counts.map(|reply| Evidence::Datagram { reply, from })
+        Ok(Evidence::Datagram { reply, from })
     }
 }
 

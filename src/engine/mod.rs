@@ -29,6 +29,7 @@ mod evidence;
 mod icmp;
 #[cfg(test)]
 mod icmp_allowance;
+pub mod ignored;
 pub mod interfaces;
 mod limits;
 mod locate;
@@ -249,6 +250,9 @@ pub struct RunOutcome {
     pub addresses: Vec<AddressNote>,
     /// Wall time of the run.
     pub duration: Duration,
+    /// The first datagrams the run heard and did not count, and how many
+    /// more (see [`ignored`]).
+    pub ignored: (Vec<ignored::Ignored>, usize),
 }
 
 /// `t + d`, or a far future (thirty years on) when that overflows: a
@@ -317,7 +321,11 @@ pub async fn run(
             path::Path::new(target, context, local, cfg.timeout, cfg.max_rounds())
         })
         .collect();
-    scheduler::Scheduler::new(paths, ports, cfg, attempt::Sockets::default(), limit)
+    let log = Arc::new(ignored::Log::default());
+    let sockets = attempt::Sockets::new(Arc::clone(&log));
+    let mut outcome = scheduler::Scheduler::new(paths, ports, cfg, sockets, limit)
         .run(progress, stop)
-        .await
+        .await;
+    outcome.ignored = log.take();
+    outcome
 }

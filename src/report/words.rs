@@ -4,6 +4,7 @@
 use std::error::Error;
 use std::net::IpAddr;
 
+use crate::engine::ignored::{Ignored, Why};
 use crate::engine::{Located, Note, Reason, Stop, Translation, Unconfirmed};
 use crate::wire::{Silence, UdpProtocol};
 
@@ -375,6 +376,37 @@ pub fn locating(ports: usize, waiting_for: Option<IpAddr>) -> String {
             if r.is_ipv6() { ", ten over IPv6" } else { "" }
         ),
     }
+}
+
+/// One datagram the engine heard and did not count, for `-v`:
+/// `ignored a 48-byte datagram from 198.18.0.9:53 to the probe of
+/// 198.18.1.2:53: ...`.
+pub fn ignored(i: &Ignored) -> String {
+    let why = match i.why {
+        Why::OwnSocket => "it came from one of portprobe's own sockets",
+        Why::NotOurs => {
+            "it is the protocol's reply, but not to this request (its IDs, or where it came from, do not match)"
+        }
+        Why::AnotherRequest => {
+            "it answers another request of the protocol (a late reply to an earlier attempt, or another client's)"
+        }
+        Why::Stranger => {
+            "it is no reply of the protocol, and did not come from the probed address and port"
+        }
+    };
+    format!(
+        "ignored a {}-byte datagram from {} to the probe of {}: {why}",
+        i.len, i.from, i.target
+    )
+}
+
+/// The closing line of `-v`'s ignored datagrams when more came than were
+/// kept.
+pub fn ignored_more(more: usize) -> String {
+    format!(
+        "ignored {more} more datagram{} like these",
+        if more == 1 { "" } else { "s" }
+    )
 }
 
 /// An error and its causes, each once: `cannot resolve x: Name or service

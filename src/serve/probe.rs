@@ -142,6 +142,7 @@ impl Prober {
                     out_of_time: false,
                     addresses: Vec::new(),
                     duration: started.elapsed(),
+                    ignored: (Vec::new(), 0),
                 };
                 let report = report(vec![(target, Err(why))], names, plan, outcome, started);
                 return Ok(Probed {

@@ -703,6 +703,7 @@ impl<'a, P: Prober> Scheduler<'a, P> {
             out_of_time,
             addresses,
             duration: started.elapsed(),
+            ignored: (Vec::new(), 0),
         }
     }
 }
