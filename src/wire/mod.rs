@@ -12,7 +12,8 @@
 //! how it was matched ([`Match`]), and [`Match::accepts`] tells the engine
 //! from which senders that is enough.
 //!
-//! [`UdpProtocol::for_port`] picks the protocol for a port number and
+//! Which protocol speaks on which port is the catalog's to say
+//! ([`crate::catalog::udp_protocol`]);
 //! [`UdpProtocol::request`] builds a [`UdpRequest`] from per-probe random
 //! bytes (a [`Nonce`]), which the engine sends and asks to recognise replies.
 //!

@@ -17,7 +17,7 @@
 //! (any error-status still proves SNMP), or a v3 message with our msgID and a
 //! `Report` or `Response` PDU in clear.
 //!
-//! The BER subset SNMP uses is in [`super::ber`]; the SMI application types
+//! The BER subset SNMP uses is in the `ber` module beside this one; the SMI application types
 //! and the context-tagged PDUs are read here, with every length checked
 //! against the bytes that are there.
 
