@@ -33,6 +33,7 @@ pub mod ignored;
 pub mod interfaces;
 mod limits;
 mod locate;
+mod located;
 mod mdns;
 mod outcome;
 mod own_ports;
@@ -54,7 +55,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use limits::{DEFAULT_CONCURRENCY, raise_nofile_limit};
-pub use locate::{KEEP, Located, Locator, MAX_HOPS, MAX_TRACED, REUSE, Route, Stop};
+pub use locate::{KEEP, Locator, MAX_HOPS, MAX_TRACED, REUSE};
+pub use located::{Located, Route, Stop};
 pub use outcome::{IcmpCode, Note, PortResult, Reason, State, Translation, Unconfirmed};
 pub use pacing::{DEFAULT_ROUNDS, RESPONDER_ROUNDS};
 pub use resolve::{

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use super::locate::Located;
+use super::located::Located;
 use crate::engine::Probe;
 use crate::port::Transport;
 use crate::wire::Reply;

@@ -38,7 +38,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Probe;
 use super::attempt::Prober;
 use super::outcome::{PortResult, Reason, State};
 use super::path::Path;
@@ -56,6 +55,7 @@ mod sample;
 mod search;
 mod work;
 
+pub use crate::engine::located::{Located, Route, Stop};
 pub use locator::Locator;
 pub use memory::{KEEP, REUSE};
 pub(super) use sample::wanted;
@@ -67,57 +67,6 @@ pub const MAX_TRACED: usize = 32;
 /// Confirmations per hop and port before a router out of ICMP errors is
 /// passed over.
 pub(super) const PROBES_PER_HOP: u32 = 3;
-
-/// How a blocked port stops where it is located.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stop {
-    /// Answered up to `after_hop` and no further, while the control port is
-    /// answered at `before_hop`: dropped by a filter at `after_hop` (after
-    /// its TTL check), at a hop between that answers no one, or at
-    /// `before_hop` (before its TTL check).
-    Dropped,
-    /// Rejected with an ICMP error by `after`, the node at `after_hop`.
-    Rejected(Reason),
-    /// Answered by every router up to the host: the last router drops it
-    /// after its TTL check, or the host itself is silent or drops it.
-    AtHost,
-    /// Answered up to `after_hop`; beyond it nothing could be confirmed (no
-    /// control port, hops that answer no one, routers out of ICMP errors,
-    /// or out of time).
-    Unconfirmed,
-}
-
-/// Where a blocked port stops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Located {
-    /// The last hop the port demonstrably reached (0 is this computer); for
-    /// a rejection, the hop of the node that sent it.
-    pub after_hop: u8,
-    /// That hop's address: `None` for this computer or a hop that never
-    /// answers.
-    pub after: Option<IpAddr>,
-    /// The first hop the port is known not to reach, or the next one (the
-    /// target itself, one past the last router).
-    pub before_hop: u8,
-    /// Its address as the control path shows it, when known.
-    pub before: Option<IpAddr>,
-    /// How it stops there.
-    pub how: Stop,
-    /// How long ago it was located: zero in the run that located it, more
-    /// for an answer a [`Locator`] kept from an earlier run.
-    pub age: Duration,
-}
-
-/// The path to one address, as the control port's probes showed it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Route {
-    /// The routers, hop 1 first; `None` for a hop that never answered.
-    pub hops: Vec<Option<IpAddr>>,
-    /// The target answered the control at the hop after the last router.
-    pub reached: bool,
-    /// The control port, when the address had one.
-    pub control: Option<(Probe, u16)>,
-}
 
 /// One address's questions: the runs, where each one's answer comes from.
 struct Asked {

@@ -19,7 +19,7 @@ use crate::engine::evidence::{Deadline, Evidence, Finished};
 use crate::engine::icmp::IcmpError;
 use crate::engine::icmp_allowance::Allowance;
 use crate::engine::outcome::IcmpCode;
-use crate::engine::{Config, Target};
+use crate::engine::{Config, Probe, Target};
 use crate::port::Transport;
 use crate::wire::{ProbeContext, UdpProtocol};
 
