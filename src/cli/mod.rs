@@ -3,13 +3,13 @@
 //! code 3 (UNKNOWN), whatever went wrong.
 
 mod args;
-mod duration;
+pub(crate) mod duration;
 mod generate;
 mod listen;
 mod output;
 mod probe;
 mod rules;
-mod secret;
+pub(crate) mod secret;
 mod serve;
 mod source;
 mod targets;
