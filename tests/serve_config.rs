@@ -4,7 +4,8 @@
 //! not for one in flight; a broken one keeping the running configuration,
 //! said on stderr with its line and column, and in the reload series),
 //! `--check-config`'s exit codes and words, the example file in contrib/,
-//! and blackbox_exporter's `target=HOST:PORT` exactly as Prometheus and
+//! modules probing a real `portprobe listen` with their secret file and
+//! the address family they name, and blackbox_exporter's `target=HOST:PORT` exactly as Prometheus and
 //! Grafana Alloy send it.
 
 mod support;
@@ -448,4 +449,106 @@ fn blackbox_targets_host_and_port_as_prometheus_and_alloy_send_them() {
     drop(v6);
     let (success, state, _) = blackbox(&e, &format!("target=%5B%3A%3A1%5D%3A{v6_port}"));
     assert_eq!((success, state.as_str()), (0.0, "closed"));
+}
+
+#[test]
+fn a_module_probes_a_far_side_responder_with_its_secret_file() {
+    let keys = support::responder::Keys::new();
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _responder = support::responder::Responder::start(
+        Command::new(BIN)
+            .args(["listen", "--bind", "127.0.0.1", "--ports"])
+            .arg(port.to_string())
+            .arg("--secret-file")
+            .arg(keys.path("key"))
+            .env_remove("PORTPROBE_SECRET"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    fs::write(
+        &config,
+        format!(
+            "allow = [\"127.0.0.1\"]\n\
+             [modules.far]\nports = \"{port}\"\nlocate = false\nresponder_secret_file = \"{}\"\n\
+             [modules.wrong]\nports = \"{port}\"\nlocate = false\nresponder_secret_file = \"{}\"\n\
+             [modules.plain]\nports = \"{port}\"\nlocate = false\n",
+            keys.path("key").display(),
+            keys.path("wrong").display()
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    for (module, reason) in [
+        ("far", "responder"),
+        ("wrong", "not-responder"),
+        ("plain", "syn-ack"),
+    ] {
+        let (code, body) = e.get(&format!("/probe?target=127.0.0.1&module={module}"));
+        assert_eq!(code, 200, "{body}");
+        let scrape = parse(&body);
+        let info = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "portprobe_port_info")
+            .unwrap_or_else(|| panic!("{module}: {body}"));
+        assert_eq!(
+            (info.labels.get("state"), info.labels.get("reason")),
+            (Some("open"), Some(reason)),
+            "{module}: {body}"
+        );
+    }
+}
+
+#[test]
+fn a_module_probes_the_family_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_open, open_port, _) = ports();
+    let config = dir.path().join("serve.toml");
+    fs::write(
+        &config,
+        format!(
+            "allow = [\"127.0.0.1\", \"::1\"]\n\
+             [modules.v4]\nports = \"{open_port}\"\nfamily = \"ipv4\"\n\
+             [modules.v6]\nports = \"{open_port}\"\nfamily = \"ipv6\"\n"
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let (code, body) = e.get("/probe?target=127.0.0.1&module=v4");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        sample(&body, "portprobe_status{target=\"127.0.0.1\"}"),
+        Some(0.0),
+        "{body}"
+    );
+    // An IPv4 address has no IPv6 address to probe: nothing is sent, and
+    // the target is UNKNOWN.
+    let (code, body) = e.get("/probe?target=127.0.0.1&module=v6");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        sample(&body, "portprobe_status{target=\"127.0.0.1\"}"),
+        Some(3.0),
+        "{body}"
+    );
+    assert!(!body.contains("portprobe_port_info{"), "{body}");
 }
