@@ -8,7 +8,7 @@ use super::ServeArgs;
 use crate::catalog::Catalog;
 use crate::report::Status;
 use crate::report::clean::clean;
-use crate::serve::{self, AllowList, config, reload};
+use crate::serve::{self, AllowList, config, live, reload};
 
 /// Runs the exporter, or checks its configuration file.
 pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
@@ -30,7 +30,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
         );
         return Ok(Status::Ok);
     }
-    let overrides = reload::Overrides {
+    let overrides = live::Overrides {
         listen: args.listen,
         allow: allow(args)?,
         concurrency: args.concurrency,
@@ -41,7 +41,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
         .as_deref()
         .map(|path| config::load(path, &catalog))
         .transpose()?;
-    let settled = reload::settle(file.as_ref(), &overrides).map_err(|e| anyhow!(e))?;
+    let settled = live::settle(file.as_ref(), &overrides).map_err(|e| anyhow!(e))?;
     let config = serve::Config {
         settled,
         source: args

@@ -6,13 +6,15 @@
 //! concurrency limit among all requests. The HTTP server beneath the routes
 //! (`http`) holds connections within caps and timeouts, and shuts down
 //! within a grace period. A configuration file (`config`) adds named
-//! modules and constant labels, and SIGHUP reads it again (`reload`).
+//! modules and constant labels (`labels`), laid under the flags into what
+//! each request reads (`live`), and SIGHUP reads it again (`reload`).
 
 pub mod allow;
 mod caps;
 pub mod config;
 mod http;
 mod labels;
+pub mod live;
 mod metrics;
 mod page;
 mod phase;
@@ -65,7 +67,7 @@ const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Config {
     /// The address to serve on, the concurrency limit, and what requests
     /// read (the allow-list, the deadline, labels and modules).
-    pub settled: reload::Settled,
+    pub settled: live::Settled,
     /// The file and the flags, for SIGHUP to read again; `None` without
     /// `--config`.
     pub source: Option<reload::Source>,
