@@ -339,6 +339,17 @@ fn check_config_says_ok_or_where_the_file_is_wrong() {
         );
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+    let bare = dir.path().join("bare.toml");
+    fs::write(&bare, "[modules.web]\nports = \"80\"\n").unwrap();
+    let (code, out, err) = serve(&["--check-config", bare.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{}: OK: 1 module (web), 0 labels; no allow: the exporter needs --allow (or --allow-any) with it\n",
+            bare.display()
+        )
+    );
     let (code, _, err) = serve(&["--check-config", "/nonexistent/serve.toml"]);
     assert_eq!(code, Some(3));
     assert!(

@@ -16,7 +16,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
         let file = config::load(path, &catalog)?;
         let names: Vec<&str> = file.modules.keys().map(String::as_str).collect();
         println!(
-            "{}: OK: {} module{}{}, {} label{}",
+            "{}: OK: {} module{}{}, {} label{}{}",
             clean(&path.to_string_lossy()),
             names.len(),
             if names.len() == 1 { "" } else { "s" },
@@ -27,6 +27,11 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
             },
             file.labels.len(),
             if file.labels.len() == 1 { "" } else { "s" },
+            if file.allow.is_none() {
+                "; no allow: the exporter needs --allow (or --allow-any) with it"
+            } else {
+                ""
+            },
         );
         return Ok(Status::Ok);
     }
