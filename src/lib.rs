@@ -30,6 +30,7 @@ compile_error!(
 pub mod catalog;
 pub mod cli;
 pub mod engine;
+pub(crate) mod input;
 pub mod listen;
 pub mod port;
 pub mod report;

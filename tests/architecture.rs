@@ -208,15 +208,19 @@ const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("catalog", &["engine", "port", "wire"]),
     ("port", &[]),
     ("wire", &["port"]),
+    ("input", &["engine", "wire"]),
     ("engine", &["port", "wire"]),
     ("report", &["catalog", "engine", "port", "rules", "wire"]),
     ("rules", &["catalog", "engine", "port", "report"]),
     ("listen", &["port", "report", "wire"]),
-    ("serve", &["catalog", "engine", "port", "report"]),
+    (
+        "serve",
+        &["catalog", "engine", "input", "port", "report", "wire"],
+    ),
     (
         "cli",
         &[
-            "catalog", "engine", "listen", "port", "report", "rules", "serve", "wire",
+            "catalog", "engine", "input", "listen", "port", "report", "rules", "serve", "wire",
         ],
     ),
     ("lib", &[]),

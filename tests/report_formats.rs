@@ -460,6 +460,7 @@ fn prometheus_parses_and_matches() {
         &report(false),
         report::prometheus::Options {
             probe_metrics: true,
+            ..Default::default()
         },
     );
     assert!(exporter.contains("\nprobe_success{target=\"server.local\"} 0\n"));

@@ -323,7 +323,7 @@ fn the_page_shows_no_visitor_what_others_asked_for() {
 #[test]
 fn no_allow_list_no_exporter() {
     for (args, says) in [
-        (&["serve"][..], "--allow <CIDR|HOST>"),
+        (&["serve"][..], "needs --allow CIDR|HOST"),
         (
             &["serve", "--allow", "10.0.0.0/33"][..],
             "is not a network, an address or a host name",

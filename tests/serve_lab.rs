@@ -7,8 +7,10 @@
 //! scrapes at once stay within the shared limit; the page is a report a
 //! real headless Chromium shows at a phone's and a desktop's width; more
 //! idle and half-sent connections than the exporter has descriptors leave
-//! it answering; and SIGTERM lets a probe in flight finish while nothing
-//! else holds it up.
+//! it answering; SIGTERM lets a probe in flight finish while nothing
+//! else holds it up; and blackbox_exporter's scrape configuration for
+//! `tcp_connect` works against it with only the exporter's address
+//! changed.
 
 mod support;
 
@@ -206,6 +208,160 @@ fn prometheus_scrapes_the_exporter_and_finds_where_ports_stop() {
     assert!(
         description.starts_with("TCP 5900 to 198.18.1.2 dropped past 198.18.0.1 (hop 1), "),
         "{description}"
+    );
+}
+
+/// A Prometheus configuration that scrapes the exporter at `at`: one job
+/// per `(name, params, targets)`, each in the multi-target pattern.
+fn prometheus_config(at: SocketAddr, jobs: &[(&str, &str, &str)]) -> String {
+    let mut yml =
+        "global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\nscrape_configs:\n".to_string();
+    for (name, params, targets) in jobs {
+        yml.push_str(&format!(
+            "  - job_name: {name}\n    metrics_path: /probe\n    params:\n{params}\
+             \x20   static_configs:\n      - targets: [{targets}]\n\
+             \x20   relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n\
+             \x20     - source_labels: [__param_target]\n        target_label: instance\n\
+             \x20     - target_label: __address__\n        replacement: \"{at}\"\n"
+        ));
+    }
+    yml
+}
+
+/// A real Prometheus with blackbox_exporter's scrape configuration for
+/// `tcp_connect` (targets `HOST:PORT` and `[V6]:PORT`, which it
+/// percent-encodes into `target=`), only the exporter's address changed,
+/// and a job naming a module of the exporter's configuration file: each
+/// port's `probe_success` is what tcp_connect's would be, the dropped one
+/// says where it stops, and every series has the file's constant label.
+#[test]
+fn prometheus_scrapes_blackbox_targets_and_a_module_of_the_file() {
+    let Some(lab) = support::lab_or_skip_with(
+        "prometheus_scrapes_blackbox_targets_and_a_module_of_the_file",
+        &["prometheus", "promtool"],
+    ) else {
+        return;
+    };
+    lab.nft(&["tcp dport 5900 drop"]).unwrap();
+    let _v4 = lab.tcp_listeners(&[5988], false).unwrap();
+    let _v6 = lab.tcp_listeners(&[5988], true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let serve_toml = dir.path().join("serve.toml");
+    std::fs::write(
+        &serve_toml,
+        "listen = \"127.0.0.1:0\"\nallow = [\"198.18.1.0/24\", \"2001:db8:1::/64\"]\n\
+         [labels]\nsite = \"lab\"\n[modules.ard]\nproducts = [\"ARD\"]\nlocate = false\n",
+    )
+    .unwrap();
+    let (_exporter, at) = http::start_exporter(
+        lab.cmd(Ns::Client, BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&serve_toml),
+    );
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        prometheus_config(
+            at,
+            &[
+                (
+                    "blackbox",
+                    "      module: [tcp_connect]\n",
+                    "\"198.18.1.2:5988\", \"198.18.1.2:5900\", \"[2001:db8:1::2]:5988\"",
+                ),
+                ("ard", "      module: [ard]\n", "\"198.18.1.2\""),
+            ],
+        ),
+    )
+    .unwrap();
+    support::run(
+        Command::new("promtool")
+            .arg("check")
+            .arg("config")
+            .arg(&config),
+    )
+    .unwrap();
+    let prom_at: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+    let _prometheus = KillOnDrop::spawn(
+        lab.cmd(Ns::Client, "prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_at}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let query = |q: &str| -> Vec<Value> {
+        let (code, body) = get(
+            &lab,
+            prom_at,
+            &format!("/api/v1/query?query={}", form_encode(q)),
+            "",
+        );
+        if code != 200 {
+            return Vec::new();
+        }
+        let doc: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        doc["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut success = Vec::new();
+    while success.len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        success = query("probe_success");
+    }
+    let value = |instance: &str| -> String {
+        let found = success
+            .iter()
+            .find(|r| r["metric"]["instance"] == instance)
+            .unwrap_or_else(|| panic!("no probe_success of {instance}: {success:?}"));
+        assert_eq!(found["metric"]["site"], "lab", "{found}");
+        found["value"][1].as_str().unwrap().to_string()
+    };
+    assert_eq!(value("198.18.1.2:5988"), "1");
+    assert_eq!(value("[2001:db8:1::2]:5988"), "1");
+    assert_eq!(value("198.18.1.2:5900"), "0");
+    // A module of the file: ARD's ports, TCP 5900 among them dropped.
+    assert_eq!(value("198.18.1.2"), "0");
+    let ard = query("portprobe_port_info{job=\"ard\",port=\"5900\"}");
+    assert_eq!(ard.len(), 1, "{ard:?}");
+    assert_eq!(ard[0]["metric"]["state"], "filtered");
+    assert_eq!(ard[0]["metric"].get("located_how"), None, "locate = false");
+    // Where the dropped port stops, as blackbox_exporter cannot say.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut dropped = Vec::new();
+    while dropped.is_empty() && Instant::now() < deadline {
+        dropped = query("portprobe_port_info{instance=\"198.18.1.2:5900\",located_how!=\"\"}");
+        if dropped.is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    let m = &dropped[0]["metric"];
+    assert_eq!(
+        [
+            &m["target"],
+            &m["port"],
+            &m["state"],
+            &m["reason"],
+            &m["located_after"],
+            &m["site"]
+        ],
+        [
+            "198.18.1.2",
+            "5900",
+            "filtered",
+            "no-response",
+            "198.18.0.1",
+            "lab"
+        ]
     );
 }
 

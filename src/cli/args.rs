@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use super::duration;
 use super::generate::{Generate, probe_option_ids};
+use crate::input::duration;
 use crate::port::{PortItem, parse_port_list};
 use crate::report::EXIT_CODES;
 
@@ -271,25 +271,33 @@ On SIGTERM or SIGINT it stops accepting, closes idle and half-sent connections, 
 and exits once the requests being answered are, within --max-time and 5 s.\n\n\
 Example:\n  portprobe serve --listen 127.0.0.1:9199 --allow 192.0.2.0/24 --allow server.example")]
 pub struct ServeArgs {
-    /// Serve HTTP on this address and port.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9199")]
-    pub listen: std::net::SocketAddr,
+    /// Read listen, allow, concurrency, max_time, `[labels]` and `[modules.NAME]` from this TOML file (see docs/exporter-config.md); a flag given here wins over the file's value. SIGHUP reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check this configuration file and exit: 0 and a one-line summary when it is good, 3 and where it is wrong when not.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub check_config: Option<PathBuf>,
+
+    /// Serve HTTP on this address and port [default: 127.0.0.1:9199].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 
     /// Targets that may be probed: a network (192.0.2.0/24), an address or a host name; repeatable, or comma-separated. Anything else gets HTTP 403 and no packet.
-    #[arg(long, value_name = "CIDR|HOST", required_unless_present = "allow_any")]
+    #[arg(long, value_name = "CIDR|HOST")]
     pub allow: Vec<String>,
 
     /// Probe any target (the exporter becomes a scanning proxy for whoever reaches it).
     #[arg(long, conflicts_with = "allow")]
     pub allow_any: bool,
 
-    /// Most probes in flight at once, shared by every request.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16384))]
-    pub concurrency: u32,
+    /// Most probes in flight at once, shared by every request [default: 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub concurrency: Option<u32>,
 
-    /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take (500ms to 1h).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_serve_max_time)]
-    pub max_time: Duration,
+    /// The deadline of a probe without Prometheus' timeout header, and the most any probe may take (500ms to 1h) [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_serve_max_time)]
+    pub max_time: Option<Duration>,
 
     /// Close a connection whose request head is not complete this long after it opened, or after the first byte of a later request.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_header_timeout)]

@@ -14,7 +14,7 @@ use crate::report::{Status, service};
 pub fn run(catalog: &Catalog, args: &ListenArgs) -> Result<Status> {
     let products = find_products(catalog, &args.products)?;
     let plan = catalog.plan(&products, &args.port_items());
-    let secret = super::secret::load(args.secret_file.as_deref())?;
+    let secret = crate::input::secret::load(args.secret_file.as_deref())?;
     let mut out = std::io::stdout();
     if let Some(line) = service::not_probed_line(&plan.not_probed) {
         writeln!(out, "{}", line.replacen("not probed", "not answered on", 1))?;

@@ -3,13 +3,11 @@
 //! code 3 (UNKNOWN), whatever went wrong.
 
 mod args;
-mod duration;
 mod generate;
 mod listen;
 mod output;
 mod probe;
 mod rules;
-mod secret;
 mod serve;
 mod source;
 mod targets;

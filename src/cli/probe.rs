@@ -52,7 +52,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
         super::output::check(path)?;
     }
     let responder = if args.responder {
-        Some(super::secret::load(args.secret_file.as_deref())?)
+        Some(crate::input::secret::load(args.secret_file.as_deref())?)
     } else {
         None
     };

@@ -18,6 +18,25 @@ use super::clean;
 use super::json::located_how;
 use super::model::{Report, Row, TargetReport};
 
+/// Every label a series of the exposition may carry: a constant label
+/// added to them all must be named otherwise.
+pub const LABELS: &[&str] = &[
+    "target",
+    "address",
+    "protocol",
+    "port",
+    "service",
+    "product",
+    "state",
+    "reason",
+    "reason_from",
+    "located_how",
+    "located_after_hop",
+    "located_before_hop",
+    "located_after",
+    "located_before",
+];
+
 fn header(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} gauge");
@@ -31,6 +50,20 @@ pub struct Options {
     /// alerts read, in place of `portprobe_probe_success` and
     /// `portprobe_probe_duration_seconds`.
     pub probe_metrics: bool,
+    /// What a target's success series says.
+    pub success: Success,
+}
+
+/// When a target's `probe_success` (or `portprobe_probe_success`) is 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Success {
+    /// No required port is blocked and the run completed (status OK or
+    /// WARNING): a closed port is an answer, not a block.
+    #[default]
+    NotBlocked,
+    /// Every port probed is open, as blackbox_exporter's `tcp_connect`
+    /// says of its one port: a connection completed.
+    Open,
 }
 
 /// `target="..."`, the label every series has.
@@ -109,13 +142,23 @@ pub fn render_with(report: &Report, options: Options) -> String {
             "portprobe_probe_duration_seconds",
         )
     };
-    header(
-        &mut out,
-        success,
-        "1 when no required port of the target is blocked and the run completed (status OK or WARNING), else 0.",
-    );
+    let help = match options.success {
+        Success::NotBlocked => {
+            "1 when no required port of the target is blocked and the run completed (status OK or WARNING), else 0."
+        }
+        Success::Open => {
+            "1 when the port is open (a TCP connection completed), else 0, as blackbox_exporter's tcp_connect says."
+        }
+    };
+    header(&mut out, success, help);
     for t in &report.targets {
-        let ok = matches!(report.target_status(t), Status::Ok | Status::Warning);
+        let ok = match options.success {
+            Success::NotBlocked => matches!(report.target_status(t), Status::Ok | Status::Warning),
+            Success::Open => {
+                let s = t.summary();
+                report.target_complete(t) && s.open > 0 && s.open == t.rows.len()
+            }
+        };
         let _ = writeln!(out, "{success}{{{}}} {}", target_label(t), u8::from(ok));
     }
     header(

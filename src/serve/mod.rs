@@ -5,17 +5,24 @@
 //! outside the allow-list before a packet is sent and shares one
 //! concurrency limit among all requests. The HTTP server beneath the routes
 //! (`http`) holds connections within caps and timeouts, and shuts down
-//! within a grace period.
+//! within a grace period. A configuration file (`config`) adds named
+//! modules and constant labels (`labels`), laid under the flags into what
+//! each request reads (`live`), and SIGHUP reads it again (`reload`).
 
 pub mod allow;
 mod caps;
+pub mod config;
 mod http;
+mod labels;
+pub mod live;
 mod metrics;
 mod page;
 mod phase;
 mod probe;
 pub mod query;
 mod registry;
+pub mod reload;
+pub mod target;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -45,8 +52,8 @@ use probe::{NotRun, Prober};
 /// The time taken off Prometheus' scrape timeout, so that the answer is
 /// written before Prometheus gives up.
 const TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
-/// The shortest probe deadline.
-pub const MIN_BUDGET: Duration = Duration::from_millis(500);
+/// The shortest probe deadline: the least `--max-time` accepts.
+pub const MIN_BUDGET: Duration = crate::input::duration::SERVE_MAX_TIME.least;
 /// How long a client may take to receive a response once it is ready.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a shutdown allows beyond the longest probe deadline, for the
@@ -58,15 +65,12 @@ const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Everything an exporter needs.
 #[derive(Debug)]
 pub struct Config {
-    /// The address to serve on.
-    pub listen: SocketAddr,
-    /// The targets that may be probed.
-    pub allow: AllowList,
-    /// Probes in flight at once, over every request.
-    pub concurrency: usize,
-    /// The deadline of a probe without Prometheus' timeout header, and the
-    /// most any probe may take.
-    pub max_time: Duration,
+    /// The address to serve on, the concurrency limit, and what requests
+    /// read (the allow-list, the deadline, labels and modules).
+    pub settled: live::Settled,
+    /// The file and the flags, for SIGHUP to read again; `None` without
+    /// `--config`.
+    pub source: Option<reload::Source>,
     /// How long a connection may take to send a request head, from its
     /// opening or from the first byte of a later request.
     pub header_timeout: Duration,
@@ -78,7 +82,11 @@ impl Config {
     /// How long a shutdown may wait for the requests being answered: the
     /// longest probe deadline and a margin.
     pub fn grace(&self) -> Duration {
-        self.max_time.max(MIN_BUDGET).saturating_add(GRACE_MARGIN)
+        self.settled
+            .live
+            .max_time
+            .max(MIN_BUDGET)
+            .saturating_add(GRACE_MARGIN)
     }
 }
 
@@ -92,7 +100,8 @@ struct Shared {
     /// Requests one source address may have in progress at once.
     per_source: usize,
     connections: Arc<Connections>,
-    max_time: Duration,
+    /// The configuration in force.
+    config: reload::State,
 }
 
 /// One request in progress from a source, until dropped.
@@ -133,17 +142,17 @@ impl Shared {
     }
 
     /// The probe's deadline: Prometheus' scrape timeout less a margin,
-    /// within the configured most.
-    fn budget(&self, headers: &HeaderMap) -> Duration {
+    /// within the configured most, `max_time`.
+    fn budget(headers: &HeaderMap, max_time: Duration) -> Duration {
         headers
             .get("x-prometheus-scrape-timeout-seconds")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e6)
-            .map_or(self.max_time, |v| {
+            .map_or(max_time, |v| {
                 Duration::from_secs_f64(v)
                     .saturating_sub(TIMEOUT_MARGIN)
-                    .clamp(MIN_BUDGET, self.max_time.max(MIN_BUDGET))
+                    .clamp(MIN_BUDGET, max_time.max(MIN_BUDGET))
             })
     }
 
@@ -159,7 +168,7 @@ impl Shared {
 }
 
 /// Runs the exporter until SIGINT or SIGTERM, saying on `out` where it
-/// serves once it does.
+/// serves once it does; SIGHUP reads the configuration file again.
 pub fn run(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -172,11 +181,16 @@ pub fn run(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> 
 }
 
 async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<()> {
-    let listener = http::listen(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listen = config.settled.listen;
+    let listener = http::listen(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
     let signals = http::Signals::catch()?;
-    let caps = Caps::derive(crate::engine::raise_nofile_limit(), config.concurrency);
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot catch SIGHUP")?;
+    let caps = Caps::derive(
+        crate::engine::raise_nofile_limit(),
+        config.settled.concurrency as usize,
+    );
     let connections = Arc::new(Connections::with_limits(caps.connections, caps.per_source));
     let registry = Arc::new(registry::Registry::new(
         caps.connections,
@@ -194,7 +208,6 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
     let shared = Arc::new(Shared {
         prober: Prober {
             catalog: Arc::new(catalog),
-            allow: config.allow,
             permits: Arc::new(Semaphore::new(caps.probes)),
             limit: caps.probes,
             locator: Arc::default(),
@@ -204,8 +217,9 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
         sources: Mutex::new(HashMap::new()),
         per_source: caps.requests_per_source,
         connections: Arc::clone(&connections),
-        max_time: config.max_time,
+        config: reload::State::new(&config.settled, config.source),
     });
+    tokio::spawn(reload_on_hangup(hangups, Arc::clone(&shared)));
     let app = Router::new()
         .route("/probe", get(probe_handler))
         .route("/metrics", get(metrics_handler))
@@ -218,6 +232,20 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
     )
     .and_then(|()| out.flush())?;
     http::serve(listener, app, registry, connections, limits, signals).await
+}
+
+/// Reads the configuration file again on every SIGHUP, off the async
+/// workers, and says what came of it on stderr.
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, shared: Arc<Shared>) {
+    while hangups.recv().await.is_some() {
+        let s = Arc::clone(&shared);
+        let said = probe::blocking(move || s.config.reload(&s.prober.catalog)).await;
+        let Ok(said) = said else { return };
+        let mut err = std::io::stderr().lock();
+        for line in said {
+            let _ = writeln!(err, "{line}");
+        }
+    }
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
@@ -276,21 +304,28 @@ async fn probe_handler(
         shared.metrics.record(Outcome::Busy, None);
         return too_many(shared.per_source);
     };
-    let q = match query::parse(raw.as_deref().unwrap_or("")) {
-        Ok(q) => q,
+    let live = shared.config.current();
+    let ask = match query::parse(raw.as_deref().unwrap_or("")).and_then(|q| live.ask(q)) {
+        Ok(ask) => ask,
         Err(why) => {
             shared.metrics.record(Outcome::BadRequest, None);
-            return plain(StatusCode::BAD_REQUEST, format!("{why}\n"));
+            return plain(StatusCode::BAD_REQUEST, format!("{}\n", clean(&why)));
         }
     };
-    let report = match run_probe(&shared, &q, shared.budget(&headers), q.locate).await {
+    let budget = Shared::budget(&headers, live.max_time);
+    let report = match run_probe(&shared, &ask.query, budget, ask.options, &live.allow).await {
         Ok(report) => report,
         Err((status, why)) => return plain(status, format!("{why}\n")),
     };
     let options = prometheus::Options {
         probe_metrics: true,
+        success: ask.success,
     };
-    match probe::blocking(move || prometheus::render_with(&report, options)).await {
+    let render = move || {
+        live.labels
+            .apply(&prometheus::render_with(&report, options))
+    };
+    match probe::blocking(render).await {
         Ok(body) => exposition(body),
         Err(_) => plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -304,9 +339,10 @@ async fn run_probe(
     shared: &Shared,
     q: &query::ProbeQuery,
     budget: Duration,
-    locate: bool,
+    options: probe::Options,
+    allow: &AllowList,
 ) -> Result<Report, (StatusCode, String)> {
-    prepare_probe(shared, q, budget, locate)
+    prepare_probe(shared, q, budget, options, allow)
         .await?
         .finish()
         .await
@@ -328,11 +364,12 @@ async fn prepare_probe<'a>(
     shared: &'a Shared,
     q: &'a query::ProbeQuery,
     budget: Duration,
-    locate: bool,
+    options: probe::Options,
+    allow: &AllowList,
 ) -> Result<Pending<'a>, (StatusCode, String)> {
     let in_flight = shared.metrics.start();
     let started = std::time::Instant::now();
-    match shared.prober.prepare(q, budget, locate).await {
+    match shared.prober.prepare(q, budget, options, allow).await {
         Ok(prepared) => Ok(Pending {
             shared,
             q,
@@ -402,12 +439,14 @@ fn refusal(shared: &Shared, not_run: NotRun) -> (StatusCode, String) {
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
     let limit = shared.prober.limit;
     let in_use = limit - shared.prober.permits.available_permits();
-    exposition(shared.metrics.render(limit, in_use, &shared.connections))
+    let mut body = shared.metrics.render(limit, in_use, &shared.connections);
+    body.push_str(&shared.config.render());
+    exposition(body)
 }
 
 async fn not_found() -> Response {
     plain(
         StatusCode::NOT_FOUND,
-        "not found: /probe?target=HOST&product=NAME, /metrics or /\n".to_string(),
+        "not found: /probe?target=HOST&product=NAME (or module=NAME, or target=HOST:PORT), /metrics or /\n".to_string(),
     )
 }

@@ -44,13 +44,26 @@ pub struct Probed {
     pub allowed: bool,
 }
 
+/// How one request probes: what the module of the configuration file
+/// says, or the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Locate blocked ports; `None` for yes.
+    pub locate: Option<bool>,
+    /// Retries for a silent port; `None` for the engine's default.
+    pub retries: Option<u32>,
+    /// Which addresses of the target are probed.
+    pub family: Family,
+    /// The secret of a far-side `portprobe listen`: every port is probed
+    /// with its protocol.
+    pub responder: Option<crate::wire::responder::Secret>,
+}
+
 /// What every probe shares.
 #[derive(Debug)]
 pub struct Prober {
     /// The catalog products are looked up in.
     pub catalog: Arc<Catalog>,
-    /// The targets that may be probed.
-    pub allow: AllowList,
     /// Probes in flight, over every request: one permit per attempt.
     pub permits: Arc<Semaphore>,
     /// The size of `permits`.
@@ -67,7 +80,7 @@ pub struct Prepared {
     target: String,
     started: Instant,
     deadline: Instant,
-    locate: bool,
+    options: Options,
     plan: Plan,
     names: Vec<String>,
     resolved: Result<engine::Resolved, String>,
@@ -92,18 +105,21 @@ impl Prepared {
 
 impl Prober {
     /// Checks `q` before anything is sent: the target first (resolved
-    /// and checked against the allow-list), then what is asked, looked up
-    /// and planned off the async workers, and its size. `budget` counts
-    /// from here.
+    /// in `options`' family and checked against `allow`), then what is
+    /// asked, looked up and planned off the async workers, and its size.
+    /// `budget` counts from here.
     pub async fn prepare(
         &self,
         q: &ProbeQuery,
         budget: Duration,
-        locate: bool,
+        options: Options,
+        allow: &AllowList,
     ) -> Result<Prepared, NotRun> {
         let started = Instant::now();
         let deadline = engine::later(started, budget);
-        let resolved = self.check_target(&q.target, deadline).await?;
+        let resolved = self
+            .check_target(&q.target, options.family, allow, deadline)
+            .await?;
         let (plan, names) = self.plan(q).await?;
         if let Ok(r) = &resolved {
             within_size(plan.ports.len(), r.targets.len())?;
@@ -112,7 +128,7 @@ impl Prober {
             target: q.target.clone(),
             started,
             deadline,
-            locate,
+            options,
             plan,
             names,
             resolved,
@@ -127,7 +143,7 @@ impl Prober {
             target,
             started,
             deadline,
-            locate,
+            options,
             plan,
             names,
             resolved,
@@ -151,13 +167,22 @@ impl Prober {
                 });
             }
         };
-        let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
+        let ports: Vec<(Probe, u16)> = plan
+            .ports
+            .iter()
+            .map(|p| match options.responder {
+                Some(_) => (Probe::responder(p.transport), p.port),
+                None => (p.probe, p.port),
+            })
+            .collect();
         let cfg = Config {
             concurrency: Some(self.limit),
             shared_limit: Some(Arc::clone(&self.permits)),
             max_time: Some(deadline.saturating_duration_since(Instant::now())),
-            locate,
+            retries: options.retries,
+            locate: options.locate.unwrap_or(true),
             locator: Some(Arc::clone(&self.locator)),
+            responder: options.responder,
             ..Config::default()
         };
         let mut outcome = engine::run(
@@ -186,6 +211,8 @@ impl Prober {
     async fn check_target(
         &self,
         target: &str,
+        family: Family,
+        allow: &AllowList,
         deadline: Instant,
     ) -> Result<Result<engine::Resolved, String>, NotRun> {
         // A `.local` name the system cannot resolve is asked for by
@@ -194,7 +221,7 @@ impl Prober {
             .trim_end_matches('.')
             .to_ascii_lowercase()
             .ends_with(".local")
-            && !self.allow.names(target)
+            && !allow.names(target)
         {
             return Err(NotRun::Forbidden(
                 "a .local name is probed only when --allow names it: asking for it sends multicast queries on every link"
@@ -202,11 +229,10 @@ impl Prober {
             ));
         }
         let hosts = [target.to_string()];
-        let resolved =
-            engine::resolve_all(&hosts, Family::Any, Some(deadline), std::future::pending())
-                .await
-                .pop()
-                .expect("one result per host");
+        let resolved = engine::resolve_all(&hosts, family, Some(deadline), std::future::pending())
+            .await
+            .pop()
+            .expect("one result per host");
         let resolved = match resolved {
             Ok(r) => r,
             Err(
@@ -221,7 +247,7 @@ impl Prober {
         };
         let addresses: Vec<std::net::IpAddr> = resolved.targets.iter().map(|t| t.ip).collect();
         let by_mdns = matches!(resolved.by, engine::ResolvedBy::Mdns { .. });
-        match self.allow.permits(target, &addresses, by_mdns) {
+        match allow.permits(target, &addresses, by_mdns) {
             Ok(()) => Ok(Ok(resolved)),
             Err(refused) if refused.address.is_some() => Err(NotRun::Forbidden(
                 "the target is not in this exporter's allow-list: nothing was sent (allow it with --allow)"

@@ -1,11 +1,14 @@
 //! The parameters of a probe request (`/probe?target=HOST&product=NAME&...`
-//! for Prometheus, the same from the page's form; `locate=0` or `locate=1`
-//! says whether blocked ports are located): read from the query
+//! for Prometheus, the same from the page's form; `module=NAME` for a
+//! module of the configuration file; `target=HOST:PORT` alone, or with
+//! `module=tcp_connect`, for one TCP port as blackbox_exporter probes it;
+//! `locate=0` or `locate=1` says whether blocked ports are located): read from the query
 //! string with every value checked and bounded, so nothing unbounded or
 //! unchecked reaches the engine or a response. The size of what is asked
 //! is measured here, before anything is expanded: port ranges are merged
 //! (each port once, however often it is named) without listing a port.
 
+use super::target;
 use crate::port::{PortItem, merge, parse_port_list};
 use crate::report::clean::clean;
 
@@ -17,19 +20,28 @@ const MAX_PRODUCTS: usize = 16;
 const MAX_PORT_LISTS: usize = 16;
 /// The longest product name read (the catalog's are far shorter).
 const MAX_PRODUCT_NAME: usize = 100;
+/// The longest module name read.
+pub const MAX_MODULE_NAME: usize = 64;
+/// blackbox_exporter's name for a probe of one TCP port, built in.
+pub const TCP_CONNECT: &str = "tcp_connect";
 
 /// What to probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeQuery {
     /// The host.
     pub target: String,
+    /// The TCP port of `target=HOST:PORT`: that port alone is probed.
+    pub target_port: Option<u16>,
+    /// The module of the configuration file asked for (`tcp_connect`:
+    /// the port of `target=HOST:PORT`).
+    pub module: Option<String>,
     /// The products, as named.
     pub products: Vec<String>,
     /// `ports=SPEC` items, merged: sorted, each port once.
     pub ports: Vec<PortItem>,
-    /// Locate blocked ports within the deadline (`locate=1`, the default;
-    /// `locate=0` turns it off).
-    pub locate: bool,
+    /// Locate blocked ports within the deadline (`locate=1`) or not
+    /// (`locate=0`); `None` for what the module says (by default, yes).
+    pub locate: Option<bool>,
 }
 
 impl ProbeQuery {
@@ -38,7 +50,14 @@ impl ProbeQuery {
     /// [`parse`] reads it back to the same request.
     pub fn encode(&self) -> String {
         let mut s = form_urlencoded::Serializer::new(String::new());
-        s.append_pair("target", &self.target);
+        let target = target::Target {
+            host: self.target.clone(),
+            port: self.target_port,
+        };
+        s.append_pair("target", &target.written());
+        if let Some(m) = &self.module {
+            s.append_pair("module", m);
+        }
         for p in &self.products {
             s.append_pair("product", p);
         }
@@ -64,6 +83,7 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     let mut ports = Vec::new();
     let mut port_lists = 0;
     let mut locate = None;
+    let mut module: Option<String> = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         let value = value.trim();
         match &*key {
@@ -100,6 +120,21 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
                 );
                 ports = merge(&ports);
             }
+            "module" if module.is_some() => {
+                return Err("give one module per probe (module= appears twice)".to_string());
+            }
+            "module" if !value.is_empty() => {
+                if value.len() > MAX_MODULE_NAME
+                    || !value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return Err(format!(
+                        "module= names a module of the configuration file: letters, digits, _ and -, at most {MAX_MODULE_NAME} (e.g. module=ard)"
+                    ));
+                }
+                module = Some(value.to_string());
+            }
             "locate" if locate.is_some() => {
                 return Err("give locate= once (0 or 1)".to_string());
             }
@@ -118,16 +153,46 @@ pub fn parse(query: &str) -> Result<ProbeQuery, String> {
     let Some(target) = target else {
         return Err("target= is missing (e.g. /probe?target=192.0.2.10&product=ARD)".to_string());
     };
-    if products.is_empty() && ports.is_empty() {
-        return Err(
-            "nothing to probe: give product=NAME or ports=SPEC (e.g. product=ARD)".to_string(),
-        );
+    let target = target::parse(&target)?;
+    let asked = !products.is_empty() || !ports.is_empty();
+    match (&target.port, module.as_deref()) {
+        (Some(_), Some(m)) if m != TCP_CONNECT => {
+            return Err(format!(
+                "target=HOST:PORT probes that one TCP port (alone, or with module={TCP_CONNECT}): give module=NAME with target=HOST"
+            ));
+        }
+        (Some(_), _) if asked => {
+            return Err(
+                "target=HOST:PORT probes that one TCP port: give product= or ports= with target=HOST instead"
+                    .to_string(),
+            );
+        }
+        (None, Some(TCP_CONNECT)) => {
+            return Err(format!(
+                "module={TCP_CONNECT} probes the port of target=HOST:PORT (e.g. target=192.0.2.10:22)"
+            ));
+        }
+        (None, Some(_)) if asked => {
+            return Err(
+                "give module=NAME or product=/ports=, not both: a module names what it probes"
+                    .to_string(),
+            );
+        }
+        (None, None) if !asked => {
+            return Err(
+                "nothing to probe: give product=NAME, ports=SPEC, module=NAME or target=HOST:PORT (e.g. product=ARD)"
+                    .to_string(),
+            );
+        }
+        _ => {}
     }
     Ok(ProbeQuery {
-        target,
+        target: target.host,
+        target_port: target.port,
+        module: module.filter(|m| target.port.is_none() || m != TCP_CONNECT),
         products,
         ports,
-        locate: locate.unwrap_or(true),
+        locate,
     })
 }
 
@@ -142,7 +207,7 @@ mod tests {
         assert_eq!(q.target, "198.18.1.2");
         assert_eq!(q.products, ["Apple Remote Desktop", "File Sharing"]);
         assert!(q.ports.is_empty());
-        let q = parse("target=server.example&ports=548,53/udp&module=x").unwrap();
+        let q = parse("target=server.example&ports=548,53/udp&other=x").unwrap();
         assert_eq!(q.ports.len(), 2);
         let q = parse("target=a&ports=5900-5910,548&ports=5905-5920,549").unwrap();
         let shown: Vec<String> = q.ports.iter().map(ToString::to_string).collect();
@@ -165,15 +230,72 @@ mod tests {
 
     #[test]
     fn blocked_ports_are_located_unless_locate_is_0() {
-        assert!(parse("target=a&product=ARD").unwrap().locate);
-        assert!(parse("target=a&product=ARD&locate=1").unwrap().locate);
-        assert!(!parse("target=a&product=ARD&locate=0").unwrap().locate);
+        assert_eq!(parse("target=a&product=ARD").unwrap().locate, None);
+        assert_eq!(
+            parse("target=a&product=ARD&locate=1").unwrap().locate,
+            Some(true)
+        );
+        assert_eq!(
+            parse("target=a&product=ARD&locate=0").unwrap().locate,
+            Some(false)
+        );
         for query in [
             "target=a&product=ARD&locate=yes",
             "target=a&locate=1&locate=0&product=ARD",
         ] {
             let e = parse(query).unwrap_err();
             assert!(e.contains("locate="), "{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn blackbox_targets_with_a_port_probe_that_port() {
+        for (query, host, port) in [
+            ("target=198.18.1.2%3A5900", "198.18.1.2", 5900),
+            ("target=198.18.1.2:5900", "198.18.1.2", 5900),
+            ("target=%5B2001%3Adb8%3A%3A1%5D%3A22", "2001:db8::1", 22),
+            ("target=[2001:db8::1]:22", "2001:db8::1", 22),
+            ("module=tcp_connect&target=127.0.0.1%3A22", "127.0.0.1", 22),
+        ] {
+            let q = parse(query).unwrap();
+            assert_eq!(
+                (q.target.as_str(), q.target_port),
+                (host, Some(port)),
+                "{query}"
+            );
+            assert_eq!(q.module, None, "{query}");
+            assert!(q.products.is_empty() && q.ports.is_empty(), "{query}");
+            assert_eq!(parse(&q.encode()).unwrap(), q, "{query}");
+        }
+        let q = parse("target=2001%3Adb8%3A%3A1&product=ARD").unwrap();
+        assert_eq!((q.target.as_str(), q.target_port), ("2001:db8::1", None));
+        let q = parse("target=a&module=ard-1").unwrap();
+        assert_eq!(q.module.as_deref(), Some("ard-1"));
+        assert_eq!(parse(&q.encode()).unwrap(), q);
+    }
+
+    #[test]
+    fn modules_ports_and_products_do_not_mix() {
+        for (query, says) in [
+            ("target=a:22&product=ARD", "with target=HOST instead"),
+            ("target=a:22&ports=22", "with target=HOST instead"),
+            (
+                "target=a:22&module=ard",
+                "give module=NAME with target=HOST",
+            ),
+            (
+                "target=a&module=tcp_connect",
+                "probes the port of target=HOST:PORT",
+            ),
+            ("target=a&module=ard&product=ARD", "not both"),
+            ("target=a&module=ard&module=b", "one module"),
+            ("target=a&module=%1b[31m", "letters, digits"),
+            ("target=a:0", "from 1 to 65535"),
+            ("target=a", "module=NAME or target=HOST:PORT"),
+        ] {
+            let e = parse(query).unwrap_err();
+            assert!(e.contains(says), "{query}: {e}");
+            assert!(!e.contains('\u{1b}'), "{query}: {e}");
         }
     }
 
@@ -240,7 +362,7 @@ mod tests {
                         prop_assert_eq!(q.target.trim(), &q.target);
                         prop_assert!(q.products.len() <= MAX_PRODUCTS);
                         prop_assert!(q.products.iter().all(|p| !p.is_empty() && p.chars().count() <= MAX_PRODUCT_NAME));
-                        prop_assert!(!q.products.is_empty() || !q.ports.is_empty());
+                        prop_assert!(!q.products.is_empty() || !q.ports.is_empty() || q.module.is_some() || q.target_port.is_some());
                         // Merged: in order, each port once.
                         for w in q.ports.windows(2) {
                             prop_assert!(

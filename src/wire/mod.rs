@@ -13,7 +13,7 @@
 //! from which senders that is enough.
 //!
 //! Which protocol speaks on which port is the catalog's to say
-//! ([`crate::catalog::udp_protocol`]);
+//! (its `udp_protocol`);
 //! [`UdpProtocol::request`] builds a [`UdpRequest`] from per-probe random
 //! bytes (a [`Nonce`]), which the engine sends and asks to recognise replies.
 //!

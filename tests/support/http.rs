@@ -143,7 +143,13 @@ fn dechunk(mut raw: &str) -> Option<String> {
 /// Starts `cmd` (a `portprobe serve`) and returns it with the address its
 /// first line says it serves on (`serving on http://ADDR: ...`).
 pub fn start_exporter(cmd: &mut Command) -> (KillOnDrop, SocketAddr) {
-    let mut child = KillOnDrop::spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::inherit())).unwrap();
+    start_exporter_with(cmd, Stdio::inherit())
+}
+
+/// As [`start_exporter`], its stderr going to `stderr` (a file the test
+/// reads, for what the exporter says as it runs).
+pub fn start_exporter_with(cmd: &mut Command, stderr: Stdio) -> (KillOnDrop, SocketAddr) {
+    let mut child = KillOnDrop::spawn(cmd.stdout(Stdio::piped()).stderr(stderr)).unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)

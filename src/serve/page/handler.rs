@@ -126,16 +126,18 @@ async fn probe_page(
             Body::from(render(&products, form, &what, &history)),
         ))
     };
-    let q = match query::parse(&raw) {
-        Ok(q) => q,
+    let live = shared.config.current();
+    let ask = match query::parse(&raw).and_then(|q| live.ask(q)) {
+        Ok(ask) => ask,
         Err(why) => {
             shared.metrics.record(Outcome::BadRequest, None);
             let _ = answer.send(whole(StatusCode::BAD_REQUEST, &form, Shown::Refused(why)));
             return;
         }
     };
+    let q = ask.query;
     let checked = tokio::select! {
-        p = prepare_probe(shared, &q, shared.max_time, true) => p,
+        p = prepare_probe(shared, &q, live.max_time, ask.options, &live.allow) => p,
         () = answer.closed() => return,
     };
     let pending = match checked {
@@ -167,7 +169,7 @@ async fn probe_page(
             ports: &ports.join(","),
             planned: prepared.ports(),
             addresses: prepared.addresses(),
-            budget: shared.max_time,
+            budget: live.max_time,
         });
     if answer.send(Answer::Streamed).is_err() || parts.send(first).await.is_err() {
         return;

@@ -52,7 +52,7 @@ pub const WATCH: Bounds = Bounds {
 /// given (500 ms), at most an hour for one HTTP request.
 pub const SERVE_MAX_TIME: Bounds = Bounds {
     option: "--max-time",
-    least: crate::serve::MIN_BUDGET,
+    least: Duration::from_millis(500),
     most: Duration::from_secs(HOUR),
 };
 
