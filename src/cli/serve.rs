@@ -24,6 +24,10 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
             "portprobe serve needs --allow CIDR|HOST, the targets it may probe (or --allow-any): an open exporter is a scanning proxy for whoever reaches it"
         ));
     }
+    let web = match &args.web_config_file {
+        Some(path) => serve::Web::load(path)?,
+        None => serve::Web::default(),
+    };
     let config = serve::Config {
         listen: args.listen,
         allow,
@@ -31,6 +35,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
         max_time: args.max_time,
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
+        web,
     };
     serve::run(config, catalog, &mut std::io::stdout())?;
     Ok(Status::Ok)

@@ -5,9 +5,11 @@
 //! outside the allow-list before a packet is sent and shares one
 //! concurrency limit among all requests. The HTTP server beneath the routes
 //! (`http`) holds connections within caps and timeouts, and shuts down
-//! within a grace period.
+//! within a grace period. A web configuration file (`webconfig`) adds TLS
+//! (`tls`) and HTTP Basic authentication in front of every route (`auth`).
 
 pub mod allow;
+mod auth;
 mod caps;
 mod http;
 mod metrics;
@@ -16,10 +18,13 @@ mod phase;
 mod probe;
 pub mod query;
 mod registry;
+mod tls;
+pub mod webconfig;
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,6 +77,46 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a kept-alive connection may wait between requests.
     pub idle_timeout: Duration,
+    /// TLS and authentication, from the web configuration file.
+    pub web: Web,
+}
+
+/// What a web configuration file sets up: TLS and the users allowed in.
+#[derive(Default)]
+pub struct Web {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    users: Option<Arc<auth::Users>>,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.is_some())
+            .finish()
+    }
+}
+
+impl Web {
+    /// Reads the web configuration file at `path` and loads the
+    /// certificates, key and CAs it names. The error names the file, the
+    /// field and what would be right.
+    pub fn load(path: &Path) -> Result<Web> {
+        let name = path.display();
+        let config =
+            webconfig::load(path).map_err(|e| anyhow::anyhow!("--web.config.file {name}: {e}"))?;
+        let tls = match &config.tls {
+            Some(settings) => Some(
+                tls::acceptor(settings)
+                    .map_err(|e| anyhow::anyhow!("--web.config.file {name}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Web {
+            tls,
+            users: auth::Users::new(&config.users).map(Arc::new),
+        })
+    }
 }
 
 impl Config {
@@ -206,18 +251,35 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
         connections: Arc::clone(&connections),
         max_time: config.max_time,
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/probe", get(probe_handler))
         .route("/metrics", get(metrics_handler))
         .route("/", get(page::handler))
         .fallback(not_found)
         .with_state(Arc::clone(&shared));
+    if let Some(users) = config.web.users {
+        // Every route, the fallback too, answers only to a user.
+        app = app.layer(axum::middleware::from_fn_with_state(users, auth::require));
+    }
+    let (scheme, transport) = match config.web.tls {
+        Some(acceptor) => ("https", http::Transport::Tls(acceptor)),
+        None => ("http", http::Transport::Plain),
+    };
     writeln!(
         out,
-        "serving on http://{local}: /probe?target=HOST&product=NAME for Prometheus, /metrics, and a page at /"
+        "serving on {scheme}://{local}: /probe?target=HOST&product=NAME for Prometheus, /metrics, and a page at /"
     )
     .and_then(|()| out.flush())?;
-    http::serve(listener, app, registry, connections, limits, signals).await
+    http::serve(
+        listener,
+        app,
+        registry,
+        connections,
+        limits,
+        transport,
+        signals,
+    )
+    .await
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
