@@ -29,16 +29,15 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// A web configuration with TLS from `pki`, `client_auth_type` `auth`
 /// (with the CA as `client_ca_file` when it is not `NoClientCert`), and
-/// the user [`USER`] with [`PASSWORD`]. Paths are relative to the file, as
-/// the toolkit reads them.
-fn web_config(dir: &Path, pki: &Pki, auth: &str) -> std::path::PathBuf {
+/// the user [`USER`] with the bcrypt hash `hash`. Paths are relative to
+/// the file, as the toolkit reads them.
+fn web_config(dir: &Path, pki: &Pki, auth: &str, hash: &str) -> std::path::PathBuf {
     let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
     let ca = if auth == "NoClientCert" {
         String::new()
     } else {
         format!("  client_ca_file: {}\n", name(&pki.ca))
     };
-    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
     let path = dir.join(format!("web-{auth}.yml"));
     std::fs::write(
         &path,
@@ -68,12 +67,16 @@ fn exporter(cmd: &mut Command, config: &Path, extra: &[&str]) -> (KillOnDrop, So
 fn prometheus_scrapes_over_tls_with_a_password_and_a_client_certificate() {
     let name = "prometheus_scrapes_over_tls_with_a_password_and_a_client_certificate";
     // A namespace of its own, so that Prometheus' port is its alone.
-    let Some(lab) = support::lab_or_skip_with(name, &["prometheus", "promtool"]) else {
+    let Some(lab) = support::lab_or_skip_with(name, &["prometheus", "promtool", "htpasswd"]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let config = web_config(dir.path(), &pki, "RequireAndVerifyClientCert");
+    // The hash as the documentation makes it.
+    let line =
+        support::run(Command::new("htpasswd").args(["-nbBC", "10", USER, PASSWORD])).unwrap();
+    let hash = line.trim().strip_prefix(&format!("{USER}:")).unwrap();
+    let config = web_config(dir.path(), &pki, "RequireAndVerifyClientCert", hash);
     let (_exporter, at) = exporter(&mut lab.cmd(Ns::Client, BIN), &config, &[]);
     let job = |job: &str, password: &str, cert: bool| {
         let cert = if cert {
@@ -190,7 +193,7 @@ fn prometheus_scrapes_over_tls_with_a_password_and_a_client_certificate() {
 fn tls_exporter(auth: &str, extra: &[&str]) -> (tempfile::TempDir, Pki, KillOnDrop, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let config = web_config(dir.path(), &pki, auth);
+    let config = web_config(dir.path(), &pki, auth, &bcrypt::hash(PASSWORD, 4).unwrap());
     let (child, at) = exporter(&mut Command::new(BIN), &config, extra);
     (dir, pki, child, at)
 }
@@ -367,5 +370,40 @@ fn a_bad_web_config_exits_3_with_one_line_naming_the_file_and_the_field() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(&path.display().to_string()), "{stderr}");
         assert!(stderr.contains(field), "{field}: {stderr}");
+    }
+}
+
+#[test]
+fn sigterm_closes_handshaking_and_idle_tls_connections_at_once() {
+    let (_dir, pki, mut exporter, at) = tls_exporter(
+        "NoClientCert",
+        &["--header-timeout", "60s", "--idle-timeout", "60s"],
+    );
+    // One connection stuck in its handshake, one that said nothing, and one
+    // answered over TLS and kept alive.
+    let mut stalled = TcpStream::connect(at).unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    let mut silent = TcpStream::connect(at).unwrap();
+    let r = tls::get(at, &pki.ca, None, "/metrics", &basic(USER, PASSWORD), LIMIT).unwrap();
+    assert_eq!(r.code, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(exporter.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = exporter
+        .wait_for(LIMIT)
+        .expect("the exporter did not stop on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+    // Nothing waited for the 60 s timeouts or the grace period.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for s in [&mut stalled, &mut silent] {
+        assert!(http::closed_within(s, Duration::from_secs(5)).is_some());
     }
 }

@@ -27,6 +27,8 @@ use tokio::time::Instant;
 /// The highest bcrypt cost a hash may have: one check at cost 12 takes
 /// about a quarter of a second of a core, at 13 twice that.
 pub const MAX_COST: u32 = 12;
+/// The lowest cost bcrypt knows.
+const MIN_COST: u32 = 4;
 /// bcrypt checks running at once: one core at most, whatever arrives.
 const CHECKS_AT_ONCE: usize = 1;
 /// How long a request waits for its turn at a check before 503.
@@ -58,6 +60,11 @@ pub fn check_hash(hash: &str) -> Result<(), String> {
         )
     })?;
     let cost = parts.get_cost();
+    if cost < MIN_COST {
+        return Err(format!(
+            "bcrypt cost {cost} is below {MIN_COST}, which no bcrypt check accepts; hash the password again at cost 10 to {MAX_COST}"
+        ));
+    }
     if cost > MAX_COST {
         return Err(format!(
             "bcrypt cost {cost} is above {MAX_COST}, and each check would hold a core for a second or more; hash the password again at cost 10 to {MAX_COST}"
@@ -420,6 +427,8 @@ mod tests {
         assert!(check_hash("plain").unwrap_err().contains("htpasswd"));
         let costly = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$13$", 1);
         assert!(check_hash(&costly).unwrap_err().contains("cost 13"));
+        let cheap = bcrypt::hash("x", 4).unwrap().replacen("$04$", "$03$", 1);
+        assert!(check_hash(&cheap).unwrap_err().contains("cost 3"));
         assert!(Users::new(std::iter::empty()).is_none());
     }
 

@@ -572,6 +572,24 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/exporter-tls.md");
+        let example = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        let c = parse_in(example).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.client_auth, ClientAuth::RequireAndVerifyClientCert);
+        assert_eq!(
+            tls.client_ca_file.unwrap(),
+            Path::new("/etc/portprobe/ca.crt")
+        );
+        assert!(c.users.contains_key("prometheus"));
+    }
+
+    #[test]
     fn a_file_that_is_not_yaml_or_not_text_is_refused() {
         let e = parse_in("tls_server_config: [\n").unwrap_err();
         assert!(e.why.contains("line"), "{e}");

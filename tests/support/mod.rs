@@ -58,6 +58,11 @@ pub const MONITORING_PACKAGES: &[&str] = &[
     "python3-selenium",
 ];
 
+/// Debian packages `tests/serve_tls.rs` runs against the exporter over
+/// TLS: a real Prometheus, and `htpasswd` to make the bcrypt hash as the
+/// documentation says.
+pub const TLS_PACKAGES: &[&str] = &["prometheus", "apache2-utils"];
+
 /// Debian packages of the programs `tests/recipes.rs` checks the recipes in
 /// `contrib/` with (`promtool`, `nagios4`, `systemd-analyze`).
 pub const RECIPE_PACKAGES: &[&str] = &["prometheus", "nagios4-core", "systemd"];
