@@ -163,21 +163,30 @@ impl Users {
         if lock(&self.remembered).good.contains(&pair) {
             return Verdict::Pass;
         }
-        if let Some(wait) = lock(&self.failures).limited(source, Instant::now()) {
+        // A try is taken before the check and given back if it passes, so
+        // that many requests at once from one source get no more checks
+        // than its tries.
+        if let Err(wait) = lock(&self.failures).take(source, Instant::now()) {
             return Verdict::TooMany(wait);
         }
-        let known_bad = lock(&self.remembered).bad.contains(&pair);
-        if !known_bad {
-            let Some(good) = self.verify(name, password).await else {
-                return Verdict::Busy;
-            };
-            lock(&self.remembered).remember(pair, good);
-            if good {
-                return Verdict::Pass;
-            }
+        if lock(&self.remembered).bad.contains(&pair) {
+            return Verdict::Unauthorized;
         }
-        lock(&self.failures).failed(source, Instant::now());
-        Verdict::Unauthorized
+        let verdict = match self.verify(name, password).await {
+            None => Verdict::Busy,
+            Some(good) => {
+                lock(&self.remembered).remember(pair, good);
+                if good {
+                    Verdict::Pass
+                } else {
+                    Verdict::Unauthorized
+                }
+            }
+        };
+        if verdict != Verdict::Unauthorized {
+            lock(&self.failures).give_back(source, Instant::now());
+        }
+        verdict
     }
 
     /// Runs one bcrypt check in turn: `None` when the turn did not come in
@@ -328,17 +337,22 @@ impl Failures {
             .or_insert_with(|| Bucket::full(now))
     }
 
-    /// How long `source` must wait before a check, or `None` if it may try.
-    fn limited(&mut self, source: IpAddr, now: Instant) -> Option<Duration> {
+    /// Takes one of `source`'s tries, or says how long it must wait for one.
+    fn take(&mut self, source: IpAddr, now: Instant) -> Result<(), Duration> {
         let b = self.bucket(source, now);
         b.refill(now);
-        (b.left < 1.0).then(|| FAILURE_REFILL.mul_f64(1.0 - b.left))
+        if b.left < 1.0 {
+            return Err(FAILURE_REFILL.mul_f64(1.0 - b.left));
+        }
+        b.left -= 1.0;
+        Ok(())
     }
 
-    fn failed(&mut self, source: IpAddr, now: Instant) {
+    /// Gives back a try that did not fail.
+    fn give_back(&mut self, source: IpAddr, now: Instant) {
         let b = self.bucket(source, now);
         b.refill(now);
-        b.left = (b.left - 1.0).max(0.0);
+        b.left = (b.left + 1.0).min(FAILURE_BURST);
     }
 }
 
@@ -516,6 +530,29 @@ mod tests {
         assert_eq!(u.check(A, &basic("alice", "s3cret")).await, Verdict::Pass);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_guesses_at_once_from_one_source_get_no_more_checks_than_its_tries() {
+        let u = users(&[("alice", "s3cret")]);
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let u = Arc::clone(&u);
+            tasks.push(tokio::spawn(async move {
+                u.check(A, &basic("alice", &format!("guess{i}"))).await
+            }));
+        }
+        let mut limited = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Verdict::Unauthorized => {}
+                Verdict::TooMany(_) => limited += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        // The few tries that came back while the guesses ran may add one.
+        assert!(u.checked() <= FAILURE_BURST as usize + 1, "{}", u.checked());
+        assert!(limited >= 40 - FAILURE_BURST as usize - 1, "{limited}");
+    }
+
     #[tokio::test]
     async fn a_repeated_wrong_pair_costs_one_check() {
         let u = users(&[("alice", "s3cret")]);
@@ -562,9 +599,12 @@ mod tests {
     fn the_failure_table_stays_bounded() {
         let now = Instant::now();
         let mut f = Failures::default();
+        let mut refused = 0;
         for i in 0..(MAX_SOURCES as u32 + 100) {
-            f.failed(IpAddr::V4(i.into()), now);
+            refused += usize::from(f.take(IpAddr::V4(i.into()), now).is_err());
         }
+        // The sources past the table share one count of tries.
+        assert_eq!(refused, 100 - FAILURE_BURST as usize);
         assert!(f.sources.len() <= MAX_SOURCES);
         assert!(f.rest.is_some());
         let mut r = Remembered::default();
