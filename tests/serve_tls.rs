@@ -4,7 +4,9 @@
 //! and a client certificate (`up` is 1), with a wrong password (401, `up`
 //! 0) and without the certificate the exporter requires (the handshake
 //! fails, `up` 0). Every route asks for the password; client certificates
-//! are checked in each mode; plain HTTP to the TLS port, and a handshake
+//! are checked in each mode; min_version and max_version bound the TLS
+//! versions offered; SIGTERM closes handshaking and idle connections at
+//! once; plain HTTP to the TLS port, and a handshake
 //! that never ends, are closed without holding the exporter up; a bad
 //! file exits 3 with one line naming it and the field.
 
@@ -32,6 +34,17 @@ const PASSWORD: &str = "correct horse battery staple";
 /// the user [`USER`] with the bcrypt hash `hash`. Paths are relative to
 /// the file, as the toolkit reads them.
 fn web_config(dir: &Path, pki: &Pki, auth: &str, hash: &str) -> std::path::PathBuf {
+    web_config_with(dir, pki, auth, hash, "")
+}
+
+/// As [`web_config`], with `extra` lines in `tls_server_config`.
+fn web_config_with(
+    dir: &Path,
+    pki: &Pki,
+    auth: &str,
+    hash: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
     let ca = if auth == "NoClientCert" {
         String::new()
@@ -42,7 +55,7 @@ fn web_config(dir: &Path, pki: &Pki, auth: &str, hash: &str) -> std::path::PathB
     std::fs::write(
         &path,
         format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: {auth}\n{ca}\
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  client_auth_type: {auth}\n{ca}{extra}\
              http_server_config:\n  http2: false\n\
              basic_auth_users:\n  {USER}: '{hash}'\n",
             name(&pki.server_cert),
@@ -405,5 +418,31 @@ fn sigterm_closes_handshaking_and_idle_tls_connections_at_once() {
     );
     for s in [&mut stalled, &mut silent] {
         assert!(http::closed_within(s, Duration::from_secs(5)).is_some());
+    }
+}
+
+#[test]
+fn min_and_max_version_bound_what_is_offered() {
+    use rustls::version::{TLS12, TLS13};
+    let headers = basic(USER, PASSWORD);
+    for (extra, tls12, tls13) in [
+        ("", true, true),
+        ("  min_version: TLS13\n", false, true),
+        ("  max_version: TLS12\n", true, false),
+        // rustls has nothing older than TLS 1.2: TLS10 means it.
+        ("  min_version: TLS10\n", true, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::new(dir.path());
+        let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+        let config = web_config_with(dir.path(), &pki, "NoClientCert", &hash, extra);
+        let (_exporter, at) = exporter(&mut Command::new(BIN), &config, &[]);
+        let code = |v: &'static rustls::SupportedProtocolVersion| {
+            tls::get_over(&[v], at, &pki.ca, None, "/metrics", &headers, LIMIT)
+                .map(|r| r.code)
+                .ok()
+        };
+        assert_eq!(code(&TLS12), tls12.then_some(200), "{extra:?}, TLS 1.2");
+        assert_eq!(code(&TLS13), tls13.then_some(200), "{extra:?}, TLS 1.3");
     }
 }

@@ -86,6 +86,27 @@ pub fn get(
     headers: &str,
     limit: Duration,
 ) -> io::Result<Response> {
+    get_over(
+        rustls::DEFAULT_VERSIONS,
+        at,
+        ca,
+        client,
+        path,
+        headers,
+        limit,
+    )
+}
+
+/// As [`get`], offering only the TLS `versions`.
+pub fn get_over(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    at: SocketAddr,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+    path: &str,
+    headers: &str,
+    limit: Duration,
+) -> io::Result<Response> {
     // ring, as the exporter uses.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -96,7 +117,7 @@ pub fn get(
             .map_err(io::Error::other)?;
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(io::Error::other)?
         .with_root_certificates(roots);
     let config = match client {
