@@ -15,6 +15,7 @@ fn ci_installs_every_package_the_tests_name() {
         .chain(support::CLIENT_PACKAGES)
         .chain(support::DOC_PACKAGES)
         .chain(support::MONITORING_PACKAGES)
+        .chain(support::TLS_PACKAGES)
         .chain(support::RECIPE_PACKAGES)
         .chain(support::peers::PEER_PACKAGES);
     let missing: Vec<&&str> = named.filter(|p| !listed.contains(p)).collect();

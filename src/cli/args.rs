@@ -306,6 +306,10 @@ pub struct ServeArgs {
     /// Close a kept-alive connection that sends nothing for this long between requests.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_idle_timeout)]
     pub idle_timeout: Duration,
+
+    /// TLS and basic authentication from FILE, in the Prometheus exporter toolkit's web configuration format (tls_server_config, basic_auth_users).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Arguments of `portprobe rules`.

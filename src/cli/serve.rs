@@ -35,6 +35,10 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
         );
         return Ok(Status::Ok);
     }
+    let web = match &args.web_config_file {
+        Some(path) => serve::Web::load(path)?,
+        None => serve::Web::default(),
+    };
     let overrides = live::Overrides {
         listen: args.listen,
         allow: allow(args)?,
@@ -55,6 +59,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> Result<Status> {
             .map(|path| reload::Source { path, overrides }),
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
+        web,
     };
     serve::run(config, catalog, &mut std::io::stdout())?;
     Ok(Status::Ok)

@@ -1,6 +1,8 @@
 //! The exporter's HTTP server: an accept loop that admits each connection
-//! within the caps ([`Registry`]) and serves it with hyper, closing it when
-//! one of its phase's timeouts runs out; and the shutdown on SIGTERM or
+//! within the caps ([`Registry`]), runs its TLS handshake when the server
+//! has TLS (within the header-read timeout, counted from the connection's
+//! opening), and serves it with hyper, closing it when one of its phase's
+//! timeouts runs out; and the shutdown on SIGTERM or
 //! SIGINT: stop accepting, close every connection that is idle or still
 //! sending its request head, let the requests being answered finish, and
 //! return within the grace period whatever is left (at once on a second
@@ -22,10 +24,12 @@ use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
+use tokio_rustls::TlsAcceptor;
 
 use super::metrics::{Closed, Connections};
 use super::phase::{Answered, Answering, Close, Expired, Timeouts, Watched, deadline};
@@ -89,6 +93,15 @@ pub struct Limits {
     pub grace: Duration,
 }
 
+/// What the server speaks on its connections.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP.
+    Plain,
+    /// HTTP over TLS, after this handshake.
+    Tls(TlsAcceptor),
+}
+
 /// Serves `app` on `listener` until a signal, then shuts down within
 /// `limits.grace`.
 pub async fn serve(
@@ -97,6 +110,7 @@ pub async fn serve(
     registry: Arc<Registry>,
     stats: Arc<Connections>,
     limits: Limits,
+    transport: Transport,
     mut signals: Signals,
 ) -> Result<()> {
     let app = TowerToHyperService::new(app);
@@ -125,6 +139,7 @@ pub async fn serve(
                 ticket,
                 app,
                 limits.timeouts,
+                transport.clone(),
                 stats,
             ));
         }
@@ -184,16 +199,56 @@ enum End {
     Expired(Expired),
 }
 
-/// Serves one connection until it ends, is asked to close, or runs out of
-/// time in its phase.
+/// Serves one connection, after its TLS handshake when there is one.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     ticket: Ticket,
     app: TowerToHyperService<Router>,
     timeouts: Timeouts,
+    transport: Transport,
     stats: Arc<Connections>,
 ) {
+    match transport {
+        Transport::Plain => serve_http(stream, peer, &ticket, app, timeouts, &stats).await,
+        Transport::Tls(acceptor) => {
+            // The handshake is part of the wait for the request head: the
+            // header-read timeout runs from the opening through both. A
+            // connection asked to close meanwhile (for room, or shutdown)
+            // closes at once.
+            let (_, opened) = ticket.track.get();
+            let until = opened.checked_add(timeouts.header);
+            let handshake = super::tls::handshake(&acceptor, stream);
+            let done = tokio::select! {
+                done = async {
+                    match until {
+                        Some(at) => tokio::time::timeout_at(at, handshake).await.map_err(|_| ()),
+                        None => Ok(handshake.await),
+                    }
+                } => done,
+                _ = ticket.track.closing() => return,
+            };
+            match done {
+                Ok(Some(tls)) => serve_http(tls, peer, &ticket, app, timeouts, &stats).await,
+                Ok(None) | Err(()) => stats.closed(Closed::TlsHandshake),
+            }
+        }
+    }
+    drop(ticket);
+}
+
+/// Serves HTTP on one connection until it ends, is asked to close, or runs
+/// out of time in its phase.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    ticket: &Ticket,
+    app: TowerToHyperService<Router>,
+    timeouts: Timeouts,
+    stats: &Connections,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let track = Arc::clone(&ticket.track);
     let service = {
         let track = Arc::clone(&track);
@@ -272,5 +327,4 @@ async fn connection(
             Expired::Send => Closed::SendTimeout,
         });
     }
-    drop(ticket);
 }

@@ -47,15 +47,19 @@ pub enum Closed {
     IdleTimeout,
     /// Its client did not take a response within the send timeout.
     SendTimeout,
+    /// Its TLS handshake failed, or was not done within the header-read
+    /// timeout (a client speaking plain HTTP to the TLS port among them).
+    TlsHandshake,
 }
 
-const CLOSED: [(Closed, &str); 6] = [
+const CLOSED: [(Closed, &str); 7] = [
     (Closed::PerSource, "per_source_limit"),
     (Closed::AllBusy, "all_busy"),
     (Closed::Reused, "reused"),
     (Closed::HeaderTimeout, "header_timeout"),
     (Closed::IdleTimeout, "idle_timeout"),
     (Closed::SendTimeout, "send_timeout"),
+    (Closed::TlsHandshake, "tls_handshake"),
 ];
 
 /// The HTTP connections: open now, the caps, and those closed by each cap

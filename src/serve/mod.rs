@@ -8,8 +8,11 @@
 //! within a grace period. A configuration file (`config`) adds named
 //! modules and constant labels (`labels`), laid under the flags into what
 //! each request reads (`live`), and SIGHUP reads it again (`reload`).
+//! within a grace period. A web configuration file (`webconfig`) adds TLS
+//! (`tls`) and HTTP Basic authentication in front of every route (`auth`).
 
 pub mod allow;
+mod auth;
 mod caps;
 pub mod config;
 mod http;
@@ -23,10 +26,13 @@ pub mod query;
 mod registry;
 pub mod reload;
 pub mod target;
+mod tls;
+pub mod webconfig;
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,6 +82,46 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a kept-alive connection may wait between requests.
     pub idle_timeout: Duration,
+    /// TLS and authentication, from the web configuration file.
+    pub web: Web,
+}
+
+/// What a web configuration file sets up: TLS and the users allowed in.
+#[derive(Default)]
+pub struct Web {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    users: Option<Arc<auth::Users>>,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.is_some())
+            .finish()
+    }
+}
+
+impl Web {
+    /// Reads the web configuration file at `path` and loads the
+    /// certificates, key and CAs it names. The error names the file, the
+    /// field and what would be right.
+    pub fn load(path: &Path) -> Result<Web> {
+        let name = path.display();
+        let config =
+            webconfig::load(path).map_err(|e| anyhow::anyhow!("--web.config.file {name}: {e}"))?;
+        let tls = match &config.tls {
+            Some(settings) => Some(
+                tls::acceptor(settings)
+                    .map_err(|e| anyhow::anyhow!("--web.config.file {name}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Web {
+            tls,
+            users: auth::Users::new(&config.users).map(Arc::new),
+        })
+    }
 }
 
 impl Config {
@@ -220,18 +266,35 @@ async fn serve(config: Config, catalog: Catalog, out: &mut dyn Write) -> Result<
         config: reload::State::new(&config.settled, config.source),
     });
     tokio::spawn(reload_on_hangup(hangups, Arc::clone(&shared)));
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/probe", get(probe_handler))
         .route("/metrics", get(metrics_handler))
         .route("/", get(page::handler))
         .fallback(not_found)
         .with_state(Arc::clone(&shared));
+    if let Some(users) = config.web.users {
+        // Every route, the fallback too, answers only to a user.
+        app = app.layer(axum::middleware::from_fn_with_state(users, auth::require));
+    }
+    let (scheme, transport) = match config.web.tls {
+        Some(acceptor) => ("https", http::Transport::Tls(acceptor)),
+        None => ("http", http::Transport::Plain),
+    };
     writeln!(
         out,
-        "serving on http://{local}: /probe?target=HOST&product=NAME for Prometheus, /metrics, and a page at /"
+        "serving on {scheme}://{local}: /probe?target=HOST&product=NAME for Prometheus, /metrics, and a page at /"
     )
     .and_then(|()| out.flush())?;
-    http::serve(listener, app, registry, connections, limits, signals).await
+    http::serve(
+        listener,
+        app,
+        registry,
+        connections,
+        limits,
+        transport,
+        signals,
+    )
+    .await
 }
 
 /// Reads the configuration file again on every SIGHUP, off the async

@@ -28,7 +28,8 @@ pub const HALF_A_REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\n";
 /// GETs `path` from `at`, with `headers` (each line ending in `\r\n`).
 pub fn get(at: SocketAddr, path: &str, headers: &str) -> io::Result<Response> {
     let s = TcpStream::connect(at)?;
-    request(s, at, path, headers, Duration::from_secs(60))
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    request(s, at, path, headers)
 }
 
 /// As [`get`], giving up when connecting takes longer than `limit` or when
@@ -40,17 +41,19 @@ pub fn get_within(
     limit: Duration,
 ) -> io::Result<Response> {
     let s = TcpStream::connect_timeout(&at, limit)?;
-    request(s, at, path, headers, limit)
+    s.set_read_timeout(Some(limit))?;
+    request(s, at, path, headers)
 }
 
-fn request(
-    mut s: TcpStream,
+/// GETs `path` over `s`, a connection to `at` already open (a TLS stream,
+/// say) whose reads are bounded by the caller, and reads the response to
+/// its end.
+pub fn request(
+    mut s: impl Read + Write,
     at: SocketAddr,
     path: &str,
     headers: &str,
-    limit: Duration,
 ) -> io::Result<Response> {
-    s.set_read_timeout(Some(limit))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\n{headers}\r\n"
@@ -141,7 +144,8 @@ fn dechunk(mut raw: &str) -> Option<String> {
 }
 
 /// Starts `cmd` (a `portprobe serve`) and returns it with the address its
-/// first line says it serves on (`serving on http://ADDR: ...`).
+/// first line says it serves on (`serving on http://ADDR: ...`, or
+/// `https://` with TLS).
 pub fn start_exporter(cmd: &mut Command) -> (KillOnDrop, SocketAddr) {
     start_exporter_with(cmd, Stdio::inherit())
 }
@@ -156,6 +160,7 @@ pub fn start_exporter_with(cmd: &mut Command, stderr: Stdio) -> (KillOnDrop, Soc
         .unwrap();
     let at = line
         .strip_prefix("serving on http://")
+        .or_else(|| line.strip_prefix("serving on https://"))
         .and_then(|l| l.split_once(": "))
         .and_then(|(addr, _)| addr.parse().ok())
         .unwrap_or_else(|| panic!("not where it serves: {line}"));

@@ -15,6 +15,7 @@ pub mod nfqueue;
 pub mod peers;
 pub mod proc;
 pub mod responder;
+pub mod tls;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
@@ -101,6 +102,11 @@ pub const MONITORING_PACKAGES: &[&str] = &[
     "chromium-driver",
     "python3-selenium",
 ];
+
+/// Debian packages `tests/serve_tls.rs` runs against the exporter over
+/// TLS: a real Prometheus, and `htpasswd` to make the bcrypt hash as the
+/// documentation says.
+pub const TLS_PACKAGES: &[&str] = &["prometheus", "apache2-utils"];
 
 /// Debian packages of the programs `tests/recipes.rs` checks the recipes in
 /// `contrib/` with (`promtool`, `nagios4`, `systemd-analyze`).
