@@ -22,7 +22,10 @@
 # are deleted at the end. docs/sizing.md has the figures and the rule.
 #
 # Environment: PORTPROBE (default target/release/portprobe), INTERVAL (15),
-# TIMEOUT (the scrape timeout, 10), PORTS (22,88,443,548,3283,5900), OUT.
+# TIMEOUT (the scrape timeout, 10), PORTS (22,88,443,548,3283,5900), OUT,
+# ICMP_RATELIMIT (the router's net.ipv4.icmp_ratelimit in milliseconds per
+# ICMP error to one destination; unset, the kernel's 1000: 0 lifts the
+# budget that locating spends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,6 +78,9 @@ ip -n "$CLIENT" route add default via 198.18.0.1
 ip -n "$SERVER" route add default via 198.18.1.1
 ip -n "$ROUTER" route add 198.18.16.0/20 via 198.18.1.2
 ip netns exec "$ROUTER" sysctl -qw net.ipv4.ip_forward=1
+if [ -n "${ICMP_RATELIMIT:-}" ]; then
+    ip netns exec "$ROUTER" sysctl -qw net.ipv4.icmp_ratelimit="$ICMP_RATELIMIT"
+fi
 # Target i (0-based) is 198.18.(16 + (i+1)/256).((i+1)%256).
 addr() { local n=$(($1 + 1)); echo "198.18.$((16 + n / 256)).$((n % 256))"; }
 : > "$OUT/targets"
@@ -194,7 +200,8 @@ EOF
 }
 
 echo "sizing: $COUNT targets x 6 TCP ports ($PORTS), $DROPPING of them with 3283 and 5900 dropped;" \
-    "every ${INTERVAL}s (timeout ${TIMEOUT}s), ${SECONDS_EACH}s per exporter; $(nproc) cores; raw in $OUT"
+    "every ${INTERVAL}s (timeout ${TIMEOUT}s), ${SECONDS_EACH}s per exporter;" \
+    "router icmp_ratelimit $(ip netns exec "$ROUTER" sysctl -n net.ipv4.icmp_ratelimit) ms; $(nproc) cores; raw in $OUT"
 
 # portprobe.
 ip netns exec "$CLIENT" "$PORTPROBE" serve --listen 127.0.0.1:9199 --allow 198.18.16.0/20 \
