@@ -2,7 +2,10 @@
 //! passes hadolint, builds unchanged, runs as a numeric user without
 //! capabilities, and probes the lab from inside a container that joins the
 //! lab's client namespace, as a command and as the exporter.
-//! `docker/prometheus.yml` passes promtool.
+//! `docker/prometheus.yml` passes promtool. Under CI, `docker/compose.yaml`
+//! is brought up with podman-compose inside a lab namespace, its Prometheus
+//! (a stand-in for `prom/prometheus` made from Debian's package) scrapes
+//! the exporter, and it is taken down again.
 //!
 //! No registry is reachable, so the images the Dockerfile starts `FROM` are
 //! made here when podman does not have them: a Debian 12 root made by
@@ -431,5 +434,222 @@ fn image_serves_the_exporter_into_the_lab() {
         started.elapsed() < Duration::from_secs(5),
         "stopped after {:?}",
         started.elapsed()
+    );
+}
+
+/// The name `docker/compose.yaml` runs Prometheus from, as podman spells it.
+const PROMETHEUS: &str = "docker.io/prom/prometheus:latest";
+/// A stand-in for the `prom/prometheus` image, which no registry here
+/// serves: Debian's prometheus package, laid out as that image is (the
+/// same entry point and arguments, configuration in /etc/prometheus, data
+/// in /prometheus, running as nobody). The package must not start its
+/// daemon during the build.
+const PROMETHEUS_STANDIN: &str = r#"FROM docker.io/library/debian:bookworm-slim
+RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d \
+    && chmod 755 /usr/sbin/policy-rc.d \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends prometheus \
+    && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d \
+    && mkdir /prometheus \
+    && chown nobody:nogroup /prometheus
+USER nobody
+WORKDIR /prometheus
+EXPOSE 9090
+ENTRYPOINT ["/usr/bin/prometheus"]
+CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]
+"#;
+/// The name `docker/compose.yaml` gives the exporter's image.
+const COMPOSE_IMAGE: &str = "localhost/portprobe:latest";
+
+/// The podman-compose to run: `$PODMAN_COMPOSE` (`.ci/run` installs one
+/// from PyPI), else `podman-compose` on `PATH`.
+fn podman_compose() -> String {
+    std::env::var("PODMAN_COMPOSE").unwrap_or_else(|_| "podman-compose".into())
+}
+
+/// A compose project, taken down on drop.
+struct Project(Vec<String>);
+
+impl Project {
+    fn compose(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(podman_compose());
+        cmd.env("CONTAINERS_CONF", root().join("docker/containers.conf"))
+            .args(&self.0)
+            .args(args)
+            .current_dir(root());
+        cmd
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-t", "5"]).output();
+    }
+}
+
+/// `docker/compose.yaml` as shipped, brought up with podman-compose inside
+/// the lab's client namespace: an override file puts both services there
+/// (podman's bridge would reach the host's network) and drops the ports
+/// published to the host's loopback, which a namespace of its own has no
+/// use for; the name `portprobe` resolves to that namespace's loopback.
+/// The lab's server holds the documentation addresses that
+/// `docker/prometheus.yml` probes, so its scrapes stay in the lab.
+/// Under CI only: it starts a real Prometheus for a minute.
+#[test]
+fn compose_project_comes_up_and_its_prometheus_scrapes_the_exporter() {
+    let name = "compose_project_comes_up_and_its_prometheus_scrapes_the_exporter";
+    if !support::in_ci() {
+        eprintln!("skipped {name}: runs under CI=true only");
+        return;
+    }
+    let compose = podman_compose();
+    let Some(image) = image(name) else {
+        return;
+    };
+    if !support::require_programs(name, &[&compose]) {
+        return;
+    }
+    let Some(lab) = support::lab_or_skip(name) else {
+        return;
+    };
+    output(podman().args(["tag", image, COMPOSE_IMAGE])).unwrap();
+    if !image_exists(PROMETHEUS) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Containerfile"), PROMETHEUS_STANDIN).unwrap();
+        output(
+            podman()
+                .args(["build", "--network", "host", "-t", PROMETHEUS])
+                .arg(dir.path()),
+        )
+        .unwrap();
+    }
+    // The documentation targets of docker/prometheus.yml, on the server.
+    let ip = |ns: &str, args: &[&str]| {
+        support::run(Command::new("ip").args(["-n", ns]).args(args)).unwrap();
+    };
+    for target in ["192.0.2.10", "192.0.2.11", "192.0.2.20"] {
+        ip(
+            lab.server_ns(),
+            &["addr", "add", &format!("{target}/32"), "dev", "to-router"],
+        );
+    }
+    ip(
+        lab.router_ns(),
+        &["route", "add", "192.0.2.0/24", "via", "198.18.1.2"],
+    );
+    lab.nft(&["tcp dport 5900 drop"]).unwrap();
+    let _listeners = lab.tcp_listeners(&[3283, 5988], false).unwrap();
+
+    let network = support::netns::ns_path(lab.client_ns());
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("lab.yaml");
+    std::fs::write(
+        &overrides,
+        format!(
+            "services:\n\
+             \x20 portprobe:\n\
+             \x20   network_mode: \"ns:{net}\"\n\
+             \x20   ports: !reset []\n\
+             \x20 prometheus:\n\
+             \x20   network_mode: \"ns:{net}\"\n\
+             \x20   ports: !reset []\n\
+             \x20   extra_hosts: [\"portprobe:127.0.0.1\"]\n",
+            net = network.display()
+        ),
+    )
+    .unwrap();
+    let project = Project(vec![
+        "--in-pod".into(),
+        "false".into(),
+        "-p".into(),
+        lab.prefix().to_string(),
+        "-f".into(),
+        "docker/compose.yaml".into(),
+        "-f".into(),
+        overrides.display().to_string(),
+    ]);
+    let started = Instant::now();
+    output(&mut project.compose(&["up", "-d", "--no-build"])).unwrap();
+
+    let get = |path: &str, at: &str| -> Option<(u16, String)> {
+        let (path, at) = (path.to_string(), at.parse().unwrap());
+        lab.run_in(support::lab::Ns::Client, move || {
+            support::http::get_within(at, &path, "", Duration::from_secs(20))
+        })
+        .expect("run in the client namespace")
+        .ok()
+        .map(|r| (r.code, r.body))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get("/metrics", "127.0.0.1:9199").is_none() {
+        assert!(Instant::now() < deadline, "the exporter never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A probe through the project's exporter, as its Prometheus asks.
+    let (code, body) = get(
+        "/probe?product=Apple+Remote+Desktop&target=192.0.2.10",
+        "127.0.0.1:9199",
+    )
+    .expect("a probe");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.lines().any(|l| l.starts_with("portprobe_port_info{")
+            && l.contains("port=\"5900\"")
+            && l.contains("state=\"filtered\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nprobe_success{target=\"192.0.2.10\"} 0\n"),
+        "{body}"
+    );
+    // Its Prometheus scrapes both jobs, at prometheus.yml's minute: the
+    // first scrape of a target comes within an interval of the start.
+    let query = |q: &str| -> Vec<Value> {
+        get(
+            &format!("/api/v1/query?query={}", support::http::form_encode(q)),
+            "127.0.0.1:9090",
+        )
+        .and_then(|(code, body)| (code == 200).then_some(body))
+        .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+        .and_then(|doc| doc["data"]["result"].as_array().cloned())
+        .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(100);
+    let (exporter, probed) = loop {
+        let exporter = query("up{job=\"portprobe-exporter\"}");
+        let probed = query("up{job=\"portprobe-ard\",instance=\"192.0.2.10\"}");
+        if !exporter.is_empty() && !probed.is_empty() {
+            break (exporter, probed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the project's Prometheus has not scraped the exporter: {:?}",
+            query("up")
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(exporter[0]["value"][1], "1", "{exporter:?}");
+    assert_eq!(exporter[0]["metric"]["instance"], "portprobe:9199");
+    assert_eq!(probed[0]["value"][1], "1", "{probed:?}");
+    let blocked = query("portprobe_port_blocked{instance=\"192.0.2.10\",port=\"5900\"}");
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    assert_eq!(blocked[0]["value"][1], "1", "{blocked:?}");
+    let scraped = started.elapsed();
+
+    let down = Instant::now();
+    output(&mut project.compose(&["down", "-t", "10"])).unwrap();
+    let left = stdout(podman().args([
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=io.podman.compose.project={}", lab.prefix()),
+        "--format",
+        "{{.Names}}",
+    ]))
+    .unwrap();
+    assert_eq!(left, "", "containers left after down");
+    eprintln!(
+        "compose project up and scraped in {scraped:.2?}, down in {:.2?}",
+        down.elapsed()
     );
 }

@@ -2,8 +2,10 @@
 //! unit's `ExecStart=` and the cron line against loopback, the Nagios
 //! command with its example service's argument, the Prometheus alert rules
 //! through `promtool check rules` and their unit tests through `promtool
-//! test rules`, the units through `systemd-analyze`, the Nagios objects
-//! through Nagios' own pre-flight check.
+//! test rules`, the many-sites configuration (`prometheus/sites/`) through
+//! `promtool check config` and its rules through `promtool test rules`,
+//! the units through `systemd-analyze`, the Nagios objects through Nagios'
+//! own pre-flight check.
 //!
 //! Of each command line only three things are replaced: the example target
 //! (192.0.2.10) by 127.0.0.1, the installed binary by the one under test,
@@ -251,6 +253,89 @@ fn alert_rules_load_and_pass_their_unit_tests() {
         let out = run(Command::new("promtool")
             .args(args)
             .current_dir(contrib("prometheus")));
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+/// The placeholders of `prometheus/sites/agent.yml`, with the example
+/// values its opening comment fills them with.
+const AGENT_PLACEHOLDERS: [(&str, &str); 3] = [
+    ("${SITE}", "a"),
+    ("${EXPORTER}", "127.0.0.1:9199"),
+    ("${CENTRAL}", "http://prometheus.example:9090"),
+];
+
+#[test]
+fn site_configs_and_rules_pass_promtool() {
+    let name = "site_configs_and_rules_pass_promtool";
+    if !support::require_programs(name, &["promtool"]) {
+        return;
+    }
+    // The agent's template, filled in as its comment says, beside the
+    // targets file it reads.
+    let template = read("prometheus/sites/agent.yml");
+    let mut agent = template.clone();
+    for (placeholder, example) in AGENT_PLACEHOLDERS {
+        assert!(
+            template.contains(&format!(
+                "{}={example}",
+                &placeholder[2..placeholder.len() - 1]
+            )),
+            "agent.yml's comment does not fill {placeholder} with {example}"
+        );
+        agent = agent.replace(placeholder, example);
+    }
+    assert!(
+        !agent.contains("${"),
+        "agent.yml has other placeholders: {agent}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("agent.yml"), &agent).unwrap();
+    std::fs::copy(
+        contrib("prometheus/sites/targets.json"),
+        dir.path().join("targets.json"),
+    )
+    .unwrap();
+    // Each target names what to probe in a label that relabelling turns
+    // into a parameter and that is never stored.
+    let targets: serde_json::Value =
+        serde_json::from_str(&read("prometheus/sites/targets.json")).unwrap();
+    for group in targets.as_array().unwrap() {
+        let labels = group["labels"].as_object().unwrap();
+        assert!(
+            !labels.is_empty()
+                && labels
+                    .keys()
+                    .all(|k| ["__tmp_product", "__tmp_ports"].contains(&k.as_str())),
+            "{group}"
+        );
+    }
+    let checks: [(&[&str], PathBuf); 4] = [
+        (
+            &["check", "config", "--agent", "agent.yml"],
+            dir.path().to_path_buf(),
+        ),
+        (
+            &["check", "config", "central.yml"],
+            contrib("prometheus/sites"),
+        ),
+        (
+            &["check", "rules", "portprobe-sites-rules.yml"],
+            contrib("prometheus/sites"),
+        ),
+        (
+            &["test", "rules", "portprobe-sites-rules.test.yml"],
+            contrib("prometheus/sites"),
+        ),
+    ];
+    for (args, cwd) in checks {
+        let out = run(Command::new("promtool").args(args).current_dir(cwd));
         assert!(
             out.status.success(),
             "promtool {}: {}{}",

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::http::{self, HALF_A_REQUEST, closed_within, connect_from, sample};
+use support::http::{self, HALF_A_REQUEST, closed_within, connect_from, form_encode, sample};
 use support::lab::{Lab, Ns};
 use support::proc::KillOnDrop;
 
@@ -413,16 +413,6 @@ fn locating_on_probe_can_be_turned_off() {
         "",
     );
     assert_eq!(code, 400, "{body}");
-}
-
-/// `q` encoded for a URL's query.
-fn form_encode(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

@@ -128,6 +128,17 @@ pub fn sample(body: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `q` encoded for a URL's query (a PromQL expression for Prometheus'
+/// `/api/v1/query?query=`).
+pub fn form_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A chunked body's content (RFC 9112 section 7.1), or `None` when it is
 /// not one.
 fn dechunk(mut raw: &str) -> Option<String> {

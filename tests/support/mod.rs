@@ -15,6 +15,7 @@ pub mod nfqueue;
 pub mod peers;
 pub mod proc;
 pub mod responder;
+pub mod sites;
 pub mod tls;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
