@@ -153,9 +153,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: Option<u32>,
 
-    /// Stop probing after this long and report what is known (e.g. 30s, 2m; 100ms to 30d) [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_max_time)]
-    pub max_time: Option<Duration>,
+    /// Stop probing after this long and report what is known (e.g. 30s, 2m; 100ms to 30d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_max_time, default_value = "60s")]
+    pub max_time: Duration,
 
     /// SNMP v1/v2c community for the UDP 161 probe (an SNMPv3 discovery is sent too).
     #[arg(long, value_name = "COMMUNITY", default_value = "public")]

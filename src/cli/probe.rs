@@ -19,7 +19,6 @@ use crate::engine::{self, Config, Family, Phase, Probe, Progress, Resolved, Targ
 use crate::report::{self, Report, Status, TextOptions, words};
 
 /// The default bound on a run's time.
-const DEFAULT_MAX_TIME: Duration = Duration::from_secs(60);
 /// Runs shorter than this never show a progress bar.
 const PROGRESS_DELAY: Duration = Duration::from_millis(300);
 
@@ -41,7 +40,7 @@ pub fn run(catalog: &Catalog, args: ProbeArgs) -> Result<Status> {
     // The first round's --max-time counts from here: reading --targets
     // from a stream is part of it.
     let begun = Instant::now();
-    let max_time = args.max_time.unwrap_or(DEFAULT_MAX_TIME);
+    let max_time = args.max_time;
     let hosts = targets::hosts(&args.hosts, args.targets.as_deref(), begun, max_time)?;
     if args.products.is_empty() && args.ports.is_empty() {
         return Err(nothing_to_probe());
@@ -216,10 +215,14 @@ impl Run<'_> {
         } else {
             tokio::time::Instant::now()
         };
-        let max_time = self.cfg.max_time.unwrap_or(DEFAULT_MAX_TIME);
-        let deadline = started.checked_add(max_time);
-        let resolved =
-            engine::resolve_all(&self.hosts, self.family, deadline, stopped(stop.clone())).await;
+        let deadline = engine::later(started, self.args.max_time);
+        let resolved = engine::resolve_all(
+            &self.hosts,
+            self.family,
+            Some(deadline),
+            stopped(stop.clone()),
+        )
+        .await;
         let mut targets: Vec<(String, Result<Resolved, String>)> = Vec::new();
         let mut addresses: Vec<Target> = Vec::new();
         for (host, result) in self.hosts.iter().zip(resolved) {
@@ -238,35 +241,21 @@ impl Run<'_> {
                 }
             }
         }
-        let ports: Vec<(Probe, u16)> = self
-            .plan
-            .ports
-            .iter()
-            .map(|p| match self.cfg.responder {
-                Some(_) => (Probe::responder(p.transport), p.port),
-                None => (p.probe, p.port),
-            })
-            .collect();
-        let cfg = Config {
-            max_time: Some(deadline.map_or(max_time, |d| {
-                d.saturating_duration_since(tokio::time::Instant::now())
-            })),
-            ..self.cfg.clone()
-        };
+        let ports: Vec<(Probe, u16)> = self.plan.ports.iter().map(|p| (p.probe, p.port)).collect();
         let mut bar = ProgressDisplay::new(
             first
                 && self.args.format() == Format::Text
                 && !self.args.quiet
                 && std::io::stderr().is_terminal(),
         );
-        let mut outcome = engine::run(
-            &addresses,
-            &ports,
-            &cfg,
-            &mut |p| bar.update(p),
-            stopped(stop),
-        )
-        .await;
+        let check = engine::Check {
+            targets: &addresses,
+            ports: &ports,
+            cfg: &self.cfg,
+            started,
+            deadline,
+        };
+        let outcome = engine::check(check, &mut |p| bar.update(p), stopped(stop)).await;
         bar.finish();
         if self.args.verbose {
             let (ignored, more) = &outcome.ignored;
@@ -277,7 +266,6 @@ impl Run<'_> {
                 eprintln!("{}", words::ignored_more(*more));
             }
         }
-        outcome.duration = started.elapsed();
         let mut report = Report::new(targets, self.products.clone(), &self.plan, outcome);
         report.ready_after(started.elapsed());
         Ok(report)

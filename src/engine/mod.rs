@@ -25,6 +25,7 @@
 //!   exchange, and what a proof says about the path).
 
 mod attempt;
+mod check;
 mod evidence;
 mod icmp;
 #[cfg(test)]
@@ -54,6 +55,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use check::{Check, check};
 pub use limits::{DEFAULT_CONCURRENCY, raise_nofile_limit};
 pub use locate::{KEEP, Locator, MAX_HOPS, MAX_TRACED, REUSE};
 pub use located::{Located, Route, Stop};
@@ -295,7 +297,7 @@ pub fn effective_concurrency(cfg: &Config) -> usize {
 /// `progress` is called after each result; when `stop` completes the run
 /// ends early with what it has. Nothing a single port or target does (a
 /// local error, an unreachable network) ends the run.
-pub async fn run(
+async fn run(
     targets: &[Target],
     ports: &[(Probe, u16)],
     cfg: &Config,

@@ -151,15 +151,15 @@ impl Prober {
         let resolved = match resolved {
             Ok(r) => r,
             Err(why) => {
-                let outcome = engine::RunOutcome {
-                    results: Vec::new(),
-                    unprobed: 0,
-                    interrupted: false,
-                    out_of_time: false,
-                    addresses: Vec::new(),
-                    duration: started.elapsed(),
-                    ignored: (Vec::new(), 0),
+                // Nothing to probe: the check says so, timed like any other.
+                let nothing = engine::Check {
+                    targets: &[],
+                    ports: &[],
+                    cfg: &Config::default(),
+                    started,
+                    deadline,
                 };
+                let outcome = engine::check(nothing, &mut |_| {}, std::future::pending()).await;
                 let report = report(vec![(target, Err(why))], names, plan, outcome, started);
                 return Ok(Probed {
                     report: report.await?,
@@ -167,36 +167,27 @@ impl Prober {
                 });
             }
         };
-        let ports: Vec<(Probe, u16)> = plan
-            .ports
-            .iter()
-            .map(|p| match options.responder {
-                Some(_) => (Probe::responder(p.transport), p.port),
-                None => (p.probe, p.port),
-            })
-            .collect();
+        let ports: Vec<(Probe, u16)> = plan.ports.iter().map(|p| (p.probe, p.port)).collect();
         let cfg = Config {
             concurrency: Some(self.limit),
             shared_limit: Some(Arc::clone(&self.permits)),
-            max_time: Some(deadline.saturating_duration_since(Instant::now())),
             retries: options.retries,
             locate: options.locate.unwrap_or(true),
             locator: Some(Arc::clone(&self.locator)),
             responder: options.responder,
             ..Config::default()
         };
-        let mut outcome = engine::run(
-            &resolved.targets,
-            &ports,
-            &cfg,
-            &mut |_| {},
-            std::future::pending(),
-        )
-        .await;
+        let check = engine::Check {
+            targets: &resolved.targets,
+            ports: &ports,
+            cfg: &cfg,
+            started,
+            deadline,
+        };
+        let outcome = engine::check(check, &mut |_| {}, std::future::pending()).await;
         if outcome.results.is_empty() && outcome.unprobed > 0 {
             return Err(NotRun::Busy);
         }
-        outcome.duration = started.elapsed();
         let report = report(vec![(target, Ok(resolved))], names, plan, outcome, started);
         Ok(Probed {
             report: report.await?,
