@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use super::generate::{Generate, probe_option_ids};
 use crate::input::duration;
 use crate::port::{PortItem, parse_port_list};
 use crate::report::EXIT_CODES;
@@ -527,6 +526,30 @@ fn parse_header_timeout(s: &str) -> Result<Duration, String> {
 
 fn parse_idle_timeout(s: &str) -> Result<Duration, String> {
     duration::parse(s, duration::SERVE_IDLE_TIMEOUT)
+}
+
+/// What `--generate` prints on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// The man page, in roff (`man -l` reads it).
+    Man,
+    /// A completion script for bash.
+    CompleteBash,
+    /// A completion script for zsh.
+    CompleteZsh,
+    /// A completion script for fish.
+    CompleteFish,
+    /// A completion script for PowerShell.
+    CompletePowershell,
+}
+
+/// The ids of the probe's options and hosts, each of which `--generate`
+/// conflicts with (one by one, so that clap's error names the one given).
+fn probe_option_ids() -> Vec<clap::Id> {
+    ProbeArgs::augment_args(clap::Command::new("probe"))
+        .get_arguments()
+        .map(|a| a.get_id().clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,38 +5,14 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use clap::CommandFactory;
 use clap::error::ErrorKind;
-use clap::{Args, CommandFactory, ValueEnum};
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use super::args::{Cli, ProbeArgs};
+use super::args::{Cli, Generate};
 use crate::report::Status;
-
-/// What `--generate` prints on stdout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Generate {
-    /// The man page, in roff (`man -l` reads it).
-    Man,
-    /// A completion script for bash.
-    CompleteBash,
-    /// A completion script for zsh.
-    CompleteZsh,
-    /// A completion script for fish.
-    CompleteFish,
-    /// A completion script for PowerShell.
-    CompletePowershell,
-}
-
-/// The ids of the probe's options and hosts, each of which `--generate`
-/// conflicts with (one by one, so that clap's error names the one given).
-pub(super) fn probe_option_ids() -> Vec<clap::Id> {
-    ProbeArgs::augment_args(clap::Command::new("probe"))
-        .get_arguments()
-        .map(|a| a.get_id().clone())
-        .collect()
-}
 
 /// `--generate` goes with no subcommand (its conflicts with every probe
 /// option and host are clap's own).
@@ -308,6 +284,7 @@ fn help_section(roff: &mut Roff, section: &HelpSection) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
 
     #[test]
     fn aligned_columns_read_as_a_table() {

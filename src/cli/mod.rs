@@ -20,10 +20,9 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 pub use args::{
-    Cli, ColorChoice, Command, Format, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs, RulesArgs,
-    RulesFormat, ServeArgs,
+    Cli, ColorChoice, Command, Format, Generate, ListenArgs, PortsArgs, ProbeArgs, ProductsArgs,
+    RulesArgs, RulesFormat, ServeArgs,
 };
-pub use generate::Generate;
 
 use crate::catalog::{Catalog, Product};
 use crate::report::clean::clean;
