@@ -28,6 +28,7 @@ compile_error!(
 );
 
 pub mod catalog;
+pub mod clean;
 pub mod cli;
 pub mod engine;
 pub(crate) mod input;

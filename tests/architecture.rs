@@ -207,20 +207,27 @@ fn nothing_outside_the_command_line_prints() {
 const MAY_IMPORT: &[(&str, &[&str])] = &[
     ("catalog", &["engine", "port", "wire"]),
     ("port", &[]),
+    ("clean", &[]),
     ("wire", &["port"]),
     ("input", &["engine", "wire"]),
     ("engine", &["port", "wire"]),
-    ("report", &["catalog", "engine", "port", "rules", "wire"]),
+    (
+        "report",
+        &["catalog", "clean", "engine", "port", "rules", "wire"],
+    ),
     ("rules", &["catalog", "engine", "port", "report"]),
-    ("listen", &["port", "report", "wire"]),
+    ("listen", &["clean", "port", "wire"]),
     (
         "serve",
-        &["catalog", "engine", "input", "port", "report", "wire"],
+        &[
+            "catalog", "clean", "engine", "input", "port", "report", "wire",
+        ],
     ),
     (
         "cli",
         &[
-            "catalog", "engine", "input", "listen", "port", "report", "rules", "serve", "wire",
+            "catalog", "clean", "engine", "input", "listen", "port", "report", "rules", "serve",
+            "wire",
         ],
     ),
     ("lib", &[]),

@@ -25,7 +25,7 @@ pub use args::{
 };
 
 use crate::catalog::{Catalog, Product};
-use crate::report::clean::clean;
+use crate::clean::clean;
 use crate::report::{Status, listing, service, words};
 
 /// Runs portprobe with the process's arguments and returns its exit code.

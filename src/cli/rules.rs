@@ -14,8 +14,8 @@ use super::args::{RulesArgs, RulesFormat};
 use super::source::{self, Source};
 use super::{find_products, output, write_stdout};
 use crate::catalog::Catalog;
+use crate::clean::clean;
 use crate::report::Status;
-use crate::report::clean::clean;
 use crate::rules::report::Families;
 use crate::rules::{Hook, Rules, Sources, aerleon, cisco, iptables, nftables, pf, plan, windows};
 

@@ -6,8 +6,8 @@ use anyhow::{Result, anyhow};
 
 use super::ServeArgs;
 use crate::catalog::Catalog;
+use crate::clean::clean;
 use crate::report::Status;
-use crate::report::clean::clean;
 use crate::serve::{self, AllowList, config, live, reload};
 
 /// Runs the exporter, or checks its configuration file.

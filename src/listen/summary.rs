@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::bind::{Bindings, Skip, Skipped};
 use super::holder::Holder;
 use super::limit::{Refusal, TOTAL_RATE};
+use crate::clean::clean;
 use crate::port::Transport;
-use crate::report::clean::clean;
 
 /// Addresses listed per port; more are counted as "others".
 pub const MAX_LISTED: usize = 8;

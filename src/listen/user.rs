@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use nix::unistd::{Gid, Uid, User, geteuid, setgid, setgroups, setuid};
 
-use crate::report::clean::clean;
+use crate::clean::clean;
 
 /// The account to run as.
 #[derive(Clone, Debug, PartialEq, Eq)]

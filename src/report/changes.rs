@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::clean::clean;
 use super::model::Report;
+use crate::clean::clean;
 use crate::engine::{PortResult, Reason, State};
 use crate::port::Transport;
 

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::Status;
-use super::clean::clean;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
 use super::{service, words};
+use crate::clean::clean;
 use crate::engine::{Note, Reason, ResolvedBy, State, Stop};
 use crate::wire::UdpProtocol;
 
@@ -78,7 +78,7 @@ pub struct Options<'a> {
 }
 
 /// `s` cleaned of control and reordering characters (as
-/// [`super::clean::clean`] shows them) and escaped for HTML text
+/// [`crate::clean::clean`] shows them) and escaped for HTML text
 /// and attribute values.
 pub fn escape(s: &str) -> String {
     let s = clean(s);

@@ -6,8 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::model::{HostVerdict, ProductVerdict, Report, Row, Summary, TargetReport};
-use super::{clean, words};
+use super::words;
 use crate::catalog::NotProbed;
+use crate::clean;
 use crate::engine::{
     Located, Note, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
 };

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::clean::clean;
 use crate::catalog::{Catalog, Requirement};
+use crate::clean::clean;
 
 /// One product as `portprobe products --json` lists it.
 #[derive(Debug, Serialize)]

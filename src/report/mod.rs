@@ -2,7 +2,6 @@
 //! exit codes. Nothing here touches the network.
 
 pub mod changes;
-pub mod clean;
 pub mod html;
 pub mod json;
 pub mod listing;

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 
 use super::Status;
 use super::model::{Report, Row};
-use super::{clean, service};
+use super::service;
+use crate::clean;
 
 /// Up to this many blocked ports are named in the status line.
 const NAMED: usize = 8;

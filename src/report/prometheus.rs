@@ -14,9 +14,9 @@
 use std::fmt::Write as _;
 
 use super::Status;
-use super::clean;
 use super::json::located_how;
 use super::model::{Report, Row, TargetReport};
+use crate::clean;
 
 /// Every label a series of the exposition may carry: a constant label
 /// added to them all must be named otherwise.

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::Status;
-use super::clean::clean;
 use super::model::{HostVerdict, ProductVerdict, Report, Row, TargetReport};
 use super::{service, words};
+use crate::clean::clean;
 use crate::engine::{
     AddressNote, Note, PortResult, Reason, ResolvedBy, Route, State, Stop, Translation, Unconfirmed,
 };

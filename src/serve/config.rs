@@ -24,9 +24,9 @@ use super::labels::Labels;
 use super::probe::Options;
 use super::query::{MAX_MODULE_NAME, TCP_CONNECT};
 use crate::catalog::Catalog;
+use crate::clean::clean;
 use crate::engine::Family;
 use crate::port::{PortItem, merge, parse_port_list};
-use crate::report::clean::clean;
 
 /// The largest configuration file read.
 pub const MAX_FILE: u64 = 1 << 20;

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::clean;
+use crate::clean;
 use crate::report::prometheus;
 
 /// The most constant labels.

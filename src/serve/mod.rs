@@ -47,7 +47,7 @@ use tokio::sync::Semaphore;
 pub use allow::AllowList;
 
 use crate::catalog::Catalog;
-use crate::report::clean::clean;
+use crate::clean::clean;
 use crate::report::{Report, Status, prometheus};
 use caps::Caps;
 use metrics::{Connections, Metrics, Outcome};

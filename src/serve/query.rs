@@ -9,8 +9,8 @@
 //! (each port once, however often it is named) without listing a port.
 
 use super::target;
+use crate::clean::clean;
 use crate::port::{PortItem, merge, parse_port_list};
-use crate::report::clean::clean;
 
 /// The longest query string read.
 pub const MAX_QUERY: usize = 4096;

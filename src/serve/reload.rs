@@ -88,7 +88,7 @@ impl State {
                 )];
             }
         };
-        let shown = crate::report::clean::clean(&source.path.to_string_lossy()).into_owned();
+        let shown = crate::clean::clean(&source.path.to_string_lossy()).into_owned();
         let mut said = Vec::new();
         if settled.listen != self.listen {
             said.push(format!(
