@@ -472,89 +472,6 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         }
     }
 
-    /// Moves every idle address forward: more attempts for silent ports once
-    /// the path has shown loss, then ICMP rate-limit rounds.
-    fn advance(&mut self, now: Instant, progress: &mut (dyn FnMut(Progress) + Send)) {
-        let mut changed = false;
-        for a in 0..self.paths.len() {
-            if self.slots.in_progress(a) > 0 || self.paths[a].pacing.end_state().is_some() {
-                continue;
-            }
-            if !self.paths[a].pacing.active() && self.retry_silent(a) {
-                continue;
-            }
-            let was_active = self.paths[a].pacing.active();
-            let silent_udp = self.slots.silent_udp(a);
-            let answered = self.paths[a].answered;
-            match self.paths[a].pacing.idle(now, silent_udp, answered) {
-                Step::Wait => {}
-                Step::Round { canaries } => {
-                    self.start_round(a, &canaries);
-                    changed = true;
-                }
-            }
-            changed |= was_active != self.paths[a].pacing.active();
-        }
-        if changed {
-            self.phase = self.current_phase();
-            self.report(progress);
-        }
-    }
-
-    /// Queues silent ports of address `a` that have had fewer attempts than
-    /// the path now allows (it showed loss after they were tried).
-    fn retry_silent(&mut self, a: usize) -> bool {
-        let max = self.paths[a].max_attempts(self.cfg.retries);
-        let retry: Vec<usize> = self
-            .slots
-            .of_addr(a)
-            .iter()
-            .copied()
-            .filter(|&i| {
-                let s = self.slots.get(i);
-                matches!(s.state(), SlotState::Settled(r) if is_silence(r)) && s.attempts < max
-            })
-            .collect();
-        for &i in &retry {
-            self.requeue_settled(i, Stage::Pass);
-        }
-        !retry.is_empty()
-    }
-
-    /// Queues a settled port again for `stage`, keeping its result so far.
-    fn requeue_settled(&mut self, i: usize, stage: Stage) {
-        self.slots.update(i, |state| match state {
-            SlotState::Settled(r) => SlotState::Queued {
-                stage,
-                last: Some(r),
-            },
-            other => other,
-        });
-        self.queue.push_back(i);
-    }
-
-    /// A round re-probes every silent UDP port, then one canary per sender
-    /// (none in a blind round, before any sender is known).
-    fn start_round(&mut self, a: usize, canaries: &[usize]) {
-        let members: Vec<usize> = self
-            .slots
-            .of_addr(a)
-            .iter()
-            .copied()
-            .filter(|&i| {
-                matches!(self.slots.get(i).state(), SlotState::Settled(r)
-                    if is_silence(r) && r.transport == Transport::Udp)
-            })
-            .collect();
-        for (stage, list) in [(Stage::Round, &members[..]), (Stage::Canary, canaries)] {
-            for &i in list {
-                if matches!(self.slots.get(i).state(), SlotState::Settled(_)) {
-                    self.requeue_settled(i, stage);
-                }
-            }
-        }
-    }
-
     fn current_phase(&self) -> Phase {
         let mut ports = 0;
         let mut addresses = 0;
@@ -629,85 +546,10 @@ impl<'a, P: Prober> Scheduler<'a, P> {
         }
         wake.max(now)
     }
-
-    /// Stops everything still running and gathers the results: ports tried
-    /// but unanswered count as silent, ports never tried as unprobed.
-    fn finish(&mut self, interrupted: bool, out_of_time: bool, started: Instant) -> RunOutcome {
-        self.inflight.abort_all();
-        let now = Instant::now();
-        let why = |end: Option<End>, rounds: u32| match end {
-            Some(End::Capped) => Unconfirmed::RoundCap { rounds },
-            Some(End::Limited) => Unconfirmed::ResponderLimiting,
-            _ if interrupted => Unconfirmed::Stopped,
-            _ => Unconfirmed::OutOfTime,
-        };
-        let unconfirmed: Vec<Option<Unconfirmed>> = self
-            .paths
-            .iter()
-            .map(|p| {
-                p.pacing
-                    .left_unconfirmed(p.answered)
-                    .then(|| why(p.pacing.end_state(), p.pacing.rounds()))
-            })
-            .collect();
-        let mut unconfirmed_count = vec![0; self.paths.len()];
-        let mut unprobed = 0;
-        let mut results = Vec::with_capacity(self.slots.len());
-        for slot in std::mem::take(&mut self.slots).into_inner() {
-            let mut result = match slot.state() {
-                SlotState::Settled(r) => r.clone(),
-                SlotState::Queued { last: Some(r), .. }
-                | SlotState::Running { last: Some(r), .. } => r.clone(),
-                _ if slot.attempts > 0 => verdict::silent(&slot.job, slot.attempts),
-                _ => {
-                    unprobed += 1;
-                    continue;
-                }
-            };
-            if let Some(why) = unconfirmed[slot.addr]
-                && is_silence(&result)
-                && result.transport == Transport::Udp
-            {
-                result.note = Some(Note::Unconfirmed(why));
-                // Silence a limiting responder may have caused blocks nothing.
-                if why == Unconfirmed::ResponderLimiting {
-                    result.state = State::OpenFiltered;
-                }
-                unconfirmed_count[slot.addr] += 1;
-            }
-            results.push(result);
-        }
-        results.sort_by_key(|r| (r.address, r.transport, r.port));
-        let addresses = self
-            .paths
-            .iter()
-            .zip(unconfirmed_count)
-            .zip(unconfirmed)
-            .map(|((p, count), why)| AddressNote {
-                address: p.target.ip,
-                icmp_senders: p.pacing.senders(),
-                icmp_rounds: p.pacing.rounds(),
-                icmp_revealed: p.pacing.revealed_count(),
-                icmp_unconfirmed: count,
-                icmp_unconfirmed_why: why.filter(|_| count > 0),
-                icmp_time: p.pacing.time(now),
-                loss_seen: p.loss_seen,
-                srtt: p.srtt(),
-                route: None,
-            })
-            .collect();
-        RunOutcome {
-            results,
-            unprobed,
-            interrupted,
-            out_of_time,
-            addresses,
-            duration: started.elapsed(),
-            ignored: (Vec::new(), 0),
-        }
-    }
 }
 
+mod finish;
 mod responder;
+mod rounds;
 #[cfg(test)]
 mod tests;
