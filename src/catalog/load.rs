@@ -165,7 +165,9 @@ fn between_backticks(s: &str) -> Option<&str> {
     Some(&s[start..start + len])
 }
 
-/// Parses and validates a whole catalog.
+/// Parses and validates a whole catalog: its entries, then its products
+/// (names unique as typed), then what the products include, then what
+/// they leave out.
 pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
     let ctx = Ctx { file };
     let raw: RawFile = toml::from_str(text).map_err(|e| CatalogError::Syntax {
@@ -174,15 +176,38 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
     })?;
     let entry_lines = header_lines(text, "[[entry]]");
     let product_lines = header_lines(text, "[[product]]");
+    let (entries, entry_ids) = parse_entries(&ctx, raw.entry, &entry_lines)?;
+    let (products, lookup_names) =
+        parse_products(&ctx, raw.product, &product_lines, &entries, &entry_ids)?;
+    let (products, product_names) = check_includes(&ctx, products, &product_lines)?;
+    let mut catalog = Catalog {
+        origin: file.to_string(),
+        entries,
+        products,
+        entry_ids,
+        product_names,
+        lookup_names,
+        services: OnceLock::new(),
+    };
+    settle_leaves_out(&ctx, &mut catalog, &product_lines)?;
+    Ok(catalog)
+}
 
-    let mut entries = Vec::with_capacity(raw.entry.len());
+/// The `[[entry]]` tables, each validated, with ids and rows unique; and
+/// each id's index.
+fn parse_entries(
+    ctx: &Ctx<'_>,
+    raw: Vec<toml::Value>,
+    lines: &[usize],
+) -> Result<(Vec<Entry>, HashMap<String, usize>), CatalogError> {
+    let mut entries = Vec::with_capacity(raw.len());
     let mut entry_ids: HashMap<String, usize> = HashMap::new();
     let mut rows: HashSet<u32> = HashSet::new();
-    for (index, value) in raw.entry.into_iter().enumerate() {
+    for (index, value) in raw.into_iter().enumerate() {
         let mut item = Item {
             kind: "entry",
             index,
-            line: entry_lines.get(index).copied(),
+            line: lines.get(index).copied(),
             name: value
                 .get("id")
                 .and_then(|v| v.as_str())
@@ -190,7 +215,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         };
         let raw = RawEntry::deserialize(value).map_err(|e| ctx.serde_err(&item, e))?;
         item.name = Some(format!("id \"{}\"", raw.id));
-        let entry = validate_entry(&ctx, &item, raw)?;
+        let entry = validate_entry(ctx, &item, raw)?;
         if entry_ids.insert(entry.id.clone(), index).is_some() {
             return Err(ctx.err(
                 &item,
@@ -213,15 +238,30 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         }
         entries.push(entry);
     }
+    Ok((entries, entry_ids))
+}
 
-    let mut products: Vec<(Item, Product)> = Vec::with_capacity(raw.product.len());
+/// Each normalised name or alias, and the product it names.
+type LookupNames = BTreeMap<String, usize>;
+
+/// The `[[product]]` tables, each validated against the entries, with
+/// every name and alias unique as a person types it; and each normalised
+/// name's product.
+fn parse_products(
+    ctx: &Ctx<'_>,
+    raw: Vec<toml::Value>,
+    lines: &[usize],
+    entries: &[Entry],
+    entry_ids: &HashMap<String, usize>,
+) -> Result<(Vec<(Item, Product)>, LookupNames), CatalogError> {
+    let mut products: Vec<(Item, Product)> = Vec::with_capacity(raw.len());
     // Normalised name or alias -> the product it names.
-    let mut lookup_names: BTreeMap<String, usize> = BTreeMap::new();
-    for (index, value) in raw.product.into_iter().enumerate() {
+    let mut lookup_names = LookupNames::new();
+    for (index, value) in raw.into_iter().enumerate() {
         let mut item = Item {
             kind: "product",
             index,
-            line: product_lines.get(index).copied(),
+            line: lines.get(index).copied(),
             name: value
                 .get("name")
                 .and_then(|v| v.as_str())
@@ -229,7 +269,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         };
         let raw = RawProduct::deserialize(value).map_err(|e| ctx.serde_err(&item, e))?;
         item.name = Some(format!("\"{}\"", raw.name));
-        let product = validate_product(&ctx, &item, raw, &entries, &entry_ids)?;
+        let product = validate_product(ctx, &item, raw, entries, entry_ids)?;
         for (field, name) in std::iter::once(("name", &product.name))
             .chain(product.aliases.iter().map(|a| ("aliases", a)))
         {
@@ -250,7 +290,16 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         }
         products.push((item, product));
     }
+    Ok((products, lookup_names))
+}
 
+/// Every product a product includes exists, and no product includes
+/// itself through others; the products, and each name's index.
+fn check_includes(
+    ctx: &Ctx<'_>,
+    products: Vec<(Item, Product)>,
+    lines: &[usize],
+) -> Result<(Vec<Product>, HashMap<String, usize>), CatalogError> {
     let product_names: HashMap<String, usize> = products
         .iter()
         .enumerate()
@@ -277,7 +326,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
         let item = Item {
             kind: "product",
             index,
-            line: product_lines.get(index).copied(),
+            line: lines.get(index).copied(),
             name: Some(format!("\"{}\"", cycle[0])),
         };
         return Err(ctx.err(
@@ -289,18 +338,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Catalog, CatalogError> {
             ),
         ));
     }
-
-    let mut catalog = Catalog {
-        origin: file.to_string(),
-        entries,
-        products,
-        entry_ids,
-        product_names,
-        lookup_names,
-        services: OnceLock::new(),
-    };
-    settle_leaves_out(&ctx, &mut catalog, &product_lines)?;
-    Ok(catalog)
+    Ok((products, product_names))
 }
 
 /// Checks what each `leaves_out` names against the whole catalog (the

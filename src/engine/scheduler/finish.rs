@@ -6,7 +6,12 @@ use super::*;
 impl<P: Prober> Scheduler<'_, P> {
     /// Stops everything still running and gathers the results: ports tried
     /// but unanswered count as silent, ports never tried as unprobed.
-    pub(super) fn finish(&mut self, interrupted: bool, out_of_time: bool, started: Instant) -> RunOutcome {
+    pub(super) fn finish(
+        &mut self,
+        interrupted: bool,
+        out_of_time: bool,
+        started: Instant,
+    ) -> RunOutcome {
         self.inflight.abort_all();
         let now = Instant::now();
         let why = |end: Option<End>, rounds: u32| match end {
