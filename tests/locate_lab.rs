@@ -7,8 +7,9 @@
 //! second finds the routers' ICMP allowances spent by the first) and both
 //! answers must be the same. The words must say where with addresses, and
 //! never mislead. The exporter and `--watch` keep what they located: a
-//! second round gives the same answer without one more time-exceeded from
-//! the router. The tests need root to build the namespaces: without it
+//! second request gives the same answer without one more time-exceeded
+//! from the router, and later `--watch` rounds without locating again. The
+//! tests need root to build the namespaces: without it
 //! each prints one line saying it was skipped; under CI they must run.
 
 mod support;
@@ -527,26 +528,14 @@ fn watch_rounds_keep_what_they_located() {
     assert!(spent > 0, "the first round located nothing");
     let second = round();
     let third = round();
-    // A kept answer is given without a probe. Only a path the first round
-    // did not follow to the host (a control probe that timed out on a busy
-    // machine) is completed later, from the errors the router has to spare.
-    let server = lab.server_v4().to_string();
-    let reached = first["hosts"][0]["path"]
-        .as_array()
-        .and_then(|p| p.last())
-        .is_some_and(|hop| hop["address"] == server.as_str());
-    if reached {
-        assert_eq!(
-            lab.time_exceeded_sent().unwrap(),
-            spent,
-            "later rounds spent the router's time-exceeded again:\n{first}\n{second}\n{third}"
-        );
-    } else {
-        eprintln!(
-            "the first round's path stopped short of the host: {}",
-            first["hosts"]
-        );
-    }
+    // A kept answer is given without locating again. A round may spend
+    // what a re-check within the budget may (two errors of a router that
+    // has them to spare), never a search: the first round's own spending.
+    let later = lab.time_exceeded_sent().unwrap() - spent;
+    assert!(
+        later <= 4 && later < spent,
+        "later rounds spent {later} of the router's time-exceeded (the first {spent}):\n{first}\n{second}\n{third}"
+    );
     let strip_age = |doc: &Value| {
         let mut a = answers(doc);
         for v in a.values_mut() {
