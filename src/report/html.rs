@@ -410,17 +410,7 @@ fn runs<'a>(rows: impl IntoIterator<Item = &'a Row>, key: impl Fn(&Row) -> Strin
 
 /// "TCP 5900" or "TCP 8000-8999", after the address when `many_addresses`.
 fn label(run: &Run<'_>, many_addresses: bool) -> String {
-    let r = &run.first.result;
-    let ports = if run.last == r.port {
-        r.port.to_string()
-    } else {
-        format!("{}-{}", r.port, run.last)
-    };
-    if many_addresses {
-        format!("{} {} {ports}", r.address, r.transport.label())
-    } else {
-        format!("{} {ports}", r.transport.label())
-    }
+    service::ports_label(&run.first.result, run.last, many_addresses)
 }
 
 /// What to do about one blocked port, where the evidence makes it clear.

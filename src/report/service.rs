@@ -8,7 +8,7 @@ use super::Status;
 use super::model::{ProductVerdict, Row, TargetReport};
 use super::words;
 use crate::catalog::NotProbed;
-use crate::engine::{Note, Reason, State};
+use crate::engine::{Note, PortResult, Reason, State};
 use crate::port::Transport;
 
 /// Up to this many ports (or runs of ports) are named in a verdict.
@@ -71,19 +71,24 @@ fn runs<'a>(rows: &[&'a Row], words: impl Fn(&Row) -> String) -> Vec<Run<'a>> {
     out
 }
 
-/// "TCP 25" or "TCP 8000-8999", after the address when `many_addresses`.
-fn run_label(run: &Run<'_>, many_addresses: bool) -> String {
-    let r = &run.first.result;
-    let ports = if run.last == r.port {
-        r.port.to_string()
+/// "TCP 25" or "TCP 8000-8999" for the ports of `first`'s result up to
+/// `last`, after the address when `many_addresses`.
+pub(super) fn ports_label(first: &PortResult, last: u16, many_addresses: bool) -> String {
+    let ports = if last == first.port {
+        first.port.to_string()
     } else {
-        format!("{}-{}", r.port, run.last)
+        format!("{}-{last}", first.port)
     };
     if many_addresses {
-        format!("{} {} {ports}", r.address, r.transport.label())
+        format!("{} {} {ports}", first.address, first.transport.label())
     } else {
-        format!("{} {ports}", r.transport.label())
+        format!("{} {ports}", first.transport.label())
     }
+}
+
+/// A run's ports, as [`ports_label`] says them.
+fn run_label(run: &Run<'_>, many_addresses: bool) -> String {
+    ports_label(&run.first.result, run.last, many_addresses)
 }
 
 /// Up to [`NAMED`] items, then "and N more".
